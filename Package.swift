@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "squtun",
+    products: [
+        .executable(name: "squtun", targets: ["squtund"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    ],
+    targets: [
+        // libcrypto from OpenSSL 3 (libssl-dev). Only squtun-crypto imports it.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // What Swift's Glibc module lacks (_GNU_SOURCE symbols and friends).
+        .target(name: "CShim"),
+        // Pure Swift: wire format, replay window, options, MTU maths, constants.
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The only code that touches OpenSSL.
+        .target(name: "squtun-crypto", dependencies: ["COpenSSL", "Shared"]),
+        .executableTarget(
+            name: "squtund",
+            dependencies: [
+                "Shared", "squtun-crypto", "CShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

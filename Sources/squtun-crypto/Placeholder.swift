@@ -1,0 +1,2 @@
+import COpenSSL
+import Shared
