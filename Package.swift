@@ -35,7 +35,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Micro-benchmark (not a test): seal/open ns per packet vs `openssl speed`.
+        .executableTarget(
+            name: "squtun-microbench",
+            dependencies: ["squtun-crypto", "Shared"],
+            path: "bench/micro"
+        ),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        // Runs the built `squtun` binary as a process.
+        .testTarget(name: "CLITests", dependencies: ["Shared"]),
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
     ],
     swiftLanguageModes: [.v6]
