@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Independent reference implementation of squtun wire protocol v1.
+
+Written from docs/PROTOCOL.md alone, with Python's `cryptography` package
+instead of the Swift/OpenSSL code, so the two implementations check each
+other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
+
+    squtun_v1.py vectors          print the vector blocks (Markdown)
+    squtun_v1.py check FILE.md    re-derive every vector in FILE.md; exit 1 on any mismatch
+"""
+import re
+import struct
+import sys
+
+from cryptography.hazmat.primitives import hashes, hmac, padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION = 1
+TYPE_DATA, TYPE_KEEPALIVE = 1, 2
+HEADER_LEN, IV_LEN, BLOCK, MAC_LEN = 28, 16, 16, 32
+OVERHEAD = HEADER_LEN + IV_LEN + MAC_LEN
+MIN_LEN = OVERHEAD + BLOCK
+MAX_LEN = 65535
+SALT = b"squtun protocol v1"
+INFO_PREFIX = b"squtun v1 session keys"
+WINDOW = 2048 - 64
+TYPE_NAMES = {TYPE_DATA: "data", TYPE_KEEPALIVE: "keepalive"}
+
+
+def derive(psk, session):
+    okm = HKDF(algorithm=hashes.SHA256(), length=96, salt=SALT,
+               info=INFO_PREFIX + struct.pack(">Q", session)).derive(psk)
+    return okm[0:32], okm[32:64], okm[64:96]
+
+
+def make_iv(k_iv, session, counter):
+    enc = Cipher(algorithms.AES(k_iv), modes.ECB()).encryptor()
+    return enc.update(struct.pack(">QQ", session, counter)) + enc.finalize()
+
+
+def mac(k_mac, data):
+    h = hmac.HMAC(k_mac, hashes.SHA256())
+    h.update(data)
+    return h.finalize()
+
+
+def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
+    """Returns the datagram. pad_override replaces the PKCS#7 padding (for
+    the bad-padding vector: a packet with a valid MAC and wrong padding)."""
+    k_enc, k_mac, k_iv = derive(psk, session)
+    header = struct.pack(">BBHQQQ", VERSION, ptype, 0, session, counter, ts_ms)
+    iv = make_iv(k_iv, session, counter)
+    if pad_override is None:
+        p = padding.PKCS7(128).padder()
+        padded = p.update(payload) + p.finalize()
+    else:
+        padded = payload + pad_override
+    enc = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).encryptor()
+    ct = enc.update(padded) + enc.finalize()
+    body = header + iv + ct
+    return body + mac(k_mac, body)
+
+
+class Receiver:
+    """The receiver's checks, in the order of PROTOCOL.md section 'Receiving'."""
+
+    def __init__(self, psk, own_session, start_ms, skew_s):
+        self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
+        self.peer_session = None
+        self.highest = None
+        self.seen = set()
+
+    def open(self, pkt, from_peer, now_ms):
+        n = len(pkt)
+        # 1. length and header syntax
+        if n < MIN_LEN or n > MAX_LEN or (n - OVERHEAD) % BLOCK:
+            return "drop malformed"
+        version, ptype, reserved, session, counter, ts = struct.unpack(">BBHQQQ", pkt[:HEADER_LEN])
+        if version != VERSION or ptype not in TYPE_NAMES or reserved != 0:
+            return "drop malformed"
+        # 2. own session (reflection)
+        if session == self.own:
+            return "drop reflected"
+        # 3. older session than the current one
+        if self.peer_session is not None and session < self.peer_session:
+            return "drop old-session"
+        # 4. MAC with the sender session's keys
+        k_enc, k_mac, _ = derive(self.psk, session)
+        if not hmac_eq(mac(k_mac, pkt[:-MAC_LEN]), pkt[-MAC_LEN:]):
+            return "drop bad-mac" if from_peer else "drop unknown-sender"
+        # 5. time skew
+        if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
+            return "drop time-skew"
+        # 6. sent before this receiver started
+        if self.skew_ms and ts < self.start_ms:
+            return "drop replay"
+        # 7. replay window (only within the current session)
+        if session == self.peer_session and self.highest is not None:
+            if counter <= self.highest and (self.highest - counter >= WINDOW or counter in self.seen):
+                return "drop replay"
+        # 8. decrypt, 9. padding
+        iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
+        dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
+        pt = dec.update(pkt[HEADER_LEN + IV_LEN:-MAC_LEN]) + dec.finalize()
+        p = pt[-1]
+        if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
+            return "drop malformed"
+        payload = pt[:-p]
+        # 10. type rules
+        if (ptype == TYPE_DATA) != (len(payload) > 0):
+            return "drop malformed"
+        # 11. commit
+        if session != self.peer_session:
+            self.peer_session, self.highest, self.seen = session, None, set()
+        self.seen.add(counter)
+        self.highest = counter if self.highest is None else max(self.highest, counter)
+        self.seen = {c for c in self.seen if self.highest - c < WINDOW}
+        return "data " + payload.hex() if ptype == TYPE_DATA else "keepalive"
+
+
+def hmac_eq(a, b):
+    h = 0
+    for x, y in zip(a, b):
+        h |= x ^ y
+    return h == 0 and len(a) == len(b)
+
+
+# ---------------------------------------------------------------- vectors
+
+PSK = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+WRONG_PSK = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+S_A = 1795000000000000000      # sender session (ns since the epoch at its start)
+S_B = 1795000000500000000      # receiver's own session
+START = 1795000000600          # receiver start, ms
+NOW = 1795000001000            # receiver clock, ms
+# An IPv4 ICMP echo request 10.9.0.1 -> 10.9.0.2 with 8 bytes of data.
+PING = bytes.fromhex("45000024a1b2400040018a" "f40a0900010a090002" "0800f7fd00010001" "73717574756e2121")
+
+
+def fix_ping():
+    # Recompute the IPv4 header checksum so the sample is a valid packet.
+    h = bytearray(PING[:20])
+    h[10:12] = b"\0\0"
+    s = sum(struct.unpack(">10H", bytes(h)))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    h[10:12] = struct.pack(">H", ~s & 0xFFFF)
+    return bytes(h) + PING[20:]
+
+
+PING = fix_ping()
+
+
+def flip(pkt, index, bit=0x01):
+    b = bytearray(pkt)
+    b[index] ^= bit
+    return bytes(b)
+
+
+def build_vectors():
+    """Each vector: sealing inputs and output, or a sequence delivered to a
+    fresh receiver with the expected outcome of each step."""
+    v = []
+    data = seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING)
+    ka = seal(PSK, TYPE_KEEPALIVE, S_A, 1, NOW - 10, b"")
+    k_enc, k_mac, k_iv = derive(PSK, S_A)
+    v.append(("seal-data", {
+        "psk": PSK.hex(), "type": "data", "session": S_A, "counter": 0, "timestamp_ms": NOW - 20,
+        "payload": PING.hex(), "k_enc": k_enc.hex(), "k_mac": k_mac.hex(), "k_iv": k_iv.hex(),
+        "iv": make_iv(k_iv, S_A, 0).hex(), "packet": data.hex()}))
+    v.append(("seal-keepalive", {
+        "psk": PSK.hex(), "type": "keepalive", "session": S_A, "counter": 1, "timestamp_ms": NOW - 10,
+        "payload": "", "k_enc": k_enc.hex(), "k_mac": k_mac.hex(), "k_iv": k_iv.hex(),
+        "iv": make_iv(k_iv, S_A, 1).hex(), "packet": ka.hex()}))
+
+    def seq(name, steps, skew=30):
+        v.append((name, {"psk": PSK.hex(), "own_session": S_B, "start_ms": START, "now_ms": NOW,
+                         "skew_s": skew, "steps": steps}))
+
+    peer = "peer"
+    seq("accept-data-then-keepalive", [(data, peer), (ka, peer)])
+    seq("reject-truncated", [(data[:-1], peer)])
+    seq("reject-too-short", [(data[:91], peer)])
+    seq("reject-unknown-version", [(bytes([2]) + data[1:], peer)])
+    seq("reject-unknown-type", [(data[:1] + bytes([3]) + data[2:], peer)])
+    seq("reject-reserved-bits", [(data[:3] + bytes([1]) + data[4:], peer)])
+    seq("reject-tampered-ciphertext", [(flip(data, 50), peer)])
+    seq("reject-tampered-header", [(flip(data, 27), peer)])
+    seq("reject-tampered-mac", [(flip(data, len(data) - 1, 0x80), peer)])
+    seq("reject-wrong-key", [(seal(WRONG_PSK, TYPE_DATA, S_A, 0, NOW - 20, PING), peer)])
+    seq("reject-wrong-key-unknown-sender", [(seal(WRONG_PSK, TYPE_DATA, S_A, 0, NOW - 20, PING), "other")])
+    seq("reject-reflected", [(seal(PSK, TYPE_DATA, S_B, 0, NOW - 20, PING), peer)])
+    seq("reject-replay", [(data, peer), (data, peer)])
+    seq("reject-replay-outside-window", [
+        (seal(PSK, TYPE_KEEPALIVE, S_A, WINDOW + 5, NOW - 5, b""), peer),
+        (seal(PSK, TYPE_KEEPALIVE, S_A, 5, NOW - 5, b""), peer),
+        (seal(PSK, TYPE_KEEPALIVE, S_A, 6, NOW - 5, b""), peer)])
+    seq("reject-old-session", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A - 1, 7, NOW - 5, PING), peer)])
+    seq("accept-newer-session", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A + 1, 0, NOW - 5, PING), peer),
+        (data, peer)])
+    seq("reject-time-skew-past", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 30001, PING), peer)])
+    seq("reject-time-skew-future", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30001, PING), peer)])
+    seq("accept-time-skew-limit", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30000, PING), peer)])
+    seq("accept-time-skew-disabled", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 86400000, PING), peer)], skew=0)
+    seq("reject-sent-before-start", [(seal(PSK, TYPE_DATA, S_A, 0, START - 1, PING), peer)])
+    # 35 payload bytes + 13 bytes of wrong padding = 3 blocks, MAC valid.
+    seq("reject-bad-padding", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([12] * 12 + [13])), peer)])
+    seq("reject-padding-too-long", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([17] * 13)), peer)])
+    seq("reject-data-empty", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, b""), peer)])
+    seq("reject-keepalive-nonempty", [(seal(PSK, TYPE_KEEPALIVE, S_A, 0, NOW - 20, b"x"), peer)])
+    return v
+
+
+def render(vectors):
+    out = []
+    for name, f in vectors:
+        out.append("```vector")
+        out.append(f"name: {name}")
+        for k, val in f.items():
+            if k == "steps":
+                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"])
+                for pkt, src in val:
+                    out.append(f"recv: {src} {pkt.hex()}")
+                    out.append(f"expect: {r.open(pkt, src == 'peer', f['now_ms'])}")
+            else:
+                out.append(f"{k}: {val}")
+        out.append("```")
+        out.append("")
+    return "\n".join(out)
+
+
+def parse_doc(text):
+    blocks = re.findall(r"```vector\n(.*?)```", text, re.S)
+    result = []
+    for b in blocks:
+        lines = [l.split(": ", 1) if ": " in l else [l.rstrip(":"), ""] for l in b.strip().split("\n")]
+        result.append(lines)
+    return result
+
+
+def check(path):
+    """Re-derives every vector of the document independently; returns failures."""
+    failures = 0
+    blocks = parse_doc(open(path).read())
+    for lines in blocks:
+        f = {}
+        steps = []
+        for k, val in lines:
+            if k == "recv":
+                src, hexpkt = val.split(" ", 1) if " " in val else (val, "")
+                steps.append([src, bytes.fromhex(hexpkt), None])
+            elif k == "expect":
+                steps[-1][2] = val
+            else:
+                f[k] = val
+        name = f["name"]
+        if name.startswith("seal-"):
+            psk = bytes.fromhex(f["psk"])
+            ptype = TYPE_DATA if f["type"] == "data" else TYPE_KEEPALIVE
+            got = seal(psk, ptype, int(f["session"]), int(f["counter"]), int(f["timestamp_ms"]),
+                       bytes.fromhex(f["payload"]))
+            k_enc, k_mac, k_iv = derive(psk, int(f["session"]))
+            ok = (got.hex() == f["packet"] and k_enc.hex() == f["k_enc"] and k_mac.hex() == f["k_mac"]
+                  and k_iv.hex() == f["k_iv"] and make_iv(k_iv, int(f["session"]), int(f["counter"])).hex() == f["iv"])
+        else:
+            r = Receiver(bytes.fromhex(f["psk"]), int(f["own_session"]), int(f["start_ms"]), int(f["skew_s"]))
+            ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
+        print(("ok      " if ok else "FAILED  ") + name)
+        failures += 0 if ok else 1
+    print(f"{len(blocks) - failures} passed, {failures} failed")
+    return failures == 0 and len(blocks) > 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
+        print(render(build_vectors()))
+    elif len(sys.argv) == 3 and sys.argv[1] == "check":
+        sys.exit(0 if check(sys.argv[2]) else 1)
+    else:
+        print(__doc__)
+        sys.exit(64)
