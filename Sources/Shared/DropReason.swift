@@ -1,0 +1,29 @@
+/// Why a received datagram was dropped; names as in docs/PROTOCOL.md §6.
+/// The daemon counts each; `status` and SIGUSR1 print them.
+public enum DropReason: Int, CaseIterable, Sendable {
+    case malformed
+    case reflected
+    case oldSession
+    case badMAC
+    case unknownSender
+    case timeSkew
+    case replay
+
+    /// The name used in PROTOCOL.md, logs and `squtun status`.
+    public var name: String {
+        switch self {
+        case .malformed: "malformed"
+        case .reflected: "reflected"
+        case .oldSession: "old-session"
+        case .badMAC: "bad-mac"
+        case .unknownSender: "unknown-sender"
+        case .timeSkew: "time-skew"
+        case .replay: "replay"
+        }
+    }
+
+    public init?(name: String) {
+        guard let r = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = r
+    }
+}
