@@ -16,6 +16,12 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libseccomp (libseccomp-dev): the worker's syscall allow-list.
+        .systemLibrary(
+            name: "CSeccomp",
+            pkgConfig: "libseccomp",
+            providers: [.apt(["libseccomp-dev"])]
+        ),
         // What Swift's Glibc module lacks (_GNU_SOURCE symbols and friends).
         .target(name: "CShim"),
         // Pure Swift: wire format, replay window, options, MTU maths, constants.
@@ -31,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "squtund",
             dependencies: [
-                "Shared", "squtun-crypto", "CShim",
+                "Shared", "squtun-crypto", "CShim", "CSeccomp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +51,8 @@ let package = Package(
         // Runs the built `squtun` binary as a process.
         .testTarget(name: "CLITests", dependencies: ["Shared"]),
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
+        // Unit tests of the daemon's parts (real sockets, real fds).
+        .testTarget(name: "DaemonTests", dependencies: ["squtund", "Shared"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,2 +1,27 @@
-// placeholder: the CLI is being written
-print("squtun")
+import ArgumentParser
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Our own entry point instead of Squtun.main(): ArgumentParser would print
+// its error plus usage lines; squtun prints one line and exits 64 for bad
+// usage, 1 for other failures, and still prints full help for -h.
+do {
+    var command = try Squtun.parseAsRoot()
+    try command.run()
+    exit(0)
+} catch let error as SharedError {
+    Output.error(error.description)
+    exit(error.exitCode)
+} catch {
+    let code = Squtun.exitCode(for: error)
+    if code == .success {
+        // -h/--help (and other clean exits): the full text, on stdout.
+        Output.help(Squtun.fullMessage(for: error))
+    } else {
+        let message = Squtun.message(for: error)
+        if !message.isEmpty { Output.error(message) }
+    }
+    exit(code.rawValue)
+}

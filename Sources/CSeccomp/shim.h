@@ -1,0 +1,4 @@
+#ifndef SQUTUN_CSECCOMP_SHIM_H
+#define SQUTUN_CSECCOMP_SHIM_H
+#include <seccomp.h>
+#endif

@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every failure of the Shared module. Each case renders as ONE line (the CLI
+/// prints it after "squtun: "), and knows whether it is a usage error.
+public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
+    // Usage errors (exit 64).
+    /// `option` was given `value`, which is wrong because of `problem`.
+    case badOption(option: String, problem: String, value: String)
+    /// `option` must be given; `when` says in which case.
+    case missingOption(option: String, when: String)
+    /// `option` (a flag, so there is no value to show) makes sense only with `needs`.
+    case optionNeeds(option: String, needs: String)
+
+    // Key files (exit 1).
+    case keyFileUnreadable(path: String, reason: String)
+    case keyFileNotRegular(path: String, kind: String)
+    case keyFilePermissions(path: String, mode: UInt32)
+    case keyFileTooLarge(path: String, size: Int, limit: Int)
+    case keyFileDigitCount(path: String, found: Int, expected: Int)
+    case keyFileBadCharacter(path: String, offset: Int, byte: UInt8)
+    case keyFileAllZero(path: String)
+
+    // Key generation (exit 1).
+    case randomFailed(reason: String)
+    case keyFileExists(path: String)
+    case keyFileCreate(path: String, reason: String)
+    case keyFileWrite(path: String, reason: String)
+
+    /// EX_USAGE from sysexits.h for usage errors; 1 for everything else.
+    public var exitCode: Int32 {
+        switch self {
+        case .badOption, .missingOption, .optionNeeds: return 64
+        default: return 1
+        }
+    }
+
+    public var isUsageError: Bool { exitCode == 64 }
+
+    public var description: String {
+        switch self {
+        case let .badOption(option, problem, value):
+            return "\(option): \(problem) \(Self.quote(value))"
+        case let .missingOption(option, when):
+            return "\(option): required \(when)"
+        case let .optionNeeds(option, needs):
+            return "\(option): only valid together with \(needs)"
+        case let .keyFileUnreadable(path, reason):
+            return "key file \(Self.quote(path)): cannot read: \(reason)"
+        case let .keyFileNotRegular(path, kind):
+            return "key file \(Self.quote(path)): not a regular file (\(kind))"
+        case let .keyFilePermissions(path, mode):
+            return "key file \(Self.quote(path)): permissions \(Self.octal(mode)) are too open; run chmod 600 \(Self.quote(path))"
+        case let .keyFileTooLarge(path, size, limit):
+            return "key file \(Self.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
+        case let .keyFileDigitCount(path, found, expected):
+            return "key file \(Self.quote(path)): found \(found) hex digits, need exactly \(expected)"
+        case let .keyFileBadCharacter(path, offset, byte):
+            return "key file \(Self.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit"
+        case let .keyFileAllZero(path):
+            return "key file \(Self.quote(path)): the key is all zeros; make one with 'squtun genkey'"
+        case let .randomFailed(reason):
+            return "getrandom failed: \(reason)"
+        case let .keyFileExists(path):
+            return "\(Self.quote(path)) already exists; refusing to overwrite it"
+        case let .keyFileCreate(path, reason):
+            return "cannot create \(Self.quote(path)): \(reason)"
+        case let .keyFileWrite(path, reason):
+            return "cannot write \(Self.quote(path)): \(reason)"
+        }
+    }
+}
+
+extension SharedError {
+    /// `'value'` with anything unprintable escaped, so a hostile or mistyped
+    /// argument can never break the one-line error format (or the terminal).
+    public static func quote(_ value: String) -> String {
+        var out = "'"
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out += "\\\\"
+            case UInt8(ascii: "'"): out += "\\'"
+            case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: "\n"): out += "\\n"
+            case UInt8(ascii: "\t"): out += "\\t"
+            case UInt8(ascii: "\r"): out += "\\r"
+            default: out += "\\x" + hex2(byte)
+            }
+        }
+        return out + "'"
+    }
+
+    /// The text of `errno` (or of the given code), for "what the OS said" parts of messages.
+    public static func errnoText(_ code: Int32 = errno) -> String {
+        String(cString: strerror(code))
+    }
+
+    static func octal(_ mode: UInt32) -> String {
+        let digits = String(mode & 0o7777, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    static func hex2(_ byte: UInt8) -> String {
+        let digits = String(byte, radix: 16)
+        return digits.count == 1 ? "0" + digits : digits
+    }
+
+    /// A wrong byte of a key file: printable ones as themselves, others as hex.
+    static func describe(_ byte: UInt8) -> String {
+        switch byte {
+        case UInt8(ascii: " "): return "space"
+        case UInt8(ascii: "'"), UInt8(ascii: "\\"): return "character 0x\(hex2(byte))"
+        case 0x21..<0x7f: return "character '\(Character(Unicode.Scalar(byte)))'"
+        default: return "byte 0x\(hex2(byte))"
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pre-shared key file: 64 hex digits (32 bytes) and optional surrounding
+/// whitespace, mode 0600 or stricter. Plain open/fstat/read and no Foundation,
+/// so the key passes only through buffers this code wipes (never a String).
+public enum KeyFile {
+    /// A key file is 65 bytes; anything this large is not one.
+    public static let maxFileSize = 4096
+    public static let hexDigitCount = 2 * Wire.pskLength  // 64
+
+    // MARK: Reading
+
+    /// Reads, checks and decodes the key file at `path`.
+    public static func read(path: String) throws(SharedError) -> SecretBytes {
+        // O_NONBLOCK: opening a FIFO must not hang; fstat rejects it next.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw .keyFileUnreadable(path: path, reason: SharedError.errnoText()) }
+        defer { close(fd) }
+
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .keyFileUnreadable(path: path, reason: SharedError.errnoText()) }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else { throw .keyFileNotRegular(path: path, kind: kindName(type)) }
+        // Like ssh: a key others can read (or replace) is no longer secret.
+        guard st.st_mode & 0o077 == 0 else { throw .keyFilePermissions(path: path, mode: st.st_mode) }
+        guard st.st_size <= maxFileSize else {
+            throw .keyFileTooLarge(path: path, size: Int(st.st_size), limit: maxFileSize)
+        }
+
+        // One spare byte tells a file that grew past the limit since fstat.
+        let buffer = SecretBytes(count: maxFileSize + 1)
+        defer { buffer.wipe() }
+        let readResult = buffer.withUnsafeMutableBytes { readAll(fd, into: $0) }
+        let length: Int
+        switch readResult {
+        case .success(let n): length = n
+        case .failure(let e): throw .keyFileUnreadable(path: path, reason: SharedError.errnoText(e.code))
+        }
+        guard length <= maxFileSize else { throw .keyFileTooLarge(path: path, size: length, limit: maxFileSize) }
+        return try buffer.withUnsafeBytes { decode(UnsafeRawBufferPointer(rebasing: $0[0..<length]), path: path) }.get()
+    }
+
+    /// Decodes key file contents: trims whitespace, requires exactly 64 hex
+    /// digits (either case) and a key that is not all zeros. `path` is for messages.
+    public static func decode(_ text: UnsafeRawBufferPointer, path: String) -> Result<SecretBytes, SharedError> {
+        var start = 0
+        var end = text.count
+        while start < end, isSpace(text[start]) { start += 1 }
+        while end > start, isSpace(text[end - 1]) { end -= 1 }
+        // A wrong character is the more specific complaint, so it goes first.
+        for i in start..<end where hexValue(text[i]) == nil {
+            return .failure(.keyFileBadCharacter(path: path, offset: i, byte: text[i]))
+        }
+        guard end - start == hexDigitCount else {
+            return .failure(.keyFileDigitCount(path: path, found: end - start, expected: hexDigitCount))
+        }
+        let key = SecretBytes(count: Wire.pskLength)
+        let any: UInt8 = key.withUnsafeMutableBytes { k in
+            var any: UInt8 = 0
+            for j in 0..<k.count {
+                // Both force unwraps are safe: every byte was checked above.
+                let byte = hexValue(text[start + 2 * j])! << 4 | hexValue(text[start + 2 * j + 1])!
+                k[j] = byte
+                any |= byte
+            }
+            return any
+        }
+        // An all-zero key is what an unfilled template or a failed generator leaves.
+        guard any != 0 else { return .failure(.keyFileAllZero(path: path)) }
+        return .success(key)
+    }
+
+    // MARK: Generating (squtun genkey)
+
+    /// A new key from getrandom(2).
+    public static func generate() throws(SharedError) -> SecretBytes {
+        let key = SecretBytes(count: Wire.pskLength)
+        let rc = key.withUnsafeMutableBytes { squtun_getrandom($0.baseAddress, $0.count) }
+        guard rc == 0 else { throw .randomFailed(reason: SharedError.errnoText()) }
+        return key
+    }
+
+    /// `key` as a key file's contents: lowercase hex and a newline.
+    public static func encode(_ key: SecretBytes) -> SecretBytes {
+        let digits = Array("0123456789abcdef".utf8)
+        let text = SecretBytes(count: 2 * key.count + 1)
+        key.withUnsafeBytes { k in
+            text.withUnsafeMutableBytes { t in
+                for (j, byte) in k.enumerated() {
+                    t[2 * j] = digits[Int(byte >> 4)]
+                    t[2 * j + 1] = digits[Int(byte & 0xf)]
+                }
+                t[t.count - 1] = UInt8(ascii: "\n")
+            }
+        }
+        return text
+    }
+
+    /// Writes `text` to an open descriptor (standard output); `name` is for messages.
+    public static func write(_ text: SecretBytes, to fd: Int32, name: String) throws(SharedError) {
+        if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) {
+            throw .keyFileWrite(path: name, reason: SharedError.errnoText(e.code))
+        }
+    }
+
+    /// Creates `path` with mode 0600 holding `text`, and syncs it. Never
+    /// overwrites or follows a symlink (O_EXCL | O_NOFOLLOW); a file it created
+    /// but could not finish is removed again.
+    public static func create(path: String, text: SecretBytes) throws(SharedError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            if code == EEXIST { throw .keyFileExists(path: path) }
+            throw .keyFileCreate(path: path, reason: SharedError.errnoText(code))
+        }
+        var failure: Int32? = nil
+        if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) { failure = e.code }
+        // The umask may have narrowed the creation mode; 0600 is what the reader requires.
+        if failure == nil, fchmod(fd, 0o600) != 0 { failure = errno }
+        if failure == nil, fsync(fd) != 0 { failure = errno }
+        if close(fd) != 0, failure == nil { failure = errno }
+        if let failure {
+            unlink(path)
+            throw .keyFileWrite(path: path, reason: SharedError.errnoText(failure))
+        }
+    }
+
+    // MARK: Helpers
+
+    private static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
+        var total = 0
+        while total < buffer.count {
+            let n = Glibc.read(fd, buffer.baseAddress! + total, buffer.count - total)
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(Errno(errno))
+            }
+            total += n
+        }
+        return .success(total)
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Void, Errno> {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(Errno(errno))
+            }
+            done += n
+        }
+        return .success(())
+    }
+
+    /// An errno value as a Result failure.
+    struct Errno: Error {
+        var code: Int32
+        init(_ code: Int32) { self.code = code }
+    }
+
+    private static func isSpace(_ b: UInt8) -> Bool {
+        b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n")
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private static func kindName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        default: return "file type 0o" + String(type, radix: 8)
+        }
+    }
+}

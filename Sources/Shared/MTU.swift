@@ -1,0 +1,59 @@
+/// The IP version carrying the tunnel's UDP datagrams.
+public enum Underlay: Sendable, CaseIterable {
+    case ipv4
+    case ipv6
+
+    /// IP header + UDP header, bytes (no IP options / extension headers).
+    public var headerLength: Int {
+        switch self {
+        case .ipv4: return 20 + 8
+        case .ipv6: return 40 + 8
+        }
+    }
+
+    /// The smallest MTU the protocol lets a link have (RFC 791: 68, RFC 8200: 1280).
+    /// The tun device carries packets of this version too, so it must get at least this.
+    public var minimumMTU: Int {
+        switch self {
+        case .ipv4: return 68
+        case .ipv6: return 1280
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .ipv4: return "IPv4"
+        case .ipv6: return "IPv6"
+        }
+    }
+}
+
+/// Tun MTU from link MTU: pure arithmetic on Wire's packet layout.
+public enum MTU {
+    /// The largest link MTU `-m` accepts: IPv4's total-length field limit.
+    public static let maxLinkMTU = 65535
+
+    /// The largest payload whose sealed datagram is at most `datagramBytes`
+    /// long, or nil if not even an empty payload fits.
+    public static func largestPayload(fittingDatagram datagramBytes: Int) -> Int? {
+        guard datagramBytes >= Wire.minPacketLength else { return nil }
+        // packetLength(p) = fixedOverhead + (p / block + 1) * block, so the
+        // best p fills the last whole block with 15 bytes + 1 byte of padding.
+        let blocks = (datagramBytes - Wire.fixedOverhead) / Wire.blockLength
+        return min(blocks * Wire.blockLength - 1, Wire.maxPayloadLength)
+    }
+
+    /// The largest tun MTU whose packets, sealed and wrapped in IP + UDP,
+    /// fit a link of `linkMTU` bytes; nil if below the underlay's minimum MTU
+    /// (the tun device could not carry every packet of that IP version).
+    public static func tunMTU(linkMTU: Int, underlay: Underlay) -> Int? {
+        guard let m = largestPayload(fittingDatagram: linkMTU - underlay.headerLength),
+              m >= underlay.minimumMTU else { return nil }
+        return m
+    }
+
+    /// The smallest link MTU for which `tunMTU` is not nil.
+    public static func smallestLinkMTU(underlay: Underlay) -> Int {
+        underlay.headerLength + Wire.packetLength(payload: underlay.minimumMTU)
+    }
+}

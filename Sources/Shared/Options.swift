@@ -1,0 +1,324 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The tunnel's command-line options, with SquTUN's (2005) short names.
+///
+/// Values are taken as strings and checked here rather than by ArgumentParser,
+/// so every bad value gets the same one-line "option: problem 'value'" error
+/// (ArgumentParser's own messages for non-numbers differ, and would reject a
+/// negative number as a missing value).
+///
+/// `validate()` checks each given value and the pairs that conflict. Whether
+/// `-i`/`-k` are present is checked by `resolve()` only: ArgumentParser
+/// validates the root command's options before it runs a subcommand, and
+/// `squtun genkey` needs neither.
+public struct TunnelOptions: ParsableArguments, Sendable {
+    public static let defaultPort = 3456
+    public static let maxKeepaliveSeconds = 3600
+    public static let maxSkewSeconds = 86400
+    public static let defaultUser = "squtun"
+    public static let defaultChroot = "/var/lib/squtun/empty"
+    public static let pidfileTemplate = defaultPidfile(interface: "IFACE")
+    public static func defaultPidfile(interface: String) -> String { "/run/squtun/squtun-\(interface).pid" }
+
+    @Option(name: [.customShort("l"), .long], parsing: .unconditional,
+            help: ArgumentHelp("Local UDP port.", valueName: "port"))
+    public var localPort: String = String(TunnelOptions.defaultPort)
+
+    @Option(name: [.customShort("p"), .long],
+            help: ArgumentHelp("Peer: hostname or IPv4/IPv6 address. Without it, wait for the peer to send first.",
+                               valueName: "host"))
+    public var peer: String?
+
+    // Optional (not defaulted) so "-r without -p" can be told apart.
+    @Option(name: [.customShort("r"), .long], parsing: .unconditional,
+            help: ArgumentHelp("Peer's UDP port; needs -p. (default: \(TunnelOptions.defaultPort))",
+                               valueName: "port"))
+    public var remotePort: String?
+
+    @Option(name: [.customShort("i"), .long],
+            help: ArgumentHelp("Tun interface name (required unless -m).", valueName: "iface"))
+    public var interface: String?
+
+    @Option(name: [.customShort("k"), .long],
+            help: ArgumentHelp("Key file: 64 hex digits, mode 0600 (required unless -m).", valueName: "file"))
+    public var key: String?
+
+    @Option(name: [.customShort("a"), .long], parsing: .unconditional,
+            help: ArgumentHelp("Keepalive interval, 0 = off (max \(TunnelOptions.maxKeepaliveSeconds)).",
+                               valueName: "seconds"))
+    public var keepalive: String = "0"
+
+    @Option(name: [.customShort("c"), .long], parsing: .unconditional,
+            help: ArgumentHelp("Largest accepted clock difference, 0 = no check (max \(TunnelOptions.maxSkewSeconds)).",
+                               valueName: "seconds"))
+    public var skew: String = String(Wire.defaultSkewSeconds)
+
+    @Option(name: [.customShort("m"), .long], parsing: .unconditional,
+            help: ArgumentHelp("Print the tun MTU for this link MTU and exit.", valueName: "link-mtu"))
+    public var mtu: String?
+
+    @Flag(name: .customLong("ipv6"), help: "With -m: the tunnel runs over IPv6 (48-byte underlay header, not 28).")
+    public var ipv6 = false
+
+    @Option(name: [.customShort("b"), .long],
+            help: ArgumentHelp("Local IPv4/IPv6 address to bind (default: all).", valueName: "address"))
+    public var bind: String?
+
+    @Flag(name: [.customShort("f"), .long], help: "Stay in the foreground, log to stderr.")
+    public var foreground = false
+
+    @Option(name: [.customShort("u"), .long],
+            help: ArgumentHelp("User to run as after setup.", valueName: "user"))
+    public var user: String = TunnelOptions.defaultUser
+
+    @Option(name: .customLong("chroot"),
+            help: ArgumentHelp("Empty directory to chroot into (absolute).", valueName: "dir"))
+    public var chroot: String = TunnelOptions.defaultChroot
+
+    @Option(name: .customLong("pidfile"),
+            help: ArgumentHelp("PID file (absolute). (default: \(TunnelOptions.pidfileTemplate))",
+                               valueName: "path"))
+    public var pidfile: String?
+
+    public init() {}
+
+    /// What the command line asks for, fully checked and typed.
+    public enum Invocation: Equatable, Sendable {
+        /// `-m`: print the tun MTU for a link MTU.
+        case mtu(linkMTU: Int, underlay: Underlay)
+        case tunnel(TunnelConfig)
+    }
+
+    public mutating func validate() throws {
+        do {
+            try check()
+        } catch {
+            // ValidationError is what ArgumentParser maps to exit 64 without
+            // wrapping it; the text is SharedError's one line.
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Every check except the presence of `-i`/`-k` (see the type's comment).
+    public func check() throws(SharedError) {
+        _ = try checkedValues()
+    }
+
+    /// Checks everything and returns the typed result.
+    public func resolve() throws(SharedError) -> Invocation {
+        let v = try checkedValues()
+        if let link = v.linkMTU {
+            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4)
+        }
+        guard let interface else { throw .missingOption(option: "-i/--interface", when: "unless -m is given") }
+        guard let key else { throw .missingOption(option: "-k/--key", when: "unless -m is given") }
+        return .tunnel(TunnelConfig(
+            localPort: v.localPort,
+            peer: peer,
+            remotePort: v.remotePort,
+            interface: interface,
+            keyPath: key,
+            keepaliveSeconds: v.keepalive,
+            skewSeconds: v.skew,
+            bindAddress: bind,
+            foreground: foreground,
+            user: user,
+            chrootDirectory: chroot,
+            pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface)))
+    }
+
+    private struct Values {
+        var localPort: UInt16
+        var remotePort: UInt16
+        var keepalive: Int
+        var skew: Int
+        var linkMTU: Int?
+    }
+
+    private func checkedValues() throws(SharedError) -> Values {
+        let localPort = try OptionCheck.port(localPort, option: "-l/--local-port")
+        if let peer { try OptionCheck.host(peer, option: "-p/--peer") }
+        var remote = UInt16(TunnelOptions.defaultPort)
+        if let remotePort {
+            remote = try OptionCheck.port(remotePort, option: "-r/--remote-port")
+            if peer == nil {
+                throw .badOption(option: "-r/--remote-port", problem: "needs -p/--peer", value: remotePort)
+            }
+        }
+        if let interface { try OptionCheck.interfaceName(interface, option: "-i/--interface") }
+        if let key, key.isEmpty {
+            throw .badOption(option: "-k/--key", problem: "empty file name", value: key)
+        }
+        let keepalive = try OptionCheck.integer(keepalive, option: "-a/--keepalive",
+                                                in: 0...TunnelOptions.maxKeepaliveSeconds)
+        let skew = try OptionCheck.integer(skew, option: "-c/--skew", in: 0...TunnelOptions.maxSkewSeconds)
+        var linkMTU: Int?
+        if let mtu {
+            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4)
+        } else if ipv6 {
+            throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
+        }
+        if let bind { try OptionCheck.ipAddress(bind, option: "-b/--bind") }
+        try OptionCheck.userName(user, option: "-u/--user")
+        try OptionCheck.absolutePath(chroot, option: "--chroot")
+        if let pidfile { try OptionCheck.absolutePath(pidfile, option: "--pidfile") }
+        return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
+    }
+}
+
+/// The tunnel's settings after every check.
+public struct TunnelConfig: Equatable, Sendable {
+    public var localPort: UInt16
+    /// Syntax-checked only: resolving names is the daemon's job.
+    public var peer: String?
+    public var remotePort: UInt16
+    public var interface: String
+    public var keyPath: String
+    /// 0 = off.
+    public var keepaliveSeconds: Int
+    /// 0 = no time check.
+    public var skewSeconds: Int
+    /// An IPv4/IPv6 literal, nil = any.
+    public var bindAddress: String?
+    public var foreground: Bool
+    public var user: String
+    public var chrootDirectory: String
+    public var pidfile: String
+
+    public init(localPort: UInt16, peer: String?, remotePort: UInt16, interface: String, keyPath: String,
+                keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool,
+                user: String, chrootDirectory: String, pidfile: String) {
+        self.localPort = localPort
+        self.peer = peer
+        self.remotePort = remotePort
+        self.interface = interface
+        self.keyPath = keyPath
+        self.keepaliveSeconds = keepaliveSeconds
+        self.skewSeconds = skewSeconds
+        self.bindAddress = bindAddress
+        self.foreground = foreground
+        self.user = user
+        self.chrootDirectory = chrootDirectory
+        self.pidfile = pidfile
+    }
+}
+
+/// Syntax checks for single option values; each throws `.badOption` naming
+/// the option and the value.
+public enum OptionCheck {
+    /// A decimal integer in `range` ("+5", "0x10", " 5" are not). `tooSmall`
+    /// replaces the generic message for values below the range.
+    public static func integer(_ text: String, option: String, in range: ClosedRange<Int>,
+                               tooSmall: String? = nil) throws(SharedError) -> Int {
+        let negative = text.hasPrefix("-")
+        let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw .badOption(option: option, problem: "not a whole number", value: text)
+        }
+        let outOfRange = "out of range \(range.lowerBound)-\(range.upperBound)"
+        // Int() fails only on overflow here: far out of range either way.
+        guard let n = Int(text) else {
+            throw .badOption(option: option, problem: negative ? (tooSmall ?? outOfRange) : outOfRange, value: text)
+        }
+        if n < range.lowerBound {
+            let problem = tooSmall ?? (negative && range.lowerBound >= 0 ? "must not be negative" : outOfRange)
+            throw .badOption(option: option, problem: problem, value: text)
+        }
+        if n > range.upperBound { throw .badOption(option: option, problem: outOfRange, value: text) }
+        return n
+    }
+
+    public static func port(_ text: String, option: String) throws(SharedError) -> UInt16 {
+        UInt16(try integer(text, option: option, in: 1...65535))
+    }
+
+    /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
+    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(SharedError) -> Int {
+        let smallest = MTU.smallestLinkMTU(underlay: underlay)
+        let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
+            + "needs a link MTU of at least \(smallest)"
+        return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)
+    }
+
+    /// A Linux interface name: what the kernel's dev_valid_name() accepts,
+    /// narrowed to characters that are safe in file names and logs.
+    public static func interfaceName(_ name: String, option: String) throws(SharedError) {
+        let maxLength = 15  // IFNAMSIZ - 1
+        if name.isEmpty { throw .badOption(option: option, problem: "empty interface name", value: name) }
+        if name == "." || name == ".." {
+            throw .badOption(option: option, problem: "'.' and '..' are not interface names", value: name)
+        }
+        if name.utf8.count > maxLength {
+            throw .badOption(option: option, problem: "interface name longer than \(maxLength) bytes", value: name)
+        }
+        if let bad = name.utf8.first(where: { !isNameByte($0) }) {
+            throw .badOption(option: option,
+                             problem: "interface name may only use A-Z a-z 0-9 _ . - (not \(describe(bad)))",
+                             value: name)
+        }
+    }
+
+    /// An IPv4 or IPv6 address literal (inet_pton's syntax; no brackets, no zone).
+    public static func ipAddress(_ text: String, option: String) throws(SharedError) {
+        if !isIPAddress(text) { throw .badOption(option: option, problem: "not an IPv4 or IPv6 address", value: text) }
+    }
+
+    /// An address literal, or a DNS hostname (RFC 1123 labels, plus '_', which
+    /// getaddrinfo and /etc/hosts accept); not resolved here.
+    public static func host(_ text: String, option: String) throws(SharedError) {
+        if isIPAddress(text) { return }
+        var labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }  // "host.example."
+        let labelsOK = !labels.isEmpty && labels.allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(isHostByte)
+                && label.utf8.first != UInt8(ascii: "-") && label.utf8.last != UInt8(ascii: "-")
+        }
+        // An all-numeric last label means a mistyped address ("10.0.0.256"), not a name.
+        let numericTLD = labels.last?.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } ?? false
+        if !labelsOK || numericTLD || text.utf8.count > 253 {
+            throw .badOption(option: option, problem: "not a hostname or IPv4/IPv6 address", value: text)
+        }
+    }
+
+    /// A user name as useradd accepts it (also a numeric UID).
+    public static func userName(_ name: String, option: String) throws(SharedError) {
+        let ok = (1...32).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: "-")
+            && name.utf8.allSatisfy(isNameByte)
+        if !ok { throw .badOption(option: option, problem: "not a user name", value: name) }
+    }
+
+    public static func absolutePath(_ path: String, option: String) throws(SharedError) {
+        if !path.hasPrefix("/") { throw .badOption(option: option, problem: "must be an absolute path", value: path) }
+        if path.utf8.count >= Int(PATH_MAX) {
+            throw .badOption(option: option, problem: "path longer than \(PATH_MAX - 1) bytes", value: path)
+        }
+    }
+
+    private static func isIPAddress(_ text: String) -> Bool {
+        var buf = (UInt64(0), UInt64(0))  // room for an in6_addr
+        return withUnsafeMutableBytes(of: &buf) { p in
+            inet_pton(AF_INET, text, p.baseAddress) == 1 || inet_pton(AF_INET6, text, p.baseAddress) == 1
+        }
+    }
+
+    private static func isAlnum(_ b: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+    }
+
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        isAlnum(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
+    }
+
+    private static func isHostByte(_ b: UInt8) -> Bool {
+        isAlnum(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+    }
+
+    private static func describe(_ b: UInt8) -> String {
+        if (0x21..<0x7f).contains(b), b != UInt8(ascii: "'") { return "'\(Character(Unicode.Scalar(b)))'" }
+        return "byte 0x" + String(b, radix: 16)
+    }
+}

@@ -1,0 +1,139 @@
+import Shared
+
+// The protocol on top of the primitives: Sealer for one's own session,
+// Opener for the peer's, making the receiver's checks of PROTOCOL.md §6 in
+// their documented order. Both work in place in the caller's buffer and
+// allocate nothing per datagram.
+
+/// Seals datagrams of this process's own session (PROTOCOL.md §5).
+public final class Sealer {
+    public let session: UInt64
+    /// The counter of the next datagram.
+    public private(set) var counter: UInt64 = 0
+    private let cipher: PacketCipher
+
+    public init(algorithms: CryptoAlgorithms, psk: SecretBytes, session: UInt64) throws {
+        self.session = session
+        cipher = try PacketCipher(algorithms: algorithms)
+        // The keys live on inside OpenSSL's contexts; our copy is wiped when
+        // `keys` goes out of scope.
+        let keys = try SessionKeys(algorithms: algorithms, psk: psk, session: session)
+        try cipher.setKeys(keys)
+    }
+
+    /// The payload sits at `packet[Wire.offsetCiphertext...]`; returns the datagram length.
+    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
+                     nowMs: UInt64) throws -> Int {
+        let header = Header(type: type, session: session, counter: counter, timestampMs: nowMs)
+        let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
+        counter += 1
+        return n
+    }
+}
+
+/// What became of a received datagram.
+public enum OpenOutcome: Equatable, Sendable {
+    /// An authenticated IP packet at `packet[Wire.offsetCiphertext ..< +length]`.
+    case data(length: Int)
+    case keepalive
+    case drop(DropReason)
+}
+
+/// The receiving side of one peer (PROTOCOL.md §6 and §7).
+public final class Opener {
+    public let ownSession: UInt64
+    public let startMs: UInt64
+    public let skewMs: UInt64
+    /// The peer's current session, once one datagram passed every check.
+    public private(set) var peerSession: UInt64?
+    /// Key derivations made for sessions newer than the current one (a cost
+    /// an attacker can cause; shown by `status`).
+    public private(set) var derivations: UInt64 = 0
+
+    private let psk: SecretBytes
+    private var current: PacketCipher
+    /// Keys for the last newer session tried, so a restarted peer's stream
+    /// costs one derivation, not one per datagram.
+    private var candidate: PacketCipher
+    private var candidateSession: UInt64?
+    private let scratchKeys: SessionKeys
+    private var window = ReplayWindow()
+
+    /// `psk` is kept (the caller's object, wiped when all owners drop it):
+    /// a peer's new session needs new keys.
+    public init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
+                startMs: UInt64, skewSeconds: Int) throws {
+        self.psk = psk
+        self.ownSession = ownSession
+        self.startMs = startMs
+        self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
+        current = try PacketCipher(algorithms: algorithms)
+        candidate = try PacketCipher(algorithms: algorithms)
+        // Derived for a session nobody uses, then wiped; re-filled per new session.
+        scratchKeys = try SessionKeys(algorithms: algorithms, psk: psk, session: 0)
+        scratchKeys.wipe()
+    }
+
+    /// Runs every check on `packet` (a whole datagram, decrypted in place if
+    /// authentic). `fromPeer`: it came from the peer's current address.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64) -> OpenOutcome {
+        // 1. Length and header syntax.
+        guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
+            return .drop(.malformed)
+        }
+        // 2. Our own datagram, sent back.
+        if h.session == ownSession { return .drop(.reflected) }
+        // 3. Older than the peer's current session.
+        if let p = peerSession, h.session < p { return .drop(.oldSession) }
+        // 4. MAC, with the keys of the datagram's session.
+        let isCurrent = h.session == peerSession
+        let cipher: PacketCipher
+        if isCurrent {
+            cipher = current
+        } else {
+            if candidateSession != h.session {
+                candidateSession = nil
+                do {
+                    try scratchKeys.rederive(psk: psk, session: h.session)
+                    try candidate.setKeys(scratchKeys)
+                } catch {
+                    scratchKeys.wipe()
+                    return .drop(fromPeer ? .badMAC : .unknownSender)
+                }
+                scratchKeys.wipe()
+                candidateSession = h.session
+                derivations += 1
+            }
+            cipher = candidate
+        }
+        guard cipher.verify(UnsafeRawBufferPointer(packet)) else {
+            return .drop(fromPeer ? .badMAC : .unknownSender)
+        }
+        // 5. Time skew. 6. Sent before we started.
+        if skewMs > 0 {
+            let t = h.timestampMs
+            let diff = t > nowMs ? t - nowMs : nowMs - t
+            if diff > skewMs { return .drop(.timeSkew) }
+            if t < startMs { return .drop(.replay) }
+        }
+        // 7. Replay window of the current session (a newer one starts empty).
+        if isCurrent && !window.check(h.counter) { return .drop(.replay) }
+        // 8. Decrypt. 9. Padding.
+        guard let length = cipher.decrypt(packet) else { return .drop(.malformed) }
+        // 10. Type rules.
+        switch h.type {
+        case .data where length == 0: return .drop(.malformed)
+        case .keepalive where length != 0: return .drop(.malformed)
+        default: break
+        }
+        // Every check passed: now, and only now, change state.
+        if !isCurrent {
+            swap(&current, &candidate)
+            candidateSession = nil
+            peerSession = h.session
+            window.reset()
+        }
+        window.mark(h.counter)
+        return h.type == .data ? .data(length: length) : .keepalive
+    }
+}

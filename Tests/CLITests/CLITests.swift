@@ -1,0 +1,156 @@
+import Foundation
+import XCTest
+import Shared
+
+final class CLITests: XCTestCase {
+    private var dir = ""
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "squtun-cli-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private func assertOneLineError(_ r: Run, status: Int32, mentions: [String] = [],
+                                    file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stdout, "", file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("squtun: "), r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.hasSuffix("\n"), r.stderr, file: file, line: line)
+        for m in mentions {
+            XCTAssertTrue(r.stderr.contains(m), "'\(m)' not in \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    private func mode(_ path: String) -> mode_t {
+        var st = stat()
+        XCTAssertEqual(stat(path, &st), 0)
+        return st.st_mode & 0o7777
+    }
+
+    // MARK: -m
+
+    func testMTU1500() throws {
+        let r = try Squtun.run(["-m", "1500"])
+        XCTAssertEqual(r.stdout, "1391\n")
+        XCTAssertEqual(r.stderr, "")
+        XCTAssertEqual(r.status, 0)
+    }
+
+    func testMTU1500IPv6() throws {
+        let r = try Squtun.run(["-m", "1500", "--ipv6"])
+        XCTAssertEqual(r.stdout, "1375\n")
+        XCTAssertEqual(r.stderr, "")
+        XCTAssertEqual(r.status, 0)
+    }
+
+    func testMTUTooSmall() throws {
+        assertOneLineError(try Squtun.run(["-m", "20"]), status: 64, mentions: ["-m/--mtu", "'20'", "184"])
+        assertOneLineError(try Squtun.run(["-m", "1419", "--ipv6"]), status: 64, mentions: ["'1419'", "1420"])
+    }
+
+    // MARK: help
+
+    func testHelpListsEveryOptionAndDefault() throws {
+        for flag in ["-h", "--help"] {
+            let r = try Squtun.run([flag])
+            XCTAssertEqual(r.status, 0)
+            XCTAssertEqual(r.stderr, "")
+            for text in ["-l, --local-port", "-p, --peer", "-r, --remote-port", "-i, --interface", "-k, --key",
+                         "-a, --keepalive", "-c, --skew", "-m, --mtu", "--ipv6", "-b, --bind", "-f, --foreground",
+                         "-u, --user", "--chroot", "--pidfile", "genkey",
+                         "(default: 3456)", "(default: 30)", "(default: squtun)", "(default: 0)",
+                         "/var/lib/squtun/empty", "/run/squtun/squtun-IFACE.pid"] {
+                XCTAssertTrue(r.stdout.contains(text), "\(flag) help lacks '\(text)'")
+            }
+        }
+    }
+
+    func testGenkeyHelp() throws {
+        let r = try Squtun.run(["genkey", "-h"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("squtun genkey [<file>]"), r.stdout)
+    }
+
+    // MARK: usage errors
+
+    func testBadOptionsGiveOneLineAndExit64() throws {
+        let cases: [([String], [String])] = [
+            (["-l", "0"], ["-l/--local-port", "'0'"]),
+            (["-l", "abc", "-i", "tun0", "-k", "k"], ["-l/--local-port", "'abc'"]),
+            (["-i", "a/b", "-k", "k"], ["-i/--interface", "'a/b'"]),
+            (["-i", "a\nb\nc", "-k", "k"], ["-i/--interface", "'a\\nb\\nc'"]),
+            (["-a", "-5"], ["-a/--keepalive", "'-5'"]),
+            (["-r", "3457", "-i", "tun0", "-k", "k"], ["-r/--remote-port", "'3457'"]),
+            (["--chroot", "rel"], ["--chroot", "'rel'"]),
+            ([], ["-i/--interface"]),
+            (["-i", "tun0"], ["-k/--key"]),
+            // ArgumentParser's own errors: unknown option, missing value, stray argument.
+            (["--bogus"], ["--bogus"]),
+            (["-x"], ["-x"]),
+            (["-l"], ["-l"]),
+            (["-f", "stray"], ["stray"]),
+            (["genkey", "a", "b"], ["b"]),
+        ]
+        for (args, mentions) in cases {
+            assertOneLineError(try Squtun.run(args), status: 64, mentions: mentions)
+        }
+    }
+
+    // MARK: genkey
+
+    func testGenkeyToStdout() throws {
+        let a = try Squtun.run(["genkey"])
+        let b = try Squtun.run(["genkey"])
+        for r in [a, b] {
+            XCTAssertEqual(r.status, 0)
+            XCTAssertEqual(r.stderr, "")
+            XCTAssertEqual(r.stdout.utf8.count, 65)
+            XCTAssertTrue(r.stdout.hasSuffix("\n"))
+            XCTAssertTrue(r.stdout.dropLast().allSatisfy { "0123456789abcdef".contains($0) }, r.stdout)
+        }
+        XCTAssertNotEqual(a.stdout, b.stdout)
+    }
+
+    func testGenkeyFileIsAcceptedAndNotOverwritten() throws {
+        let path = dir + "/key"
+        let first = try Squtun.run(["genkey", path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(first.stdout, "")
+        XCTAssertEqual(first.stderr, "")
+        XCTAssertEqual(mode(path), 0o600)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(before.count, 65)
+        // The reader the daemon uses accepts it, in-process and in the binary.
+        XCTAssertEqual(try KeyFile.read(path: path).count, 32)
+        let tunnel = try Squtun.run(["-i", "tun0", "-k", path])
+        XCTAssertEqual(tunnel.stderr, "squtun: the tunnel daemon is not available in this build yet\n")
+        XCTAssertEqual(tunnel.status, 1)
+
+        let second = try Squtun.run(["genkey", path])
+        assertOneLineError(second, status: 1, mentions: [path, "exists"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        XCTAssertEqual(mode(path), 0o600)
+    }
+
+    // MARK: key file errors
+
+    func testWorldReadableKeyFileRefused() throws {
+        let path = dir + "/key"
+        XCTAssertEqual(try Squtun.run(["genkey", path]).status, 0)
+        XCTAssertEqual(chmod(path, 0o644), 0)
+        let r = try Squtun.run(["-i", "tun0", "-k", path])
+        assertOneLineError(r, status: 1, mentions: [path, "0644", "chmod 600"])
+        XCTAssertNotEqual(r.status, 0)
+    }
+
+    func testMissingKeyFile() throws {
+        let path = dir + "/none"
+        assertOneLineError(try Squtun.run(["-i", "tun0", "-k", path]), status: 1,
+                           mentions: [path, "No such file or directory"])
+    }
+}
