@@ -132,6 +132,7 @@ final class PacketCipherTests: XCTestCase {
         var cases: [(String, [UInt8])] = [
             ("last byte 0", body + [1, 0]),
             ("last byte 17", body + [17, 17]),
+            ("p=17, the last 17 bytes all 17", CT.payload(15) + [UInt8](repeating: 17, count: 17)),
             ("last byte 255", body + [0xff, 0xff]),
             ("p=2, other byte differs", body + [3, 2]),
             ("p=16, first byte differs", [UInt8](repeating: 16, count: 15).reduce(into: [15]) { $0.append($1) }),
@@ -215,6 +216,47 @@ final class PacketCipherTests: XCTestCase {
         // RFC 4231 test case 1.
         let expected = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         XCTAssertEqual(results, [expected, expected, expected])
+    }
+
+    /// PacketCipher keeps its CBC contexts chaining across packets instead of
+    /// re-initialising them: whatever happened before (other lengths, failed
+    /// opens, bad padding, a key change), every datagram must equal the one
+    /// a freshly keyed cipher makes, and every open must give the payload.
+    func testLongLivedContextsMatchFreshOnes() throws {
+        let other = try SessionKeys(algorithms: alg, psk: CT.psk(), session: session ^ 1)
+        let c = try PacketCipher(algorithms: alg)
+        try c.setKeys(keys)
+        let peer = try CT.cipher(alg, psk: CT.psk(), session: session)
+        var counter: UInt64 = 0
+        for round in 0..<60 {
+            counter += 1
+            let length = (round * 97) % 1500
+            let payload = CT.payload(length, seed: round)
+            let mine = try CT.seal(c, header(counter), payload)
+            let fresh = try CT.seal(try CT.cipher(alg, psk: CT.psk(), session: session), header(counter), payload)
+            XCTAssertEqual(mine, fresh, "round \(round)")
+            // Opened by a long-lived peer, and by ourselves.
+            XCTAssertEqual(CT.open(peer, mine), payload, "round \(round)")
+            XCTAssertEqual(CT.open(c, try CT.seal(peer, header(counter + 1000), payload)), payload, "round \(round)")
+            switch round % 5 {
+            case 0:  // a decrypt that fails on padding (valid MAC)
+                var bad = CT.handmade(keys: keys, header: header(counter), plaintext: CT.payload(31, seed: round) + [0])
+                XCTAssertTrue(CT.verify(c, bad))
+                XCTAssertNil(bad.withUnsafeMutableBytes { c.decrypt($0) })
+            case 1:  // a decrypt refused on length
+                var short = Array(mine.dropLast(8))
+                XCTAssertNil(short.withUnsafeMutableBytes { c.decrypt($0) })
+            case 2:  // decrypting garbage of the right shape (what a caller skipping verify would do)
+                var junk = CT.payload(Wire.packetLength(payload: 40), seed: round)
+                _ = junk.withUnsafeMutableBytes { c.decrypt($0) }
+            case 3:  // other keys for a while, then back
+                try c.setKeys(other)
+                _ = try CT.seal(c, header(counter), payload)
+                try c.setKeys(keys)
+            default:
+                break
+            }
+        }
     }
 
     func testSetKeysSwitchesSession() throws {

@@ -105,8 +105,9 @@ let bothGrossNs = try measure(measureSeconds) {
 if roundFailures > 0 { fail("\(roundFailures) round trips failed") }
 
 func mbps(_ ns: Double) -> Double { Double(payloadLength) / ns * 1e3 }  // payload MB/s (10^6 B)
+func pad(_ s: String) -> String { s.count >= 10 ? s : s + String(repeating: " ", count: 10 - s.count) }
 func row(_ name: String, _ ns: Double, _ note: String = "") {
-    print(String(format: "  %-12@ %9.1f ns/packet  %8.1f MB/s%@", name, ns, mbps(ns), note))
+    print("  " + pad(name) + String(format: " %9.1f ns/packet  %8.1f MB/s", ns, mbps(ns)) + note)
 }
 print("squtun:")
 row("seal", sealNs)
@@ -140,7 +141,8 @@ print(String(format: "  hmac sha256         %5d B: %8.1f ns  (%7.1f MB/s)", macI
 let refSeal = encNs + macNs, refOpen = macNs + decNs, refBoth = refSeal + refOpen
 print("openssl, same work (sum of times) vs squtun:")
 func compare(_ name: String, _ ref: Double, _ ours: Double) {
-    print(String(format: "  %-12@ %9.1f ns/packet  %8.1f MB/s   squtun %9.1f ns  = %5.1f%%", name, ref, mbps(ref), ours, ref / ours * 100))
+    print("  " + pad(name) + String(format: " %9.1f ns/packet  %8.1f MB/s   squtun %9.1f ns = %5.1f%%",
+                                    ref, mbps(ref), ours, ref / ours * 100))
 }
 compare("seal", refSeal, sealNs)
 compare("open", refOpen, openNs)

@@ -1,0 +1,69 @@
+import Glibc
+import Shared
+
+/// The worker's counters: plain integers bumped on the data path, rendered
+/// as text only for `squtun status` and SIGUSR1.
+struct Stats {
+    /// tun → UDP: datagrams and payload bytes sealed and sent.
+    var txPackets: UInt64 = 0
+    var txBytes: UInt64 = 0
+    /// UDP → tun: authenticated data payloads written to the tun.
+    var rxPackets: UInt64 = 0
+    var rxBytes: UInt64 = 0
+    var keepalivesSent: UInt64 = 0
+    var keepalivesReceived: UInt64 = 0
+    /// Received datagrams dropped, by PROTOCOL.md reason.
+    var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
+    /// Local trouble, not the peer's: nothing to send to yet, send/write failures.
+    var noPeer: UInt64 = 0
+    var sendErrors: UInt64 = 0
+    var tunWriteErrors: UInt64 = 0
+    var tunReadErrors: UInt64 = 0
+    var peerChanges: UInt64 = 0
+    /// CLOCK_MONOTONIC ms of the last datagram that passed every check.
+    var lastAuthenticatedMs: UInt64?
+
+    @inline(__always)
+    mutating func drop(_ r: DropReason) { drops[r.rawValue] &+= 1 }
+
+    /// `name: value` lines, stable names (tests and scripts read them).
+    func render(interface: String, peer: String, peerSession: UInt64?, ownSession: UInt64,
+                derivations: UInt64, nowMonotonicMs: UInt64) -> String {
+        var lines: [(String, String)] = [
+            ("interface", interface),
+            ("peer", peer),
+            ("last-authenticated", lastAuthenticatedMs.map {
+                let ms = nowMonotonicMs &- $0
+                return "\(ms / 1000).\(ms % 1000 / 100) s ago"
+            } ?? "never"),
+            ("own-session", String(ownSession)),
+            ("peer-session", peerSession.map { String($0) } ?? "none"),
+            ("tx-packets", String(txPackets)),
+            ("tx-bytes", String(txBytes)),
+            ("rx-packets", String(rxPackets)),
+            ("rx-bytes", String(rxBytes)),
+            ("keepalives-sent", String(keepalivesSent)),
+            ("keepalives-received", String(keepalivesReceived)),
+            ("peer-changes", String(peerChanges)),
+        ]
+        for r in DropReason.allCases {
+            lines.append(("drop-\(r.name)", String(drops[r.rawValue])))
+        }
+        lines += [
+            ("no-peer", String(noPeer)),
+            ("send-errors", String(sendErrors)),
+            ("tun-read-errors", String(tunReadErrors)),
+            ("tun-write-errors", String(tunWriteErrors)),
+            ("key-derivations", String(derivations)),
+        ]
+        return lines.map { "\($0.0): \($0.1)\n" }.joined()
+    }
+}
+
+/// CLOCK_MONOTONIC in milliseconds: intervals (keepalive, last packet age).
+@inline(__always)
+func monotonicMs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,124 @@
+# Shared helpers for squtun's end-to-end tests (sourced, bash).
+#
+# Each test builds its own world: two network namespaces joined by a veth
+# pair on 198.51.100.0/24 (the underlay), a pre-created tun device in each
+# with 10.77.0.1/30 and 10.77.0.2/30 (the tunnel), and squtun on both ends.
+# Traffic never leaves those namespaces. Everything a test starts is
+# cleaned up by name or PID in `cleanup` (run from an EXIT trap).
+
+set -uo pipefail
+
+E2E_ID=${E2E_ID:-$$}
+NS_A="sqt-a-$E2E_ID"
+NS_B="sqt-b-$E2E_ID"
+VETH_A="sqa$E2E_ID"
+VETH_B="sqb$E2E_ID"
+UNDER_A=198.51.100.1
+UNDER_B=198.51.100.2
+TUN_A=10.77.0.1
+TUN_B=10.77.0.2
+TEST_USER=${TEST_USER:-squtun-test}
+WORK=$(mktemp -d "/tmp/squtun-e2e.$E2E_ID.XXXXXX")
+chmod 755 "$WORK"
+EMPTY="$WORK/empty"
+SQUTUN=${SQUTUN:?set SQUTUN to the squtun binary}
+PIDS=()
+
+T_PASS=0
+T_FAIL=0
+
+log() { printf '    %s\n' "$*"; }
+pass() { T_PASS=$((T_PASS + 1)); printf '  ok    %s\n' "$*"; }
+fail() { T_FAIL=$((T_FAIL + 1)); printf '  FAIL  %s\n' "$*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+ensure_user() {
+    id -u "$TEST_USER" >/dev/null 2>&1 ||
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$TEST_USER"
+}
+
+make_world() {
+    ensure_user
+    mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
+    ip netns add "$NS_A"
+    ip netns add "$NS_B"
+    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
+    ip -n "$NS_A" addr add "$UNDER_A/24" dev "$VETH_A"
+    ip -n "$NS_B" addr add "$UNDER_B/24" dev "$VETH_B"
+    for ns in "$NS_A" "$NS_B"; do
+        ip -n "$ns" link set lo up
+    done
+    ip -n "$NS_A" link set "$VETH_A" up
+    ip -n "$NS_B" link set "$VETH_B" up
+    local mtu
+    mtu=$("$SQUTUN" -m 1500)
+    make_tun "$NS_A" "$TUN_A" "$TUN_B" "$mtu"
+    make_tun "$NS_B" "$TUN_B" "$TUN_A" "$mtu"
+}
+
+make_tun() { # ns local-addr peer-addr mtu
+    ip -n "$1" tuntap add dev tun0 mode tun user "$TEST_USER"
+    ip -n "$1" addr add "$2/30" dev tun0
+    ip -n "$1" link set tun0 mtu "$4" up
+}
+
+# start_squtun NS NAME ARGS...: runs squtun in the foreground (-f) inside NS
+# with the test's chroot/user/pid file; its stderr goes to $WORK/NAME.log.
+start_squtun() {
+    local ns=$1 name=$2; shift 2
+    ip netns exec "$ns" "$SQUTUN" -f -u "$TEST_USER" --chroot "$EMPTY" \
+        --pidfile "$WORK/$name.pid" "$@" >>"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "PID_$name=$pid"
+}
+
+# wait_for SECONDS command...: polls every 0.1 s.
+wait_for() {
+    local t=$1; shift
+    local end=$((SECONDS * 10 + t * 10)) n=0
+    while [ $n -lt $((t * 10)) ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        n=$((n + 1))
+    done
+    return 1
+}
+
+ping_from() { # ns addr [count]
+    ip netns exec "$1" ping -c "${3:-1}" -W 1 -i 0.2 "$2" >/dev/null 2>&1
+}
+
+worker_of() { # helper pid -> worker pid (its only child)
+    cat "/proc/$1/task/$1/children" 2>/dev/null | awk '{print $1}'
+}
+
+stop_pid() { # pid: SIGTERM, then SIGKILL after 3 s
+    local p=$1
+    kill -0 "$p" 2>/dev/null || return 0
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+}
+
+cleanup() {
+    for p in "${PIDS[@]}"; do stop_pid "$p"; done
+    # Daemonized instances recorded their pid in a pid file.
+    for f in "$WORK"/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")"; done
+    ip netns del "$NS_A" 2>/dev/null
+    ip netns del "$NS_B" 2>/dev/null
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "    (logs kept in $WORK)"; else rm -rf "$WORK"; fi
+}
+
+dump_logs() {
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "    --- $f"; sed 's/^/    | /' "$f" | tail -n 30; }; done
+}
+
+finish() {
+    [ "$T_FAIL" -gt 0 ] && dump_logs
+    echo "  $T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ]
+}
