@@ -5,6 +5,12 @@
 #include <sys/random.h>
 #include <sys/prctl.h>
 #include <string.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 
 void squtun_wipe(void *buf, size_t len) { explicit_bzero(buf, len); }
 
@@ -29,3 +35,132 @@ int squtun_getresgid(gid_t *r, gid_t *e, gid_t *s) { return getresgid(r, e, s); 
 int squtun_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 int squtun_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
 int squtun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+
+// ---- System layer (squtund/System) -------------------------------------
+
+int squtun_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
+
+int squtun_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int squtun_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    if (len != sizeof cred) { errno = EPROTO; return -1; }
+    *uid = cred.uid;
+    *pid = cred.pid;
+    return 0;
+}
+
+int squtun_capget(uint64_t *effective, uint64_t *permitted, uint64_t *inheritable) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    *effective = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+    *permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    *inheritable = (uint64_t)data[0].inheritable | ((uint64_t)data[1].inheritable << 32);
+    return 0;
+}
+
+int squtun_ambient_caps_any(void) {
+    for (int cap = 0; cap < 64; cap++) {
+        int r = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0);
+        if (r == 1) return 1;
+        if (r < 0) {
+            if (errno == EINVAL) break; // past the kernel's last capability
+            return -1;
+        }
+    }
+    return 0;
+}
+
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > SQUTUN_MAX_FDS) { errno = EINVAL; return -1; }
+    union { char buf[CMSG_SPACE(sizeof(int) * SQUTUN_MAX_FDS)]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (nfds > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+ssize_t squtun_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *msg_flags) {
+    union { char buf[CMSG_SPACE(sizeof(int) * SQUTUN_MAX_FDS)]; struct cmsghdr align; } control;
+    struct iovec iov = { buf, len };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    *nfds = 0;
+    *msg_flags = 0;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return -1;
+    *msg_flags = msg.msg_flags;
+    int total = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (total < maxfds) fds[total] = fd;
+            else close(fd);
+            total++;
+        }
+    }
+    *nfds = total;
+    return n;
+}
+
+// One flag per signal; sig_atomic_t is what a handler may write.
+static volatile sig_atomic_t squtun_pending[64];
+static volatile int squtun_wake_fd = -1;
+
+static void squtun_signal_handler(int sig) {
+    int saved = errno; // the interrupted code may be about to read errno
+    if (sig > 0 && sig < 64) squtun_pending[sig] = 1;
+    int fd = squtun_wake_fd;
+    if (fd >= 0) {
+        char byte = (char)sig;
+        ssize_t ignored = write(fd, &byte, 1); // full pipe: a wake-up is already queued
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int squtun_signals_install(const int *signals, int count, int wake_fd) {
+    squtun_wake_fd = wake_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = squtun_signal_handler;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    for (int i = 0; i < count; i++) {
+        if (signals[i] <= 0 || signals[i] >= 64) { errno = EINVAL; return -1; }
+        if (sigaction(signals[i], &sa, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+uint64_t squtun_take_signals(void) {
+    uint64_t mask = 0;
+    for (int sig = 1; sig < 64; sig++) {
+        if (__atomic_exchange_n(&squtun_pending[sig], 0, __ATOMIC_SEQ_CST)) mask |= (uint64_t)1 << sig;
+    }
+    return mask;
+}

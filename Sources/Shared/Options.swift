@@ -22,6 +22,9 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public static let defaultChroot = "/var/lib/squtun/empty"
     public static let pidfileTemplate = defaultPidfile(interface: "IFACE")
     public static func defaultPidfile(interface: String) -> String { "/run/squtun/squtun-\(interface).pid" }
+    public static let controlTemplate = defaultControlSocket(interface: "IFACE")
+    /// The root-only Unix socket `squtun status` reads.
+    public static func defaultControlSocket(interface: String) -> String { "/run/squtun/squtun-\(interface).sock" }
 
     @Option(name: [.customShort("l"), .long], parsing: .unconditional,
             help: ArgumentHelp("Local UDP port.", valueName: "port"))
@@ -83,6 +86,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
                                valueName: "path"))
     public var pidfile: String?
 
+    @Option(name: .customLong("control"),
+            help: ArgumentHelp("Status socket, root-only (absolute). (default: \(TunnelOptions.controlTemplate))",
+                               valueName: "path"))
+    public var control: String?
+
     public init() {}
 
     /// What the command line asks for, fully checked and typed.
@@ -127,7 +135,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             foreground: foreground,
             user: user,
             chrootDirectory: chroot,
-            pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface)))
+            pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface),
+            controlSocket: control ?? TunnelOptions.defaultControlSocket(interface: interface)))
     }
 
     private struct Values {
@@ -165,6 +174,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         try OptionCheck.userName(user, option: "-u/--user")
         try OptionCheck.absolutePath(chroot, option: "--chroot")
         if let pidfile { try OptionCheck.absolutePath(pidfile, option: "--pidfile") }
+        if let control { try OptionCheck.absolutePath(control, option: "--control") }
         return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
     }
 }
@@ -187,10 +197,11 @@ public struct TunnelConfig: Equatable, Sendable {
     public var user: String
     public var chrootDirectory: String
     public var pidfile: String
+    public var controlSocket: String
 
     public init(localPort: UInt16, peer: String?, remotePort: UInt16, interface: String, keyPath: String,
                 keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool,
-                user: String, chrootDirectory: String, pidfile: String) {
+                user: String, chrootDirectory: String, pidfile: String, controlSocket: String) {
         self.localPort = localPort
         self.peer = peer
         self.remotePort = remotePort
@@ -203,6 +214,7 @@ public struct TunnelConfig: Equatable, Sendable {
         self.user = user
         self.chrootDirectory = chrootDirectory
         self.pidfile = pidfile
+        self.controlSocket = controlSocket
     }
 }
 

@@ -1,8 +1,9 @@
 import ArgumentParser
+import Glibc
 import Shared
 
 /// The root command is the tunnel itself, as in SquTUN: `squtun -i tun0 -k key ...`.
-/// Helper commands (genkey, later status) are subcommands; ArgumentParser
+/// Helper commands (genkey, status) are subcommands; ArgumentParser
 /// matches them by name before treating anything as tunnel options.
 struct Squtun: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,13 +14,14 @@ struct Squtun: ParsableCommand {
                    [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH]
             squtun -m LINK_MTU [--ipv6]
             squtun genkey [FILE]
+            squtun status IFACE [--control PATH]
             """,
         discussion: """
             Without a subcommand, runs the tunnel on interface -i with the key in -k.
             'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,
-        subcommands: [Genkey.self]
+        subcommands: [Genkey.self, Status.self]
     )
 
     @OptionGroup var options: TunnelOptions
@@ -31,11 +33,11 @@ struct Squtun: ParsableCommand {
             guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay) else { throw ExitCode.failure }
             try Output.stdout("\(tun)\n")
         case let .tunnel(config):
-            // Reading the key now makes key-file errors final before the daemon exists.
-            let key = try KeyFile.read(path: config.keyPath)
-            key.wipe()
-            Output.error("the tunnel daemon is not available in this build yet")
-            throw ExitCode.failure
+            if getuid() == 0 {
+                try Helper.run(config)
+            } else {
+                try Solo.run(config)
+            }
         }
     }
 }

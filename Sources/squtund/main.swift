@@ -7,6 +7,12 @@ import Glibc
 // Our own entry point instead of Squtun.main(): ArgumentParser would print
 // its error plus usage lines; squtun prints one line and exits 64 for bad
 // usage, 1 for other failures, and still prints full help for -h.
+// The worker is this binary re-executed by the root helper (Helper.swift):
+// it takes no options, only messages on fd 3.
+if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "--worker" {
+    Worker.main()
+}
+
 do {
     var command = try Squtun.parseAsRoot()
     try command.run()

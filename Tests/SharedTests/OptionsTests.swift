@@ -34,7 +34,8 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(c, TunnelConfig(
             localPort: 3456, peer: "198.51.100.2", remotePort: 3457, interface: "tun0", keyPath: "/etc/k",
             keepaliveSeconds: 59, skewSeconds: 30, bindAddress: nil, foreground: false, user: "squtun",
-            chrootDirectory: "/var/lib/squtun/empty", pidfile: "/run/squtun/squtun-tun0.pid"))
+            chrootDirectory: "/var/lib/squtun/empty", pidfile: "/run/squtun/squtun-tun0.pid",
+            controlSocket: "/run/squtun/squtun-tun0.sock"))
     }
 
     func testDefaults() throws {
@@ -50,6 +51,7 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(c.user, "squtun")
         XCTAssertEqual(c.chrootDirectory, "/var/lib/squtun/empty")
         XCTAssertEqual(c.pidfile, "/run/squtun/squtun-sq1.pid")
+        XCTAssertEqual(c.controlSocket, "/run/squtun/squtun-sq1.sock")
         XCTAssertEqual(c.keyPath, "key")
     }
 
@@ -57,11 +59,11 @@ final class OptionsTests: XCTestCase {
         let c = try tunnel(["--local-port", "1", "--peer", "vpn.example.org", "--remote-port", "65535",
                             "--interface", "a.b-c_d", "--key", "/k", "--keepalive", "3600", "--skew", "0",
                             "--bind", "::1", "--foreground", "--user", "nobody", "--chroot", "/srv/empty",
-                            "--pidfile", "/run/x.pid"])
+                            "--pidfile", "/run/x.pid", "--control", "/run/x.sock"])
         XCTAssertEqual(c, TunnelConfig(
             localPort: 1, peer: "vpn.example.org", remotePort: 65535, interface: "a.b-c_d", keyPath: "/k",
             keepaliveSeconds: 3600, skewSeconds: 0, bindAddress: "::1", foreground: true, user: "nobody",
-            chrootDirectory: "/srv/empty", pidfile: "/run/x.pid"))
+            chrootDirectory: "/srv/empty", pidfile: "/run/x.pid", controlSocket: "/run/x.sock"))
     }
 
     func testAcceptedEdgeValues() throws {
@@ -118,6 +120,7 @@ final class OptionsTests: XCTestCase {
             /* 26 */ (["-c", "-30"], "-c/--skew", "'-30'"),
             /* 27 */ (["--chroot", "var/empty"], "--chroot", "'var/empty'"),
             /* 28 */ (["--pidfile", "run/x.pid"], "--pidfile", "'run/x.pid'"),
+            /* 28b */ (["--control", "x.sock"], "--control", "'x.sock'"),
             /* 29 */ (["-b", "example.org"], "-b/--bind", "'example.org'"),
             /* 30 */ (["-b", "1.2.3"], "-b/--bind", "'1.2.3'"),
             /* 31 */ (["-b", "[::1]"], "-b/--bind", "'[::1]'"),

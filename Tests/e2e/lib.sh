@@ -70,11 +70,19 @@ make_tun() { # ns local-addr peer-addr mtu
 start_squtun() {
     local ns=$1 name=$2; shift 2
     ip netns exec "$ns" "$SQUTUN" -f -u "$TEST_USER" --chroot "$EMPTY" \
-        --pidfile "$WORK/$name.pid" "$@" >>"$WORK/$name.log" 2>&1 &
+        --pidfile "$WORK/$name.pid" --control "$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     eval "PID_$name=$pid"
 }
+
+genkey() { rm -f "$1"; "$SQUTUN" genkey "$1"; }
+
+# status NS NAME: `squtun status` of instance NAME.
+status_of() { ip netns exec "$1" "$SQUTUN" status tun0 --control "$WORK/$2.sock"; }
+
+# counter NS NAME FIELD: one number from `squtun status`.
+counter() { status_of "$1" "$2" | awk -F': ' -v f="$3" '$1==f {print $2}'; }
 
 # wait_for SECONDS command...: polls every 0.1 s.
 wait_for() {

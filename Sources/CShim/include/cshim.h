@@ -24,4 +24,52 @@ int squtun_get_no_new_privs(void);
 /// prctl(PR_SET_PDEATHSIG, sig).
 int squtun_set_pdeathsig(int sig);
 
+// ---- System layer (squtund/System) -------------------------------------
+#include <stdint.h>
+
+/// accept4(2) (a _GNU_SOURCE symbol).
+int squtun_accept4(int fd, int flags);
+
+/// pipe2(2) (a _GNU_SOURCE symbol).
+int squtun_pipe2(int fds[2], int flags);
+
+/// SO_PEERCRED of a connected Unix socket (struct ucred is _GNU_SOURCE):
+/// stores the peer's uid and pid; returns 0 or -1 with errno set.
+int squtun_peer_credentials(int fd, uid_t *uid, pid_t *pid);
+
+/// capget(2) with _LINUX_CAPABILITY_VERSION_3 for this process: the 64-bit
+/// effective, permitted and inheritable sets. 0 or -1 with errno set.
+int squtun_capget(uint64_t *effective, uint64_t *permitted, uint64_t *inheritable);
+
+/// 1 if any ambient capability is raised, 0 if none, -1 with errno set.
+int squtun_ambient_caps_any(void);
+
+/// Most file descriptors one channel message may carry. The receive
+/// control buffer has room for exactly this many; more set MSG_CTRUNC and
+/// the kernel discards the surplus.
+#define SQUTUN_MAX_FDS 8
+
+/// sendmsg(2) of one datagram with `nfds` (0...SQUTUN_MAX_FDS) descriptors
+/// as SCM_RIGHTS, with MSG_NOSIGNAL (EPIPE instead of SIGPIPE). Returns the
+/// byte count or -1 with errno set (EINTR is the caller's to retry).
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/// recvmsg(2) of one datagram with MSG_CMSG_CLOEXEC. Received descriptors
+/// (from every SCM_RIGHTS block) go to fds[0..<maxfds]; any beyond maxfds
+/// are closed at once. *nfds gets the TOTAL number that arrived, so the
+/// caller can tell "too many". *msg_flags gets msg_flags (MSG_TRUNC,
+/// MSG_CTRUNC). Returns the byte count or -1 with errno set.
+ssize_t squtun_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *msg_flags);
+
+/// Installs one async-signal-safe handler (SA_RESTART, all signals blocked
+/// while it runs) for each of `signals` (each 1...63). The handler only
+/// records the signal and, if wake_fd >= 0, writes one byte to it (make it
+/// a non-blocking pipe that the poll loop watches, so a signal arriving
+/// just before poll() still wakes it). 0 or -1 with errno set.
+int squtun_signals_install(const int *signals, int count, int wake_fd);
+
+/// Returns the signals recorded since the last call, as a bitmask
+/// (bit n = signal n), and clears them. Safe to call from normal code.
+uint64_t squtun_take_signals(void);
+
 #endif

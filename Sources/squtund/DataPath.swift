@@ -1,0 +1,254 @@
+import Glibc
+import CShim
+import Shared
+import squtun_crypto
+
+// The data path, run by the unprivileged worker (or by the single process
+// of an unprivileged start). One thread, one loop:
+//
+//  1. ppoll-style wait: tun, UDP, the wake pipe of the signal handler, the
+//     helper channel, the status listener; timeout = next keepalive due.
+//  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun.
+//     An authenticated datagram from a new address moves the peer there.
+//  3. tun → seal → UDP to the current peer (counted as no-peer if none yet).
+//  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
+//  5. Status connection → the counters as text; channel hang-up → exit;
+//     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
+//
+// Buffers are allocated once; nothing on the per-packet path allocates.
+
+/// How the data path ended.
+enum DataPathExit: Equatable {
+    case signal(Int32)
+    case channelClosed
+    case tunGone(String)
+    case fatal(String)
+}
+
+final class DataPath {
+    struct Settings {
+        var interface: String
+        var keepaliveMs: UInt64
+        /// From -p: SIGHUP returns to it.
+        var configuredPeer: SocketAddress?
+    }
+
+    /// Packets read per wakeup before looking at the other fds (fairness).
+    static let batch = 64
+
+    private let settings: Settings
+    private let tun: Tun
+    private let udp: UDPSocket
+    private let wake: FileDescriptor
+    private let channel: FileDescriptor?
+    private let control: FileDescriptor?
+    private let sealer: Sealer
+    private let opener: Opener
+    private let log: (Int32, String) -> Void
+
+    private(set) var peer: SocketAddress?
+    private(set) var stats = Stats()
+    private var lastSendMs: UInt64 = 0
+    /// One buffer per direction, each big enough for the largest datagram.
+    private let txBuffer: UnsafeMutableRawBufferPointer
+    private let rxBuffer: UnsafeMutableRawBufferPointer
+    private var pollSet: UnsafeMutablePointer<pollfd>
+    private var pollCount: Int
+
+    init(settings: Settings, tun: Tun, udp: UDPSocket, wake: FileDescriptor, channel: FileDescriptor?,
+         control: FileDescriptor?, sealer: Sealer, opener: Opener, log: @escaping (Int32, String) -> Void) {
+        self.settings = settings
+        self.tun = tun
+        self.udp = udp
+        self.wake = wake
+        self.channel = channel
+        self.control = control
+        self.sealer = sealer
+        self.opener = opener
+        self.log = log
+        peer = settings.configuredPeer
+        txBuffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 64)
+        rxBuffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 64)
+        pollSet = .allocate(capacity: 5)
+        let fds = [udp.fd, tun.fd, wake, channel, control].compactMap { $0 }
+        for (i, fd) in fds.enumerated() { pollSet[i] = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0) }
+        pollCount = fds.count
+    }
+
+    deinit {
+        txBuffer.deallocate()
+        rxBuffer.deallocate()
+        pollSet.deallocate()
+    }
+
+    /// Runs until a signal, the helper, or a fault ends it.
+    func run() -> DataPathExit {
+        // A restarted peer learns our new session at once.
+        sendKeepaliveIfDue(now: monotonicMs())
+        while true {
+            // 1. Wait.
+            let timeout = pollTimeout(now: monotonicMs())
+            let n = poll(pollSet, nfds_t(pollCount), timeout)
+            if n < 0 && errno != EINTR { return .fatal("poll: \(String(cString: strerror(errno)))") }
+            // 5. Signals first: SIGTERM must win over a flood.
+            if let end = handleSignals() { return end }
+            if n > 0 {
+                for i in 0..<pollCount where pollSet[i].revents != 0 {
+                    let fd = pollSet[i].fd
+                    let ev = pollSet[i].revents
+                    pollSet[i].revents = 0
+                    if fd == udp.fd.rawValue {
+                        receiveFromUDP()  // 2.
+                    } else if fd == tun.fd.rawValue {
+                        if ev & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                            return .tunGone("tun device \(settings.interface) is gone")
+                        }
+                        if let end = sendFromTun() { return end }  // 3.
+                    } else if fd == wake.rawValue {
+                        drainWakePipe()
+                    } else if let channel, fd == channel.rawValue {
+                        // The helper sends nothing after setup: data or hang-up both end us.
+                        return .channelClosed
+                    } else if let control, fd == control.rawValue {
+                        serveStatus(control)
+                    }
+                }
+            }
+            sendKeepaliveIfDue(now: monotonicMs())  // 4.
+        }
+    }
+
+    // MARK: 2. UDP → tun
+
+    private func receiveFromUDP() {
+        for _ in 0..<Self.batch {
+            let got: (count: Int, from: SocketAddress)?
+            do {
+                got = try udp.receive(into: rxBuffer)
+            } catch {
+                return  // ICMP errors (ECONNREFUSED …) surface here; nothing to do
+            }
+            guard let (count, from) = got else { return }
+            let packet = UnsafeMutableRawBufferPointer(rebasing: rxBuffer[0..<count])
+            let fromPeer = peer == from
+            switch opener.open(packet, fromPeer: fromPeer, nowMs: WallClock.nowMs()) {
+            case .drop(let reason):
+                stats.drop(reason)
+                continue
+            case .data(let length):
+                let payload = UnsafeRawBufferPointer(rebasing: rxBuffer[Wire.offsetCiphertext..<(Wire.offsetCiphertext + length)])
+                if (try? tun.write(payload)) == true {
+                    stats.rxPackets &+= 1
+                    stats.rxBytes &+= UInt64(length)
+                } else {
+                    stats.tunWriteErrors &+= 1
+                }
+            case .keepalive:
+                stats.keepalivesReceived &+= 1
+            }
+            stats.lastAuthenticatedMs = monotonicMs()
+            if !fromPeer { movePeer(to: from) }
+        }
+    }
+
+    private func movePeer(to address: SocketAddress) {
+        let old = peer
+        peer = address
+        stats.peerChanges &+= 1
+        log(LOG_NOTICE, old == nil ? "peer is \(address)" : "peer moved from \(old!) to \(address)")
+    }
+
+    // MARK: 3. tun → UDP
+
+    private func sendFromTun() -> DataPathExit? {
+        let room = UnsafeMutableRawBufferPointer(
+            rebasing: txBuffer[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
+        for _ in 0..<Self.batch {
+            let length: Int
+            do {
+                guard let n = try tun.read(into: room) else { return nil }
+                length = n
+            } catch {
+                if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
+                    return .tunGone("tun device \(settings.interface) is gone (\(error))")
+                }
+                stats.tunReadErrors &+= 1
+                return nil
+            }
+            if length == 0 { continue }
+            guard let peer else {
+                stats.noPeer &+= 1
+                continue
+            }
+            if seal(.data, payloadLength: length, to: peer) {
+                stats.txPackets &+= 1
+                stats.txBytes &+= UInt64(length)
+            }
+        }
+        return nil
+    }
+
+    /// Seals what sits in the tx buffer and sends it; false if it was not sent.
+    private func seal(_ type: PacketType, payloadLength: Int, to peer: SocketAddress) -> Bool {
+        guard let n = try? sealer.seal(type: type, payloadLength: payloadLength, packet: txBuffer,
+                                        nowMs: WallClock.nowMs()) else {
+            stats.sendErrors &+= 1
+            return false
+        }
+        let datagram = UnsafeRawBufferPointer(rebasing: txBuffer[0..<n])
+        guard (try? udp.send(datagram, to: peer)) == true else {
+            stats.sendErrors &+= 1
+            return false
+        }
+        lastSendMs = monotonicMs()
+        return true
+    }
+
+    // MARK: 4. Keepalive
+
+    private func sendKeepaliveIfDue(now: UInt64) {
+        guard settings.keepaliveMs > 0, let peer, now &- lastSendMs >= settings.keepaliveMs else { return }
+        if seal(.keepalive, payloadLength: 0, to: peer) { stats.keepalivesSent &+= 1 }
+    }
+
+    private func pollTimeout(now: UInt64) -> Int32 {
+        guard settings.keepaliveMs > 0, peer != nil else { return -1 }
+        let due = lastSendMs &+ settings.keepaliveMs
+        return due <= now ? 0 : Int32(min(due - now, 60_000))
+    }
+
+    // MARK: 5. Signals, status
+
+    private func drainWakePipe() {
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { b in
+            while (try? wake.read(into: b)).flatMap({ $0 }).map({ $0 > 0 }) == true {}
+        }
+    }
+
+    private func handleSignals() -> DataPathExit? {
+        let sigs = squtun_take_signals()
+        if sigs == 0 { return nil }
+        for s in [SIGTERM, SIGINT] where sigs & (1 << UInt64(s)) != 0 { return .signal(s) }
+        if sigs & (1 << UInt64(SIGHUP)) != 0 {
+            if peer != settings.configuredPeer {
+                log(LOG_NOTICE, "SIGHUP: forgetting peer \(peer.map { "\($0)" } ?? "none")"
+                    + (settings.configuredPeer.map { ", back to \($0)" } ?? ""))
+                peer = settings.configuredPeer
+            }
+        }
+        if sigs & (1 << UInt64(SIGUSR1)) != 0 {
+            for line in statusText().split(separator: "\n") { log(LOG_INFO, String(line)) }
+        }
+        return nil
+    }
+
+    func statusText() -> String {
+        stats.render(interface: settings.interface, peer: peer.map { "\($0)" } ?? "none",
+                     peerSession: opener.peerSession, ownSession: sealer.session,
+                     derivations: opener.derivations, nowMonotonicMs: monotonicMs())
+    }
+
+    private func serveStatus(_ listener: FileDescriptor) {
+        ControlSocket.acceptAndReply(listener: listener, text: statusText())
+    }
+}

@@ -1,0 +1,210 @@
+import Glibc
+import Shared
+
+/// The root helper: the process the user starts as root. It
+///  1. checks and opens everything (Prepared: key, peer, user, chroot,
+///     OpenSSL, tun, UDP) — every failure one line on stderr, exit 1;
+///  2. detaches unless -f (the starting command waits for the verdict);
+///  3. takes the pid file and creates the root-only status socket;
+///  4. spawns the worker (`squtun --worker`, channel on fd 3) and hands it
+///     config, key and fds, then closes and wipes its own copies;
+///  5. waits for `ready`, then only supervises: forwards SIGTERM, SIGINT,
+///     SIGHUP, SIGUSR1; logs what the worker logs; when the worker exits,
+///     removes the pid file and socket and exits with a meaningful status.
+/// Exit status: 0 stopped by a signal, 1 startup or runtime failure,
+/// 2 the worker died abnormally (killed or crashed).
+enum Helper {
+    /// How long the worker has to report ready, and to stop after SIGTERM.
+    static let readyTimeoutMs: Int32 = 10_000
+    static let stopGraceMs: Int32 = 1_500
+
+    static func run(_ config: TunnelConfig) throws -> Never {
+        let prepared = try Prepared.prepare(config, privileged: true)
+        let daemon = config.foreground ? nil : try Daemonize.detach()
+        do {
+            exit(try start(prepared, daemon: daemon))
+        } catch {
+            daemon?.fail("\(error)")
+            Log.error("\(error)")
+            exit(1)
+        }
+    }
+
+    private static func start(_ p: Prepared, daemon: Daemonize?) throws -> Int32 {
+        let config = p.config
+        let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
+        if let note = pidFile.note { Log.notice(note) }
+        defer { pidFile.remove() }
+        let control = try ControlSocket.listen(path: config.controlSocket)
+        defer { ControlSocket.removeFile(path: config.controlSocket) }
+        let wake = try Signals.install()
+
+        let (mine, theirs) = try Channel.makePair()
+        let worker = try Spawn.worker(channel: theirs)
+        theirs.close()
+        guard let user = p.user else { preconditionFailure("helper without a user") }
+        try mine.send(.config(WorkerConfig(
+            session: p.session, startTimeMs: p.startMs, skewSeconds: UInt32(config.skewSeconds),
+            keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
+            uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
+            interface: config.interface)))
+        try mine.send(.key(p.psk))
+        try mine.send(.fds(tun: p.tun.fd, udp: p.udp.fd, control: control))
+        // The supervisor keeps nothing of the data path.
+        p.psk.wipe()
+        p.tun.fd.close()
+        p.udp.fd.close()
+        control.close()
+
+        var supervisor = Supervisor(worker: worker, channel: mine, wake: wake)
+        guard let failure = supervisor.waitForReady() else {
+            Log.notice("tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"
+                + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
+            daemon?.succeed()
+            return supervisor.supervise()
+        }
+        throw HelperError.workerFailed(failure)
+    }
+}
+
+enum HelperError: Error, CustomStringConvertible {
+    case workerFailed(String)
+    var description: String {
+        switch self { case .workerFailed(let why): why }
+    }
+}
+
+/// The helper's loop once the worker runs.
+struct Supervisor {
+    let worker: pid_t
+    let channel: Channel
+    let wake: FileDescriptor
+    /// The worker's last error line: the reason if it dies during startup.
+    private var lastError: String?
+    private var stopping = false
+
+    init(worker: pid_t, channel: Channel, wake: FileDescriptor) {
+        self.worker = worker
+        self.channel = channel
+        self.wake = wake
+    }
+
+    /// nil once the worker said ready; else why it did not.
+    mutating func waitForReady() -> String? {
+        let deadline = monotonicMs() + UInt64(Helper.readyTimeoutMs)
+        while true {
+            let now = monotonicMs()
+            if now >= deadline {
+                kill(worker, SIGKILL)
+                _ = reap(blocking: true)
+                return "the worker did not start within \(Helper.readyTimeoutMs / 1000) s"
+            }
+            switch wait(timeoutMs: Int32(deadline - now)) {
+            case .ready: return nil
+            case .exited(let status):
+                return lastError ?? "the worker exited during startup (\(describe(status)))"
+            case .nothing: continue
+            }
+        }
+    }
+
+    /// Runs until the worker is gone; returns the helper's exit status.
+    /// After SIGTERM/SIGINT the worker has `stopGraceMs` before SIGKILL.
+    mutating func supervise() -> Int32 {
+        var killAt: UInt64?
+        var killed = false
+        while true {
+            var timeout: Int32 = -1
+            if let k = killAt { timeout = Int32(clamping: max(0, Int64(k) - Int64(monotonicMs()))) }
+            if case .exited(let status) = wait(timeoutMs: timeout) { return exitCode(status) }
+            if stopping && killAt == nil && !killed { killAt = monotonicMs() + UInt64(Helper.stopGraceMs) }
+            if let k = killAt, monotonicMs() >= k {
+                Log.warning("worker \(worker) did not stop in time: killing it")
+                kill(worker, SIGKILL)
+                killAt = nil
+                killed = true
+            }
+        }
+    }
+
+    enum Event { case ready, exited(Int32), nothing }
+
+    /// One wait: signals (forwarded), worker messages (logged), worker exit.
+    private mutating func wait(timeoutMs: Int32) -> Event {
+        var fds = [pollfd(fd: channel.fd.rawValue, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wake.rawValue, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&fds, 2, timeoutMs)
+        let sigs = Signals.take()
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] where Signals.has(sigs, s) {
+            if s == SIGTERM || s == SIGINT { stopping = true }
+            kill(worker, s)
+        }
+        if fds[1].revents != 0 { drain(wake) }
+        if fds[0].revents != 0 {
+            do {
+                switch try channel.receive(from: .worker) {
+                case .ready: return .ready
+                case .log(let level, let text):
+                    if level == .error { lastError = text }
+                    Log.write(level.syslogPriority, text)
+                default:
+                    Log.error("unexpected message from the worker: stopping it")
+                    kill(worker, SIGKILL)
+                }
+            } catch {
+                // Hang-up: the worker is exiting; collect it below.
+                if let status = reap(blocking: true) { return .exited(status) }
+            }
+        }
+        if let status = reap(blocking: false) { return .exited(status) }
+        return .nothing
+    }
+
+    private func drain(_ fd: FileDescriptor) {
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { b in
+            while ((try? fd.read(into: b)) ?? nil).map({ $0 > 0 }) == true {}
+        }
+    }
+
+    /// The worker's wait status once it has exited.
+    private func reap(blocking: Bool) -> Int32? {
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(worker, &status, blocking ? 0 : WNOHANG)
+            if r == worker { return status }
+            if r < 0 && errno == EINTR { continue }
+            if r < 0 && errno == ECHILD { return 0 }
+            return nil
+        }
+    }
+
+    private func exitCode(_ status: Int32) -> Int32 {
+        let text = describe(status)
+        if exited(status) && exitStatus(status) == 0 {
+            Log.notice("worker \(worker) \(text); stopping")
+            return 0
+        }
+        Log.error("worker \(worker) \(text); stopping")
+        return exited(status) ? 1 : 2
+    }
+}
+
+// The wait-status macros, which Swift does not import.
+func exited(_ s: Int32) -> Bool { s & 0x7f == 0 }
+func exitStatus(_ s: Int32) -> Int32 { (s >> 8) & 0xff }
+func termSignal(_ s: Int32) -> Int32 { s & 0x7f }
+
+func describe(_ status: Int32) -> String {
+    exited(status) ? "exited with status \(exitStatus(status))" : "was killed by signal \(termSignal(status))"
+}
+
+extension LogLevel {
+    var syslogPriority: Int32 {
+        switch self {
+        case .error: LOG_ERR
+        case .warning: LOG_WARNING
+        case .info: LOG_INFO
+        case .debug: LOG_DEBUG
+        }
+    }
+}

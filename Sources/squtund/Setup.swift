@@ -1,0 +1,40 @@
+import Glibc
+import Shared
+import squtun_crypto
+
+/// What both start modes (root helper, unprivileged single process) open and
+/// check before anything runs, in this order, each failure one line:
+/// key file, peer address, user and chroot (root only), OpenSSL with this
+/// key, tun device, UDP socket.
+struct Prepared {
+    let config: TunnelConfig
+    let psk: SecretBytes
+    let peer: SocketAddress?
+    /// The dedicated user (root start only).
+    let user: (name: String, uid: UInt32, gid: UInt32)?
+    let tun: Tun
+    let udp: UDPSocket
+    /// This run's session id and start time (PROTOCOL.md §2, §6).
+    let session: UInt64
+    let startMs: UInt64
+
+    static func prepare(_ config: TunnelConfig, privileged: Bool) throws -> Prepared {
+        let psk = try KeyFile.read(path: config.keyPath)
+        let peer = try config.peer.map { host throws(SystemError) in
+            try SocketAddress.resolve(host: host, port: config.remotePort)
+        }
+        var user: (String, UInt32, UInt32)?
+        if privileged {
+            let (uid, gid) = try Privileges.lookupUser(config.user)
+            try Privileges.checkChrootDirectory(config.chrootDirectory)
+            user = (config.user, uid, gid)
+        }
+        let session = WallClock.nowNs()
+        // OpenSSL must work with this key before we go on (and before any fork).
+        _ = try TunnelCrypto(psk: psk, session: session, startMs: 0, skewSeconds: 0)
+        let tun = try Tun.attach(name: config.interface)
+        let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
+        return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
+                        session: session, startMs: WallClock.nowMs())
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+import Shared
+
+/// Started by a non-root user who owns the tun device (SquTUN's
+/// `su squtun -c 'squtun …'`): one process, the same data path and the same
+/// seccomp filter; no chroot or user change is possible, which it logs.
+enum Solo {
+    static func run(_ config: TunnelConfig) throws -> Never {
+        let prepared = try Prepared.prepare(config, privileged: false)
+        let daemon = config.foreground ? nil : try Daemonize.detach()
+        do {
+            exit(try start(prepared, daemon: daemon))
+        } catch {
+            daemon?.fail("\(error)")
+            Log.error("\(error)")
+            exit(1)
+        }
+    }
+
+    private static func start(_ p: Prepared, daemon: Daemonize?) throws -> Int32 {
+        let config = p.config
+        let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
+        if let note = pidFile.note { Log.notice(note) }
+        defer { pidFile.remove() }
+        let control = try ControlSocket.listen(path: config.controlSocket)
+        defer { ControlSocket.removeFile(path: config.controlSocket) }
+        let crypto = try TunnelCrypto(psk: p.psk, session: p.session, startMs: p.startMs,
+                                      skewSeconds: config.skewSeconds)
+        let wake = try Signals.install()
+        Log.notice("running as uid \(getuid()), not root: no chroot and no user change possible")
+        try Privileges.unprivilegedHardening()
+        try Seccomp.install(mode: .singleProcess)
+        Log.notice("tunnel on \(config.interface) is up" + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
+        daemon?.succeed()
+        let path = DataPath(
+            settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
+                            configuredPeer: p.peer),
+            tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
+            sealer: crypto.sealer, opener: crypto.opener, log: Log.write)
+        return DataPath.exitStatus(path.run())
+    }
+}

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An errno value captured right after a failing call. Per-packet functions
+/// throw this (typed throws: no existential box, so no allocation on the
+/// error path either); setup code wraps it in a `SystemError` that says what
+/// failed and what to do.
+struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
+    let rawValue: Int32
+
+    init(_ rawValue: Int32) { self.rawValue = rawValue }
+
+    /// The calling thread's errno, now.
+    static var current: Errno { Errno(errno) }
+
+    /// strerror text, e.g. "Address already in use".
+    var description: String { String(cString: strerror(rawValue)) }
+
+    static let interrupted = Errno(EINTR)
+    static let wouldBlock = Errno(EAGAIN)
+    static let permissionDenied = Errno(EPERM)
+    static let noSuchFile = Errno(ENOENT)
+
+    /// EAGAIN and EWOULDBLOCK are the same on Linux; compare both anyway.
+    var isWouldBlock: Bool { rawValue == EAGAIN || rawValue == EWOULDBLOCK }
+}
+
+/// THE EINTR loop: calls `body` until it does not fail with EINTR. A result
+/// of -1 becomes a thrown `Errno`. Do not use it for close(2): on Linux the
+/// fd is gone even when close reports EINTR, and retrying could close an fd
+/// another part of the program just opened.
+@inline(__always)
+func retryingEINTR<R: BinaryInteger>(_ body: () -> R) throws(Errno) -> R {
+    while true {
+        let result = body()
+        if result != -1 { return result }
+        let code = errno
+        if code != EINTR { throw Errno(code) }
+    }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starting the worker: posix_spawn of our own binary (not fork: unsafe in
+/// a Swift process; not Foundation.Process: it would close the inherited
+/// channel fd). The child gets exactly the fds mapped here (plus 0-2; all
+/// else is close-on-exec), a clean environment, an empty signal mask and
+/// default signal dispositions.
+enum Spawn {
+    static let workerPath = "/proc/self/exe"
+    static let workerArguments = ["squtun", "--worker"]
+    static let workerEnvironment = ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+
+    /// Starts `squtun --worker` with `channel` (the worker end) as fd 3.
+    /// The caller closes its copy of the worker end afterwards.
+    static func worker(channel: Channel) throws(SystemError) -> pid_t {
+        try spawn(path: workerPath, arguments: workerArguments, environment: workerEnvironment,
+                  fileMap: [(channel.fd, Channel.workerFD.rawValue)])
+    }
+
+    /// posix_spawn with `fileMap` (source fd → fd number in the child).
+    static func spawn(path: String, arguments: [String], environment: [String],
+                      fileMap: [(source: FileDescriptor, target: Int32)]) throws(SystemError) -> pid_t {
+        // Sources are first copied above every target, so that mapping
+        // a→3 while b already is 3 (or a is 3 itself, where dup2 would keep
+        // the close-on-exec flag) cannot go wrong.
+        var copies: [FileDescriptor] = []
+        defer { copies.forEach { $0.close() } }
+        for (source, _) in fileMap {
+            do throws(Errno) {
+                copies.append(try source.duplicate(atLeast: 64))
+            } catch {
+                throw .spawnFailed(path: path, errno: error)
+            }
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (copy, (_, target)) in zip(copies, fileMap) {
+            posix_spawn_file_actions_adddup2(&actions, copy.rawValue, target)
+        }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        guard code == 0 else { throw .spawnFailed(path: path, errno: Errno(code)) }
+        return pid
+    }
+
+    /// How a child ended.
+    enum ChildStatus: Equatable, Sendable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+
+        /// Decodes a waitpid status (the W* macros are not visible to Swift).
+        init?(waitStatus status: Int32) {
+            let signal = status & 0x7f
+            if signal == 0 { self = .exited((status >> 8) & 0xff) }
+            else if signal != 0x7f { self = .signaled(signal) }
+            else { return nil }  // stopped, not ended
+        }
+
+        var description: String {
+            switch self {
+            case let .exited(code): return "exited with status \(code)"
+            case let .signaled(signal) where signal == SIGSYS:
+                return "killed by SIGSYS (a system call outside the seccomp allow-list; see the kernel log)"
+            case let .signaled(signal): return "killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+            }
+        }
+    }
+
+    /// waitpid. With `block: false`, nil while the child still runs.
+    static func wait(_ pid: pid_t, block: Bool = true) throws(Errno) -> ChildStatus? {
+        while true {
+            var status: Int32 = 0
+            let r = try retryingEINTR { waitpid(pid, &status, block ? 0 : WNOHANG) }
+            if r == 0 { return nil }
+            if let ended = ChildStatus(waitStatus: status) { return ended }
+            if !block { return nil }
+        }
+    }
+}

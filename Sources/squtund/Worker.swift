@@ -1,0 +1,111 @@
+import Glibc
+import CShim
+import Shared
+import squtun_crypto
+
+/// The unprivileged worker: `squtun --worker`, spawned by the root helper
+/// with the channel on fd 3. Before it touches a packet, in this order:
+///  1. receives exactly `config`, `key`, `fds` (anything else: exit);
+///  2. initialises OpenSSL and derives its session keys (nothing of
+///     OpenSSL's may load lazily after the chroot);
+///  3. installs the signal handlers (SIGTERM/INT/HUP/USR1 → wake pipe);
+///  4. drops privileges: chroot, chdir, groups, gid, uid, verified, no_new_privs;
+///  5. installs the seccomp allow-list;
+///  6. tells the helper `ready`, then runs the data path.
+enum Worker {
+    static let channelFD: Int32 = 3
+
+    static func main() -> Never {
+        let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
+        Log.sink = .channel(channel)
+        do {
+            exit(try run(channel))
+        } catch {
+            Log.error("\(error)")
+            exit(1)
+        }
+    }
+
+    private static func run(_ channel: Channel) throws -> Int32 {
+        // 1. Setup messages, in this order.
+        guard case .config(let config) = try channel.receive(from: .helper) else {
+            throw WorkerError.unexpectedMessage("config")
+        }
+        guard case .key(let psk) = try channel.receive(from: .helper) else {
+            throw WorkerError.unexpectedMessage("key")
+        }
+        guard case .fds(let tunFD, let udpFD, let controlFD) = try channel.receive(from: .helper) else {
+            throw WorkerError.unexpectedMessage("fds")
+        }
+        let tun = Tun(adopting: tunFD, name: config.interface)
+        let udp = try UDPSocket(adopting: udpFD)
+
+        // 2. OpenSSL, before the chroot.
+        let crypto = try TunnelCrypto(psk: psk, session: config.session, startMs: config.startTimeMs,
+                                      skewSeconds: Int(config.skewSeconds))
+        // The PSK stays: the opener derives keys for the peer's next session.
+
+        // 3. Signals.
+        let wake = try Signals.install()
+
+        // 4. Privileges.
+        if config.dropPrivileges {
+            try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
+        } else {
+            try Privileges.unprivilegedHardening()
+        }
+        // 5. Seccomp.
+        try Seccomp.install()
+
+        // 6. Run.
+        try channel.send(.ready)
+        let path = DataPath(
+            settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
+                            configuredPeer: config.peer),
+            tun: tun, udp: udp, wake: wake, channel: channel.fd, control: controlFD,
+            sealer: crypto.sealer, opener: crypto.opener, log: Log.write)
+        return DataPath.exitStatus(path.run())
+    }
+}
+
+enum WorkerError: Error, CustomStringConvertible {
+    case unexpectedMessage(String)
+
+    var description: String {
+        switch self {
+        case .unexpectedMessage(let wanted): "worker: expected the \(wanted) message from the helper"
+        }
+    }
+}
+
+/// The sealer and opener of one tunnel end, made before any privilege drop.
+struct TunnelCrypto {
+    let sealer: Sealer
+    let opener: Opener
+
+    init(psk: SecretBytes, session: UInt64, startMs: UInt64, skewSeconds: Int) throws {
+        let algorithms = try CryptoAlgorithms()
+        sealer = try Sealer(algorithms: algorithms, psk: psk, session: session)
+        opener = try Opener(algorithms: algorithms, psk: psk, ownSession: session, startMs: startMs,
+                            skewSeconds: skewSeconds)
+    }
+}
+
+extension DataPath {
+    /// The process exit status for how the data path ended, logged.
+    static func exitStatus(_ end: DataPathExit) -> Int32 {
+        switch end {
+        case .signal(let s):
+            Log.notice("stopping on signal \(s)")
+            return 0
+        case .channelClosed:
+            return 1  // the helper is gone: nobody to log to
+        case .tunGone(let why):
+            Log.error(why)
+            return 1
+        case .fatal(let why):
+            Log.error(why)
+            return 1
+        }
+    }
+}

@@ -1,0 +1,381 @@
+import XCTest
+import CShim
+import Shared
+@testable import squtund
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ChannelTests: XCTestCase {
+    private var toClose: [FileDescriptor] = []
+
+    override func tearDown() {
+        toClose.forEach { $0.close() }
+        toClose = []
+        super.tearDown()
+    }
+
+    private func pair() throws -> (helper: Channel, worker: Channel) {
+        let p = try Channel.makePair()
+        toClose += [p.helper.fd, p.worker.fd]
+        return p
+    }
+
+    private func pipe() throws -> (read: FileDescriptor, write: FileDescriptor) {
+        let p = try FileDescriptor.makePipe()
+        toClose += [p.read, p.write]
+        return p
+    }
+
+    static let sampleConfig = WorkerConfig(
+        session: 0x0123_4567_89ab_cdef, startTimeMs: 1_700_000_000_123, skewSeconds: 30, keepaliveSeconds: 25,
+        dropPrivileges: true, uid: 998, gid: 997, peer: SocketAddress.parse(literal: "198.51.100.2", port: 3456),
+        chrootPath: "/var/lib/squtun/empty", interface: "tun0")
+
+    private func key() -> SecretBytes {
+        let bytes = (0..<32).map { UInt8($0 * 7 & 0xff) }
+        return bytes.withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+
+    private func encode(_ m: ChannelMessage) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: ChannelCodec.maxMessageBytes)
+        let n = try buffer.withUnsafeMutableBytes { try ChannelCodec.encode(m, into: $0) }
+        return Array(buffer[0..<n])
+    }
+
+    private func decode(_ bytes: [UInt8], fds: [Int32] = []) throws -> ChannelMessage {
+        try bytes.withUnsafeBytes { b in
+            try fds.withUnsafeBufferPointer { try ChannelCodec.decode(b, fdCount: fds.count, fds: $0) }
+        }
+    }
+
+    private func assertFault(_ bytes: [UInt8], fds: [Int32] = [], _ expected: ChannelFault,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try decode(bytes, fds: fds), file: file, line: line) { error in
+            XCTAssertEqual(error as? ChannelFault, expected, file: file, line: line)
+        }
+    }
+
+    // MARK: Round trips over a real socketpair
+
+    func testConfigRoundTrips() throws {
+        let (helper, worker) = try pair()
+        var v6 = ChannelTests.sampleConfig
+        v6.peer = SocketAddress.parse(literal: "fe80::1%2", port: 9)
+        var none = ChannelTests.sampleConfig
+        none.peer = nil
+        none.dropPrivileges = false
+        none.chrootPath = ""
+        for config in [ChannelTests.sampleConfig, v6, none] {
+            try helper.send(.config(config))
+            XCTAssertEqual(try worker.receive(from: .helper), .config(config))
+        }
+    }
+
+    func testKeyReadyAndLogRoundTrip() throws {
+        let (helper, worker) = try pair()
+        try helper.send(.key(key()))
+        XCTAssertEqual(try worker.receive(from: .helper), .key(key()))
+        try worker.send(.ready)
+        XCTAssertEqual(try helper.receive(from: .worker), .ready)
+        for level in LogLevel.allCases {
+            try worker.send(.log(level: level, text: "peer moved to [2001:db8::1]:3456 — ünïcode ✓"))
+            XCTAssertEqual(try helper.receive(from: .worker), .log(level: level, text: "peer moved to [2001:db8::1]:3456 — ünïcode ✓"))
+        }
+        try worker.sendLog(level: LOG_NOTICE, text: "notice")
+        XCTAssertEqual(try helper.receive(from: .worker), .log(level: .info, text: "notice"))
+        try worker.sendLog(level: LOG_CRIT, text: "")
+        XCTAssertEqual(try helper.receive(from: .worker), .log(level: .error, text: "(empty log message)"))
+    }
+
+    func testFileDescriptorsRoundTrip() throws {
+        let (helper, worker) = try pair()
+        let pipes = try (0..<3).map { _ in try pipe() }
+        try helper.send(.fds(tun: pipes[0].write, udp: pipes[1].write, control: pipes[2].write))
+        guard case let .fds(tun, udp, control) = try worker.receive(from: .helper) else {
+            return XCTFail("expected fds")
+        }
+        let received = [tun, udp, control]
+        toClose += received
+        for (i, fd) in received.enumerated() {
+            XCTAssertNotEqual(fd, pipes[i].write, "a new descriptor, not the sender's number")
+            XCTAssertTrue(fd.isCloseOnExec, "MSG_CMSG_CLOEXEC")
+            // Usable: write through the received copy, read from the original pipe.
+            let message = Array("via \(i)".utf8)
+            XCTAssertEqual(try message.withUnsafeBytes { try fd.write($0) }, message.count)
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let n = try buffer.withUnsafeMutableBytes { try pipes[i].read.read(into: $0) }
+            XCTAssertEqual(n.map { Array(buffer[0..<$0]) }, message)
+        }
+    }
+
+    func testClosedPeerIsReported() throws {
+        let (helper, worker) = try pair()
+        worker.close()
+        toClose.removeAll { $0 == worker.fd }
+        XCTAssertThrowsError(try helper.receive(from: .worker)) { error in
+            XCTAssertEqual(error as? SystemError, .channelClosed)
+        }
+        XCTAssertThrowsError(try helper.send(.ready)) { error in
+            XCTAssertEqual(error as? SystemError, .channelIO(operation: "sendmsg", errno: Errno(EPIPE)), "EPIPE, not SIGPIPE")
+        }
+    }
+
+    func testWrongSenderIsRefused() throws {
+        let (helper, worker) = try pair()
+        try helper.send(.ready)  // a worker-only type coming from the helper
+        XCTAssertThrowsError(try worker.receive(from: .helper)) { error in
+            XCTAssertEqual(error as? SystemError, .channelMessage(.wrongSender(type: .ready)))
+        }
+    }
+
+    // MARK: Descriptor count faults close what arrived
+
+    /// Sends `body` with `count` pipe write ends (our copies closed), then
+    /// checks the receiver refuses it with `expected` and closed every
+    /// descriptor it got: each pipe's read end must see end-of-file.
+    private func assertRefusedAndClosed(_ body: [UInt8], fdCount count: Int, from sender: ChannelSender,
+                                        _ expected: ChannelFault, line: UInt = #line) throws {
+        let (helper, worker) = try pair()
+        let pipes = try (0..<count).map { _ in try FileDescriptor.makePipe() }
+        let raw = pipes.map(\.write.rawValue)
+        let sent = body.withUnsafeBytes { b in
+            raw.withUnsafeBufferPointer { squtun_send_fds(helper.fd.rawValue, b.baseAddress, b.count, $0.baseAddress, Int32(count)) }
+        }
+        XCTAssertEqual(sent, body.count, "send errno \(errno)", line: line)
+        pipes.forEach { $0.write.close() }
+        XCTAssertThrowsError(try worker.receive(from: sender), line: line) { error in
+            XCTAssertEqual(error as? SystemError, .channelMessage(expected), line: line)
+        }
+        for p in pipes {
+            var byte: UInt8 = 0
+            XCTAssertEqual(Glibc.read(p.read.rawValue, &byte, 1), 0, "a received fd was left open", line: line)
+            p.read.close()
+        }
+    }
+
+    func testWrongDescriptorCounts() throws {
+        let fdsBody: [UInt8] = [ChannelMessageType.fds.rawValue, 3]
+        try assertRefusedAndClosed(fdsBody, fdCount: 2, from: .helper, .wrongFDCount(type: .fds, got: 2))
+        try assertRefusedAndClosed(fdsBody, fdCount: 4, from: .helper, .wrongFDCount(type: .fds, got: 4))
+        try assertRefusedAndClosed(fdsBody, fdCount: 0, from: .helper, .wrongFDCount(type: .fds, got: 0))
+        // Descriptors riding on a message that takes none.
+        try assertRefusedAndClosed([ChannelMessageType.ready.rawValue], fdCount: 1, from: .worker, .wrongFDCount(type: .ready, got: 1))
+        // Unknown type with descriptors: still closed.
+        try assertRefusedAndClosed([0x7f], fdCount: 2, from: .helper, .unknownType(0x7f))
+    }
+
+    func testTooManyDescriptorsAreTruncatedAndClosed() throws {
+        let (helper, worker) = try pair()
+        // 12 descriptors: more than the receiver's control buffer holds
+        // (SQUTUN_MAX_FDS = 8), so MSG_CTRUNC; the kernel drops the surplus
+        // and the receiver must close the 8 it got.
+        let pipes = try (0..<12).map { _ in try FileDescriptor.makePipe() }
+        let body: [UInt8] = [ChannelMessageType.fds.rawValue, 3]
+        XCTAssertEqual(rawSend(helper.fd, body, pipes.map(\.write.rawValue)), 2, "errno \(errno)")
+        pipes.forEach { $0.write.close() }
+        XCTAssertThrowsError(try worker.receive(from: .helper)) { error in
+            XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
+        }
+        for p in pipes {
+            var byte: UInt8 = 0
+            XCTAssertEqual(Glibc.read(p.read.rawValue, &byte, 1), 0)
+            p.read.close()
+        }
+    }
+
+    /// sendmsg with one SCM_RIGHTS block of any size, built by hand (the
+    /// CMSG_* macros are not visible to Swift): cmsghdr is
+    /// { size_t len; int level; int type; } then the ints.
+    private func rawSend(_ socket: FileDescriptor, _ body: [UInt8], _ fds: [Int32]) -> Int {
+        let header = MemoryLayout<Int>.size + 8
+        let length = header + 4 * fds.count
+        var control = [UInt8](repeating: 0, count: (length + 7) & ~7)
+        control.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: length, toByteOffset: 0, as: Int.self)
+            raw.storeBytes(of: SOL_SOCKET, toByteOffset: MemoryLayout<Int>.size, as: Int32.self)
+            raw.storeBytes(of: Int32(SCM_RIGHTS), toByteOffset: MemoryLayout<Int>.size + 4, as: Int32.self)
+            for (i, fd) in fds.enumerated() { raw.storeBytes(of: fd, toByteOffset: header + 4 * i, as: Int32.self) }
+        }
+        var body = body
+        return body.withUnsafeMutableBytes { b in
+            control.withUnsafeMutableBytes { c in
+                var iov = iovec(iov_base: b.baseAddress, iov_len: b.count)
+                return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                    var message = msghdr()
+                    message.msg_iov = iovPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = c.baseAddress
+                    message.msg_controllen = c.count
+                    return sendmsg(socket.rawValue, &message, 0)
+                }
+            }
+        }
+    }
+
+    func testOversizedMessageIsTruncated() throws {
+        let (helper, worker) = try pair()
+        var big = [UInt8](repeating: 0x41, count: 4000)
+        big[0] = ChannelMessageType.log.rawValue
+        big[1] = 2
+        XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0) }, 4000)
+        XCTAssertThrowsError(try worker.receive(from: .worker)) { error in
+            XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
+        }
+    }
+
+    // MARK: Pure codec
+
+    func testEncodedSizes() throws {
+        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 336)
+        XCTAssertEqual(try encode(.key(key())).count, 33)
+        XCTAssertEqual(try encode(.fds(tun: .init(rawValue: 5), udp: .init(rawValue: 6), control: .init(rawValue: 7))), [3, 3])
+        XCTAssertEqual(try encode(.ready), [4])
+        XCTAssertEqual(try encode(.log(level: .warning, text: "hi")), [5, 1, 0x68, 0x69])
+        XCTAssertEqual(ChannelCodec.maxMessageBytes, 1026)
+    }
+
+    func testConfigByteLayout() throws {
+        let bytes = try encode(.config(ChannelTests.sampleConfig))
+        XCTAssertEqual(bytes[0], 1)
+        XCTAssertEqual(Array(bytes[1..<9]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
+        XCTAssertEqual(bytes[25], 3, "flags: drop + peer")
+        XCTAssertEqual(Array(bytes[37..<41]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
+        XCTAssertEqual(Array(bytes[41..<45]), [198, 51, 100, 2])
+        XCTAssertEqual(Array(bytes[65..<86]), Array("/var/lib/squtun/empty".utf8))
+        XCTAssertEqual(bytes[86], 0)
+        XCTAssertEqual(Array(bytes[321..<325]), Array("tun0".utf8))
+    }
+
+    func testLogTextIsCutAndCleaned() throws {
+        let long = String(repeating: "é", count: 2000)  // 2 bytes each
+        guard case let .log(_, text) = try decode(try encode(.log(level: .info, text: long))) else { return XCTFail() }
+        XCTAssertEqual(text.utf8.count, 1024)
+        XCTAssertEqual(text, String(repeating: "é", count: 512))
+        let odd = String(repeating: "a", count: 1023) + "é"  // would end mid-character: dropped whole
+        guard case let .log(_, cut) = try decode(try encode(.log(level: .info, text: odd))) else { return XCTFail() }
+        XCTAssertEqual(cut, String(repeating: "a", count: 1023))
+        XCTAssertEqual(try decode(try encode(.log(level: .info, text: "a\nb\u{1b}[31mc\u{9b}d\te"))),
+                       .log(level: .info, text: "a b [31mc d\te"))
+        XCTAssertThrowsError(try encode(.log(level: .info, text: ""))) { error in
+            XCTAssertEqual(error as? ChannelFault, .badField(type: .log, field: "empty text"))
+        }
+    }
+
+    func testEncodeRefusesBadConfigs() {
+        var config = ChannelTests.sampleConfig
+        config.chrootPath = String(repeating: "x", count: 256)
+        XCTAssertThrowsError(try encode(.config(config)))
+        config = ChannelTests.sampleConfig
+        config.interface = "a-much-too-long-name"
+        XCTAssertThrowsError(try encode(.config(config)))
+        let shortKey = [UInt8](repeating: 1, count: 16).withUnsafeBytes { SecretBytes(copying: $0) }
+        XCTAssertThrowsError(try encode(.key(shortKey))) { error in
+            XCTAssertEqual(error as? ChannelFault, .wrongLength(type: .key, got: 16))
+        }
+    }
+
+    func testDecodeFaults() throws {
+        let config = try encode(.config(ChannelTests.sampleConfig))
+        assertFault([], .empty)
+        for type: UInt8 in [0, 6, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
+        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 335))
+        assertFault(config + [0], .wrongLength(type: .config, got: 337))
+        assertFault([2] + [UInt8](repeating: 1, count: 31), .wrongLength(type: .key, got: 31))
+        assertFault([2] + [UInt8](repeating: 1, count: 33), .wrongLength(type: .key, got: 33))
+        assertFault([3], .wrongLength(type: .fds, got: 0))
+        assertFault([3, 3, 3], fds: [5, 6, 7], .wrongLength(type: .fds, got: 2))
+        assertFault([3, 2], fds: [5, 6, 7], .badField(type: .fds, field: "count byte is not 3"))
+        assertFault([4, 0], .wrongLength(type: .ready, got: 1))
+        assertFault([5, 2], .wrongLength(type: .log, got: 1))
+        assertFault([5, 2] + [UInt8](repeating: 0x61, count: 1025), .wrongLength(type: .log, got: 1026))
+        assertFault([5, 8, 0x61], .badField(type: .log, field: "unknown level 8"))
+        assertFault([5, 2, 0xff, 0xfe], .badField(type: .log, field: "text is not UTF-8"))
+        assertFault([5, 2, 0xc3], .badField(type: .log, field: "text is not UTF-8"))
+        assertFault([5, 2, 0x61, 0x0a], .badField(type: .log, field: "text contains control characters"))
+        assertFault([5, 2, 0x00], .badField(type: .log, field: "text contains control characters"))
+    }
+
+    func testConfigFieldFaults() throws {
+        let good = try encode(.config(ChannelTests.sampleConfig))
+        func patched(_ edits: [(Int, UInt8)]) -> [UInt8] {
+            var b = good
+            for (i, v) in edits { b[i] = v }
+            return b
+        }
+        func field(_ text: String) -> ChannelFault { .badField(type: .config, field: text) }
+        assertFault(patched([(25, 0x07)]), field("unknown flag bits 4"))
+        assertFault(patched([(25, 0x01)]), field("peer flag does not match the peer address"))
+        assertFault(patched([(37, 5)]), field("unknown peer address kind 5"))
+        assertFault(patched([(50, 1)]), field("IPv4 peer with stray bytes"))
+        assertFault(patched([(61, 1)]), field("reserved peer bytes set"))
+        let chrootAllSet = (65..<321).map { ($0, UInt8(0x61)) }
+        assertFault(patched(chrootAllSet), field("chroot path is not NUL-terminated"))
+        assertFault(patched([(300, 0x61)]), field("chroot path has bytes after its NUL"))
+        assertFault(patched([(65, 0xff)]), field("chroot path is not UTF-8"))
+        assertFault(patched([(65, UInt8(ascii: "x"))]), field("chroot path is not absolute"))
+        assertFault(patched((321..<337).map { ($0, UInt8(0x61)) }), field("interface name is not NUL-terminated"))
+        assertFault(patched([(322, UInt8(ascii: "/"))]), field("invalid interface name"))
+        assertFault(patched((321..<325).map { ($0, UInt8(0)) }), field("invalid interface name"))
+        // No peer: every peer byte must be zero.
+        var none = ChannelTests.sampleConfig
+        none.peer = nil
+        var bytes = try encode(.config(none))
+        bytes[39] = 1
+        assertFault(bytes, field("peer bytes set without a peer"))
+    }
+
+    /// 100,000 random byte strings (and random fd counts) through the
+    /// decoder: each must give a message or a ChannelFault, never a trap.
+    /// Half are mutations of valid messages, so the deep checks are reached.
+    func testDecoderFuzz() throws {
+        var rng = SplitMix64(seed: 0x5157_5455_4e21)
+        let seeds = try [
+            encode(.config(ChannelTests.sampleConfig)), encode(.key(key())), [3, 3], [4],
+            encode(.log(level: .info, text: "hello")),
+        ]
+        let fakeFDs: [Int32] = [-1, -1, -1, -1, -1]
+        var decoded = 0, faults = 0
+        for i in 0..<100_000 {
+            var bytes: [UInt8]
+            if i % 2 == 0 {
+                let length = Int(rng.next() % 1100)
+                bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                if length > 0 && i % 4 == 0 { bytes[0] = UInt8(1 + rng.next() % 5) }  // a known type
+            } else {
+                bytes = seeds[Int(rng.next() % UInt64(seeds.count))]
+                for _ in 0..<(1 + rng.next() % 4) where !bytes.isEmpty {
+                    bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+                if rng.next() % 8 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count))) }
+            }
+            let fdCount = rng.next() % 4 == 0 ? Int(rng.next() % 5) : (bytes.first == 3 ? 3 : 0)
+            do {
+                _ = try bytes.withUnsafeBytes { b in
+                    try fakeFDs.withUnsafeBufferPointer {
+                        try ChannelCodec.decode(b, fdCount: fdCount, fds: UnsafeBufferPointer(rebasing: $0[0..<fdCount]))
+                    }
+                }
+                decoded += 1
+            } catch {
+                faults += 1
+            }
+        }
+        XCTAssertEqual(decoded + faults, 100_000)
+        XCTAssertGreaterThan(decoded, 1000, "mutations of valid messages should often still decode")
+        XCTAssertGreaterThan(faults, 50_000)
+    }
+}
+
+/// A small deterministic generator, so a fuzz failure can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,142 @@
+import XCTest
+import CSeccomp
+@testable import squtund
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The filter is loaded only in spawned children (ChildEntry), never here.
+final class SeccompTests: XCTestCase {
+    private var directories: [String] = []
+    private var devices: [String] = []
+
+    override func tearDown() {
+        directories.forEach { TestSupport.removeTree($0) }
+        directories = []
+        for name in devices {
+            TestSupport.ip("link", "del", name)
+            XCTAssertFalse(TestSupport.interfaceExists(name))
+        }
+        devices = []
+        super.tearDown()
+    }
+
+    func testAllowListIsWellFormed() {
+        for mode in [Seccomp.Mode.worker, .singleProcess] {
+            let rules = Seccomp.allowList(mode: mode)
+            XCTAssertEqual(Set(rules.map(\.syscall)).count, rules.count, "duplicate entries")
+            for rule in rules {
+                XCTAssertFalse(rule.why.isEmpty, rule.syscall)
+            }
+        }
+        let worker = Set(Seccomp.allowList().map(\.syscall))
+        for forbidden in ["open", "openat", "socket", "connect", "execve", "execveat", "ptrace", "kill", "ioctl",
+                          "setuid", "mprotect", "unlink", "fork", "clone", "bind", "chmod", "prctl"] {
+            XCTAssertFalse(worker.contains(forbidden), forbidden)
+        }
+        #if arch(x86_64)
+        // Every name exists on this architecture (a typo would silently allow nothing).
+        for rule in Seccomp.allowList(mode: .singleProcess) {
+            XCTAssertNotEqual(seccomp_syscall_resolve_name(rule.syscall), __NR_SCMP_ERROR, rule.syscall)
+        }
+        #endif
+        XCTAssertEqual(Seccomp.defaultAction, SCMP_ACT_KILL_PROCESS)
+    }
+
+    func testFilterBuilds() throws {
+        let filter = try Seccomp.makeFilter(rules: Seccomp.allowList())
+        var value: UInt32 = 0
+        XCTAssertEqual(seccomp_attr_get(filter, SCMP_FLTATR_CTL_TSYNC, &value), 0)
+        XCTAssertEqual(value, 1, "the worker's filter covers all threads")
+        XCTAssertEqual(seccomp_attr_get(filter, SCMP_FLTATR_ACT_BADARCH, &value), 0)
+        XCTAssertEqual(value, SCMP_ACT_KILL_PROCESS)
+        XCTAssertEqual(seccomp_attr_get(filter, SCMP_FLTATR_ACT_DEFAULT, &value), 0)
+        XCTAssertEqual(value, SCMP_ACT_KILL_PROCESS)
+        seccomp_release(filter)
+        XCTAssertThrowsError(try Seccomp.makeFilter(rules: [.init(syscall: "mmap", why: "x", conditions: [.equal(9, 0)])]))
+    }
+
+    /// The worker's whole start and a data-path workload under the real
+    /// filter, after a real privilege drop into an empty chroot.
+    func testWorkerSequenceRunsUnderTheFilter() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root for the drop and the tun device")
+        let chroot = TestSupport.makeTemporaryDirectory()
+        let run = TestSupport.makeTemporaryDirectory()
+        directories += [chroot, run]
+        XCTAssertEqual(chmod(chroot, 0o755), 0)
+        let tun = TestSupport.uniqueName("sqts")
+        devices.append(tun)
+        XCTAssertEqual(TestSupport.ip("tuntap", "add", "dev", tun, "mode", "tun").status, .exited(0))
+        let result = ChildProcess.run("worker-sequence", environment: [
+            "SQUTUN_TEST_CHROOT=\(chroot)", "SQUTUN_TEST_CONTROL=\(run)/c.sock", "SQUTUN_TEST_TUN=\(tun)",
+        ])
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        XCTAssertTrue(result.output.contains("filter installed"), result.output)
+        XCTAssertTrue(result.output.contains("stdout works: 7"), result.output)
+        XCTAssertTrue(result.output.contains("workload done"), result.output)
+    }
+
+    /// Same without a drop (the single-process mode's situation).
+    func testWorkerSequenceWithoutDrop() throws {
+        let run = TestSupport.makeTemporaryDirectory()
+        directories.append(run)
+        let result = ChildProcess.run("worker-sequence", environment: ["SQUTUN_TEST_CONTROL=\(run)/c.sock"])
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        XCTAssertTrue(result.output.contains("workload done"), result.output)
+    }
+
+    func testSingleProcessModeCanCleanUpAndLog() throws {
+        let run = TestSupport.makeTemporaryDirectory()
+        directories.append(run)
+        let result = ChildProcess.run("single-process-exit", environment: ["SQUTUN_TEST_RUN=\(run)"])
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        XCTAssertTrue(result.output.contains("cleaned up"), result.output)
+        XCTAssertNotEqual(access(run + "/p.pid", F_OK), 0)
+    }
+
+    /// abort() and Swift traps must die by their own signal (SIGABRT,
+    /// SIGILL/SIGTRAP), so the helper reports a crash, not a filter kill.
+    func testCrashesKeepTheirSignal() {
+        let aborted = ChildProcess.run("abort")
+        XCTAssertEqual(aborted.status, .signaled(SIGABRT), aborted.output)
+        let trapped = ChildProcess.run("fatal-error")
+        XCTAssertTrue([.signaled(SIGILL), .signaled(SIGTRAP)].contains(trapped.status), "\(String(describing: trapped.status)) \(trapped.output)")
+        XCTAssertTrue(trapped.output.contains("filter installed"), trapped.output)
+        XCTAssertTrue(trapped.output.contains("Index out of range"), trapped.output)
+    }
+
+    /// A stopped and continued worker (Ctrl-Z, fg) resumes its poll through
+    /// restart_syscall.
+    func testStopAndContinue() throws {
+        let pipe = try FileDescriptor.makePipe()
+        let pid = try Spawn.spawn(path: "/proc/self/exe", arguments: ["child", "DaemonTests.ChildEntry/testChildEntry"],
+                                  environment: ["\(ChildProcess.scenarioVariable)=stop-cont"] + Spawn.workerEnvironment,
+                                  fileMap: [(pipe.write, 1), (pipe.write, 2)])
+        pipe.write.close()
+        // Wait for the child to be under the filter and inside poll.
+        var seen = ""
+        while !seen.contains("filter installed") {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(pipe.read.rawValue, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            seen += String(decoding: chunk[0..<n], as: UTF8.self)
+        }
+        usleep(300_000)
+        XCTAssertEqual(kill(pid, SIGSTOP), 0)
+        usleep(200_000)
+        XCTAssertEqual(kill(pid, SIGCONT), 0)
+        let output = seen + TestSupport.readAll(pipe.read)
+        pipe.read.close()
+        XCTAssertEqual(try Spawn.wait(pid), .exited(0), output)
+        XCTAssertTrue(output.contains("resumed"), output)
+    }
+
+    func testForbiddenCallsKillTheProcess() {
+        for call in ["socket", "openat", "execve", "mmap-exec", "kill", "setuid", "ioctl"] {
+            let result = ChildProcess.run("forbidden-\(call)")
+            XCTAssertEqual(result.status, .signaled(SIGSYS), "\(call): \(result.output)")
+            XCTAssertTrue(result.output.contains("filter installed; calling \(call)"), "\(call): \(result.output)")
+            XCTAssertFalse(result.output.contains("instead of killing"), result.output)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import XCTest
+@testable import squtund
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real tun/tap devices in the test's own network namespace, each uniquely
+/// named (sqtt<pid><n>) and deleted by name in tearDown.
+final class TunTests: XCTestCase {
+    private var devices: [String] = []
+    private var attached: [Tun] = []
+
+    override func setUpWithError() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to create tun devices")
+    }
+
+    override func tearDown() {
+        attached.forEach { $0.close() }
+        attached = []
+        for name in devices {
+            TestSupport.ip("link", "del", name)
+            XCTAssertFalse(TestSupport.interfaceExists(name), "could not delete \(name)")
+        }
+        devices = []
+        super.tearDown()
+    }
+
+    private func make(_ mode: String, _ extra: String...) throws -> String {
+        let name = TestSupport.uniqueName("sqtt")
+        devices.append(name)
+        let result = TestSupport.run("/usr/sbin/ip", ["tuntap", "add", "dev", name, "mode", mode] + extra)
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        try XCTSkipUnless(TestSupport.interfaceExists(name), "ip tuntap add failed: \(result.output)")
+        return name
+    }
+
+    private func attach(_ name: String) throws -> Tun {
+        let tun = try Tun.attach(name: name)
+        attached.append(tun)
+        return tun
+    }
+
+    func testAttachAndCarryAPacket() throws {
+        let name = try make("tun")
+        let tun = try attach(name)
+        XCTAssertEqual(tun.name, name)
+        XCTAssertNil(tun.owner)
+        XCTAssertNil(tun.group)
+        XCTAssertTrue(tun.fd.isNonBlocking)
+        XCTAssertTrue(tun.fd.isCloseOnExec)
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        XCTAssertNil(try buffer.withUnsafeMutableBytes { try tun.read(into: $0) }, "nothing to read yet")
+
+        // Route a UDP datagram into the tun and read it as one IPv4 packet (no PI header).
+        XCTAssertEqual(TestSupport.ip("link", "set", name, "up").status, .exited(0))
+        XCTAssertEqual(TestSupport.ip("addr", "add", "10.213.77.1/24", "dev", name).status, .exited(0))
+        let sender = try UDPSocket.open(port: 0, bindAddress: "10.213.77.1")
+        defer { sender.close() }
+        let target = try XCTUnwrap(SocketAddress.parse(literal: "10.213.77.2", port: 4242))
+        XCTAssertTrue(try Array("through the tun".utf8).withUnsafeBytes { try sender.send($0, to: target) })
+        var packet: [UInt8]?
+        for _ in 0..<50 where packet == nil {
+            var p = pollfd(fd: tun.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 100)
+            while let n = try buffer.withUnsafeMutableBytes({ try tun.read(into: $0) }) {
+                if buffer[0] >> 4 == 4 { packet = Array(buffer[0..<n]); break }  // skip IPv6 chatter
+            }
+        }
+        let ip = try XCTUnwrap(packet, "no IPv4 packet came out of the tun")
+        XCTAssertEqual(ip[9], 17, "UDP")
+        XCTAssertEqual(Array(ip[16..<20]), [10, 213, 77, 2])
+        XCTAssertEqual(Array(ip[28...]), Array("through the tun".utf8))
+        // And a packet written to the tun is accepted.
+        XCTAssertTrue(try ip.withUnsafeBytes { try tun.write($0) })
+    }
+
+    func testOwnerAndGroupAreRead() throws {
+        let name = try make("tun", "user", "1001", "group", "1002")
+        let tun = try attach(name)  // root may attach anyway
+        XCTAssertEqual(tun.owner, 1001)
+        XCTAssertEqual(tun.group, 1002)
+    }
+
+    func testMultiQueueDeviceAttaches() throws {
+        let name = try make("tun", "multi_queue")
+        XCTAssertNoThrow(try attach(name))
+    }
+
+    func testSecondAttachIsBusy() throws {
+        let name = try make("tun")
+        _ = try attach(name)
+        XCTAssertThrowsError(try attach(name)) { error in
+            XCTAssertEqual(error as? SystemError, .tunAttachFailed(name: name, errno: Errno(EBUSY)))
+            XCTAssertTrue("\(error)".contains("is another program attached to it?"), "\(error)")
+        }
+    }
+
+    func testMissingDeviceIsNotCreated() throws {
+        let name = TestSupport.uniqueName("sqtm")
+        devices.append(name)  // deleted in tearDown should the check ever fail
+        XCTAssertFalse(TestSupport.interfaceExists(name))
+        XCTAssertThrowsError(try attach(name)) { error in
+            XCTAssertEqual(error as? SystemError, .tunMissing(name: name))
+            XCTAssertEqual("\(error)", "tun device \(name) does not exist; create it with: ip tuntap add dev \(name) mode tun user squtun")
+        }
+        XCTAssertFalse(TestSupport.interfaceExists(name), "the attempt created the device")
+    }
+
+    func testTapIsRefused() throws {
+        let name = try make("tap")
+        XCTAssertThrowsError(try attach(name)) { error in
+            XCTAssertEqual(error as? SystemError, .tunIsTap(name: name))
+            XCTAssertTrue("\(error)".hasPrefix("\(name) is a tap device, squtun needs a tun device"), "\(error)")
+        }
+    }
+
+    func testLoopbackIsRefused() {
+        XCTAssertThrowsError(try attach("lo")) { error in
+            XCTAssertEqual(error as? SystemError, .notATun(name: "lo"))
+            XCTAssertEqual("\(error)", "interface lo is not a tun device; give one made with: ip tuntap add dev NAME mode tun user squtun")
+        }
+    }
+
+    func testBadNames() {
+        for name in ["", "a/b", "../x", ".", "..", "sixteen-chars-xx", "tun 0", "tün"] {
+            XCTAssertThrowsError(try attach(name), name) { error in
+                XCTAssertEqual(error as? SystemError, .badInterfaceName(name))
+            }
+        }
+        XCTAssertTrue(Tun.isValidName("tun0"))
+        XCTAssertTrue(Tun.isValidName("fifteen-chars-x"))
+    }
+
+    func testAccessRuleForNonRoot() {
+        XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: 1001, group: nil, euid: 1002, isMember: { _ in true })) { error in
+            XCTAssertEqual("\(error)", "tun device tun0 belongs to uid 1001, not to uid 1002 (you): recreate it with: ip tuntap add dev tun0 mode tun user <you>")
+        }
+        XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: 1002, group: 50, euid: 1002, isMember: { $0 == 60 })) { error in
+            XCTAssertEqual(error as? SystemError, .tunWrongGroup(name: "tun0", group: 50, you: 1002))
+        }
+        XCTAssertNoThrow(try Tun.checkAccess(name: "tun0", owner: 1002, group: 60, euid: 1002, isMember: { $0 == 60 }))
+        XCTAssertNoThrow(try Tun.checkAccess(name: "tun0", owner: nil, group: nil, euid: 1002, isMember: { _ in false }))
+    }
+
+    func testParseSysfsNumbers() {
+        XCTAssertEqual(Tun.parseNumber("0x1002\n"), 0x1002)
+        XCTAssertEqual(Tun.parseNumber("-1\n"), -1)
+        XCTAssertEqual(Tun.parseNumber("1001\n"), 1001)
+        XCTAssertNil(Tun.parseNumber("zz\n"))
+    }
+}

@@ -1,0 +1,145 @@
+import XCTest
+@testable import squtund
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class UDPSocketTests: XCTestCase {
+    private var sockets: [UDPSocket] = []
+
+    override func tearDown() {
+        sockets.forEach { $0.close() }
+        sockets = []
+        super.tearDown()
+    }
+
+    private func open(port: UInt16 = 0, bind: String? = nil) throws -> UDPSocket {
+        let s = try UDPSocket.open(port: port, bindAddress: bind)
+        sockets.append(s)
+        return s
+    }
+
+    private func option(_ s: UDPSocket, _ level: Int32, _ name: Int32) -> Int32 {
+        var value: Int32 = -1
+        var size = socklen_t(4)
+        XCTAssertEqual(getsockopt(s.fd.rawValue, level, name, &value, &size), 0)
+        return value
+    }
+
+    private func waitReadable(_ s: UDPSocket) -> Bool {
+        var p = pollfd(fd: s.fd.rawValue, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 2000) == 1
+    }
+
+    func testBindIPv4Loopback() throws {
+        let s = try open(bind: "127.0.0.1")
+        XCTAssertEqual(s.family, .ipv4)
+        XCTAssertEqual(s.localAddress.host, "127.0.0.1")
+        XCTAssertNotEqual(s.localAddress.port, 0)
+        XCTAssertTrue(s.fd.isNonBlocking)
+        XCTAssertTrue(s.fd.isCloseOnExec)
+    }
+
+    func testDefaultIsDualStack() throws {
+        let s = try open()
+        XCTAssertEqual(s.family, .ipv6)
+        XCTAssertEqual(option(s, Int32(IPPROTO_IPV6), IPV6_V6ONLY), 0)
+        XCTAssertEqual(s.localAddress.host, "::")
+    }
+
+    func testBufferSizesAsRoot() throws {
+        try XCTSkipIf(geteuid() != 0, "SO_RCVBUFFORCE needs root")
+        let s = try open()
+        // The kernel reports double the granted size.
+        XCTAssertGreaterThanOrEqual(s.receiveBufferBytes, Int(UDPSocket.bufferBytes))
+        XCTAssertGreaterThanOrEqual(Int(option(s, SOL_SOCKET, SO_SNDBUF)), Int(UDPSocket.bufferBytes))
+    }
+
+    func testSendReceiveOnLoopback() throws {
+        let a = try open(bind: "127.0.0.1")
+        let b = try open(bind: "127.0.0.1")
+        var empty = [UInt8](repeating: 0, count: 64)
+        XCTAssertNil(try empty.withUnsafeMutableBytes { try b.receive(into: $0) }, "nothing queued yet")
+        let payload: [UInt8] = Array(0..<200).map { UInt8($0) }
+        XCTAssertTrue(try payload.withUnsafeBytes { try a.send($0.baseAddress!, count: $0.count, to: b.localAddress) })
+        XCTAssertTrue(waitReadable(b))
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let got = try XCTUnwrap(try buffer.withUnsafeMutableBytes { try b.receive(into: $0) })
+        XCTAssertEqual(got.count, 200)
+        XCTAssertEqual(Array(buffer[0..<200]), payload)
+        XCTAssertEqual(got.from, a.localAddress)
+        XCTAssertEqual(got.from.description, "127.0.0.1:\(a.localAddress.port)")
+    }
+
+    func testIPv4PeerOnDualStackSocket() throws {
+        let v4 = try open(bind: "127.0.0.1")
+        let dual = try open()
+        let target = try XCTUnwrap(SocketAddress.parse(literal: "127.0.0.1", port: dual.localAddress.port))
+        XCTAssertTrue(try Array("hi".utf8).withUnsafeBytes { try v4.send($0, to: target) })
+        XCTAssertTrue(waitReadable(dual))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let got = try XCTUnwrap(try buffer.withUnsafeMutableBytes { try dual.receive(into: $0) })
+        // Reported unmapped, so it matches the configured IPv4 peer.
+        XCTAssertEqual(got.from.family, .ipv4)
+        XCTAssertEqual(got.from, v4.localAddress)
+        // And the dual-stack socket can answer an IPv4 peer (sent as ::ffff:127.0.0.1).
+        XCTAssertTrue(try Array("yo".utf8).withUnsafeBytes { try dual.send($0, to: got.from) })
+        XCTAssertTrue(waitReadable(v4))
+        let back = try XCTUnwrap(try buffer.withUnsafeMutableBytes { try v4.receive(into: $0) })
+        XCTAssertEqual(back.count, 2)
+        XCTAssertEqual(back.from.port, dual.localAddress.port)
+    }
+
+    func testIPv6Loopback() throws {
+        let a = try open(bind: "::1")
+        let b = try open()
+        XCTAssertEqual(a.family, .ipv6)
+        XCTAssertEqual(option(a, Int32(IPPROTO_IPV6), IPV6_V6ONLY), 1, "an explicit IPv6 bind is IPv6-only")
+        let target = try XCTUnwrap(SocketAddress.parse(literal: "::1", port: b.localAddress.port))
+        XCTAssertTrue(try Array("v6".utf8).withUnsafeBytes { try a.send($0, to: target) })
+        XCTAssertTrue(waitReadable(b))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let got = try XCTUnwrap(try buffer.withUnsafeMutableBytes { try b.receive(into: $0) })
+        XCTAssertEqual(got.from.description, "[::1]:\(a.localAddress.port)")
+    }
+
+    func testIPv6PeerOnIPv4SocketIsRefused() throws {
+        let s = try open(bind: "127.0.0.1")
+        let v6 = try XCTUnwrap(SocketAddress.parse(literal: "::1", port: 9))
+        XCTAssertThrowsError(try Array("x".utf8).withUnsafeBytes { try s.send($0, to: v6) }) { error in
+            XCTAssertEqual(error as? Errno, Errno(EAFNOSUPPORT))
+        }
+    }
+
+    func testPortInUse() throws {
+        let first = try open()
+        let port = first.localAddress.port
+        XCTAssertThrowsError(try open(port: port)) { error in
+            XCTAssertEqual(error as? SystemError, .portInUse(port: port, errno: Errno(EADDRINUSE)))
+            XCTAssertEqual("\(error)", "UDP port \(port) is already in use (bind: Address already in use)")
+        }
+        // The dual-stack wildcard also holds the IPv4 side of the port.
+        XCTAssertThrowsError(try open(port: port, bind: "127.0.0.1")) { error in
+            XCTAssertEqual(error as? SystemError, .portInUse(port: port, errno: Errno(EADDRINUSE)))
+        }
+    }
+
+    func testBadBindAddresses() {
+        XCTAssertThrowsError(try open(bind: "not-an-ip")) { error in
+            XCTAssertEqual(error as? SystemError, .badBindAddress("not-an-ip"))
+            XCTAssertTrue("\(error)".hasPrefix("-b 'not-an-ip': not a numeric IPv4 or IPv6 address"), "\(error)")
+        }
+        XCTAssertThrowsError(try open(bind: "192.0.2.77")) { error in
+            XCTAssertEqual(error as? SystemError, .bindFailed(address: "192.0.2.77", port: 0, errno: Errno(EADDRNOTAVAIL)))
+            XCTAssertTrue("\(error)".contains("cannot bind UDP port 0 on 192.0.2.77 (bind: Cannot assign requested address)"))
+        }
+    }
+
+    func testAdoptingKeepsTheFamily() throws {
+        let v4 = try open(bind: "127.0.0.1")
+        let dual = try open()
+        XCTAssertEqual(try UDPSocket(adopting: v4.fd).family, .ipv4)
+        XCTAssertEqual(try UDPSocket(adopting: dual.fd).family, .ipv6)
+        XCTAssertThrowsError(try UDPSocket(adopting: FileDescriptor(rawValue: -1)))
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Two peers with explicit addresses (SquTUN style): ping both ways, a 5 s
+# iperf3 TCP run, `squtun status` on both ends, and SIGTERM stopping both
+# processes within 2 s with the pid file gone.
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+echo "basic: two peers, explicit addresses"
+make_world
+genkey "$WORK/key"
+
+start_squtun "$NS_A" a -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 5 -c 30
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 5 -c 30
+check "both daemons wrote their pid files" wait_for 5 test -s "$WORK/a.pid" -a -s "$WORK/b.pid"
+check "ping A → B across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
+check "ping B → A across the tunnel" ping_from "$NS_B" "$TUN_A" 3
+rtt=$(ip netns exec "$NS_A" ping -c 20 -i 0.05 -q "$TUN_B" 2>/dev/null | awk -F/ '/rtt/ {print $5}')
+log "ping RTT A → B (20 pings): ${rtt:-?} ms"
+
+ip netns exec "$NS_B" iperf3 -s -1 -B "$TUN_B" >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 0.5
+if ip netns exec "$NS_A" iperf3 -c "$TUN_B" -t 5 -J > "$WORK/iperf.json" 2>&1; then
+    bps=$(/usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6,1))' "$WORK/iperf.json")
+    pass "5 s iperf3 TCP run through the tunnel completes"
+    log "iperf3 TCP A → B: $bps Mbit/s"
+else
+    fail "5 s iperf3 TCP run through the tunnel completes"
+fi
+
+status_a=$(status_of "$NS_A" a 2>&1)
+check "squtun status shows the peer" grep -q "^peer: $UNDER_B:3457$" <<<"$status_a"
+check "squtun status counts packets both ways" \
+    awk -F': ' '$1=="tx-packets" && $2>100 {t=1} $1=="rx-packets" && $2>100 {r=1} END {exit !(t && r)}' <<<"$status_a"
+check "no drops on a clean link" \
+    awk -F': ' '$1 ~ /^drop-/ && $2 != 0 {bad=1} END {exit bad}' <<<"$status_a"
+
+# SIGTERM to the helper: both processes gone within 2 s, pid file removed.
+helper=$(cat "$WORK/a.pid")
+worker=$(worker_of "$helper")
+check "helper has a worker child" test -n "$worker"
+kill -TERM "$helper"
+gone() { ! kill -0 "$helper" 2>/dev/null && ! kill -0 "$worker" 2>/dev/null; }
+check "SIGTERM: helper and worker exit within 2 s" wait_for 2 gone
+check "SIGTERM: pid file removed" wait_for 1 test ! -e "$WORK/a.pid"
+finish
