@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Peer discovery and roaming: A runs without -p and learns B from B's first
+# authenticated datagram; then B's underlay address changes mid-ping and
+# traffic resumes within one keepalive interval, with A's peer moved.
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+echo "roaming: peer discovery and an address change"
+make_world
+genkey "$WORK/key"
+KA=2
+
+start_squtun "$NS_A" a -l 3456 -i tun0 -k "$WORK/key"
+check "A (no -p) has no peer before B speaks" wait_for 5 sh -c "ip netns exec $NS_A $SQUTUN status tun0 --control $WORK/a.sock | grep -qx 'peer: none'"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a "$KA"
+check "A learns B from its keepalive" wait_for $((KA + 2)) sh -c "ip netns exec $NS_A $SQUTUN status tun0 --control $WORK/a.sock | grep -qx 'peer: $UNDER_B:3457'"
+check "ping A → B after discovery" ping_from "$NS_A" "$TUN_B" 3
+check "ping B → A after discovery" ping_from "$NS_B" "$TUN_A" 3
+
+# Change B's underlay address while A pings B every 0.1 s.
+ip netns exec "$NS_A" ping -i 0.1 -W 1 -D -O "$TUN_B" > "$WORK/ping.txt" 2>&1 &
+PING=$!
+PIDS+=("$PING")
+sleep 1
+NEW_B=198.51.100.3
+t0=$(date +%s.%N)
+# (Deleting the primary address first: secondaries would go with it.)
+ip -n "$NS_B" addr del "$UNDER_B/24" dev "$VETH_B"
+ip -n "$NS_B" addr add "$NEW_B/24" dev "$VETH_B"
+moved() { ip netns exec "$NS_A" "$SQUTUN" status tun0 --control "$WORK/a.sock" | grep -qx "peer: $NEW_B:3457"; }
+check "A follows B to its new address" wait_for $((KA + 2)) moved
+t1=$(date +%s.%N)
+sleep 1.5
+kill "$PING" 2>/dev/null; wait "$PING" 2>/dev/null
+# The first echo reply after the change: how long traffic was interrupted.
+gap=$(awk -v t0="$t0" '/bytes from/ { gsub(/[\[\]]/, "", $1); if ($1 > t0) { printf "%.2f", $1 - t0; exit } }' "$WORK/ping.txt")
+log "traffic resumed ${gap:-never} s after the address change (keepalive interval $KA s)"
+check "traffic resumes within one keepalive interval" awk -v g="${gap:-99}" -v k="$KA" 'BEGIN { exit !(g <= k + 0.5) }'
+check "ping A → B at the new address" ping_from "$NS_A" "$TUN_B" 3
+changes=$(counter "$NS_A" a peer-changes)
+check "A counted two peer changes (discovery + move): $changes" test "$changes" = 2
+
+# An unauthenticated datagram from elsewhere must not move the peer.
+ip netns exec "$NS_B" /usr/bin/python3 -c '
+import socket, os
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.3", 4000))
+# Valid-looking headers (version 1, data, a newer session) so they reach the MAC check.
+for i in range(50): s.sendto(b"\x01\x01\x00\x00" + b"\xff" * 8 + os.urandom(80 + 16 * (i % 5)), ("198.51.100.1", 3456))
+'
+sleep 0.3
+check "forged datagrams from another port do not move the peer" moved
+check "forged datagrams are counted as unknown-sender" test "$(counter "$NS_A" a drop-unknown-sender)" -ge 50
+finish
