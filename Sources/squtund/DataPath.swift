@@ -249,6 +249,7 @@ final class DataPath {
     }
 
     private func serveStatus(_ listener: FileDescriptor) {
-        ControlSocket.acceptAndReply(listener: listener, text: statusText())
+        // Root may always ask; in the single-process mode also the user it runs as.
+        _ = ControlSocket.acceptAndReply(listener: listener, text: statusText(), allowedUID: getuid())
     }
 }

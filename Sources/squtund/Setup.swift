@@ -26,6 +26,8 @@ struct Prepared {
         var user: (String, UInt32, UInt32)?
         if privileged {
             let (uid, gid) = try Privileges.lookupUser(config.user)
+            // Checked again by the worker's drop; said here, before anything starts.
+            if uid == 0 || gid == 0 { throw SystemError.targetIsRoot(uid: uid, gid: gid) }
             try Privileges.checkChrootDirectory(config.chrootDirectory)
             user = (config.user, uid, gid)
         }

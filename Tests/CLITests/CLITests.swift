@@ -127,9 +127,10 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(before.count, 65)
         // The reader the daemon uses accepts it, in-process and in the binary.
         XCTAssertEqual(try KeyFile.read(path: path).count, 32)
-        let tunnel = try Squtun.run(["-i", "tun0", "-k", path])
-        XCTAssertEqual(tunnel.stderr, "squtun: the tunnel daemon is not available in this build yet\n")
-        XCTAssertEqual(tunnel.status, 1)
+        // The daemon checks the key file first: with the key accepted, the next
+        // check (the user) is what fails.
+        let tunnel = try Squtun.run(["-i", "tun0", "-k", path, "-u", "nosuchuser-sqt"])
+        assertOneLineError(tunnel, status: 1, mentions: ["user 'nosuchuser-sqt' does not exist"])
 
         let second = try Squtun.run(["genkey", path])
         assertOneLineError(second, status: 1, mentions: [path, "exists"])

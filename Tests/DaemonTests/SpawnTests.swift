@@ -67,7 +67,7 @@ final class SpawnTests: XCTestCase {
         let unmapped = try pipe.write.duplicate(atLeast: 300)
         XCTAssertTrue(high.isCloseOnExec)
         let script = "echo mapped >&\(high.rawValue); echo leak >&\(unmapped.rawValue) 2>/dev/null; exit 0"
-        let pid = try Spawn.spawn(path: "/bin/sh", arguments: ["sh", "-c", script], environment: [],
+        let pid = try Spawn.spawn(path: "/bin/bash", arguments: ["bash", "-c", script], environment: [],
                                   fileMap: [(high, high.rawValue)])
         [pipe.write, high, unmapped].forEach { $0.close() }
         let output = TestSupport.readAll(pipe.read)

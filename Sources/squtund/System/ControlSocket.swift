@@ -122,6 +122,7 @@ enum ControlSocket {
                 var p = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&p, 1, Int32(left))
                 if ready < 0 {
+                    // Not retryingEINTR: the timeout must shrink on each try.
                     if errno == EINTR { continue }
                     return .controlFailed(path: path, operation: "poll", errno: .current)
                 }

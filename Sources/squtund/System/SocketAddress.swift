@@ -165,7 +165,7 @@ struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// `198.51.100.2:3456`, `[2001:db8::1]:3456`, `[fe80::1%2]:3456`.
     /// inet_ntop makes no system call, so this is safe under seccomp.
     var description: String {
-        switch family {
+        switch unmapped.family {
         case .ipv4: return "\(host):\(port)"
         case .ipv6: return "[\(host)]:\(port)"
         case nil: return "(no address)"

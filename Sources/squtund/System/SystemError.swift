@@ -63,11 +63,11 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     var description: String {
         switch self {
         case let .resolveFailed(host, reason):
-            return "cannot resolve peer \(SharedError.quote(host)): \(reason)"
+            return "cannot resolve peer \(SharedError.quote(host)): \(reason); check the name given with -p and this host's DNS, or give -p the peer's IP address"
         case let .badBindAddress(address):
             return "-b \(SharedError.quote(address)): not a numeric IPv4 or IPv6 address; give an address configured on this host"
         case let .portInUse(port, errno):
-            return "UDP port \(port) is already in use (bind: \(errno))"
+            return "UDP port \(port) is already in use (bind: \(errno)); see what holds it with: ss -ulpn 'sport = :\(port)', or choose another port with -l"
         case let .bindFailed(address, port, errno):
             return "cannot bind UDP port \(port) on \(address) (bind: \(errno)); -b must be an address configured on this host"
         case let .socketFailed(what, operation, errno):
@@ -82,9 +82,9 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .notATun(name):
             return "interface \(name) is not a tun device; give one made with: ip tuntap add dev NAME mode tun user squtun"
         case let .tunWrongOwner(name, owner, you):
-            return "tun device \(name) belongs to uid \(owner), not to uid \(you) (you): recreate it with: ip tuntap add dev \(name) mode tun user <you>"
+            return "tun device \(name) belongs to uid \(owner), not to uid \(you) (you); run squtun as uid \(owner), or recreate the device as root with: ip link del \(name) && ip tuntap add dev \(name) mode tun user \(you)"
         case let .tunWrongGroup(name, group, you):
-            return "tun device \(name) is restricted to gid \(group), which uid \(you) (you) is not in: recreate it with: ip tuntap add dev \(name) mode tun user <you>"
+            return "tun device \(name) is restricted to gid \(group), which uid \(you) (you) is not in; run squtun with gid \(group), or recreate the device as root with: ip link del \(name) && ip tuntap add dev \(name) mode tun user \(you)"
         case let .tunOpenFailed(errno):
             return "cannot open /dev/net/tun (\(errno)); load the tun driver with: modprobe tun"
         case let .tunAttachFailed(name, errno):
@@ -119,13 +119,13 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .chrootUnreadable(path, errno):
             return "cannot check chroot directory \(path) (\(errno)); create it with: mkdir -p \(path) && chmod 755 \(path)"
         case let .chrootNotDirectory(path):
-            return "chroot directory \(path) is not a directory; give an empty directory, e.g.: mkdir -p /var/lib/squtun/empty && chmod 755 /var/lib/squtun/empty"
+            return "chroot directory \(path) is not a directory; give --chroot an empty directory, e.g.: mkdir -p /var/lib/squtun/empty && chmod 755 /var/lib/squtun/empty"
         case let .chrootNotRootOwned(path, uid):
             return "chroot directory \(path) is owned by uid \(uid), not root; fix it with: chown root:root \(path)"
         case let .chrootWritable(path, mode):
             return "chroot directory \(path) has mode \(Self.octal(mode)) and is writable by group or others; fix it with: chmod 755 \(path)"
         case let .chrootNotEmpty(path, entry):
-            return "chroot directory \(path) is not empty (it contains \(SharedError.quote(entry))); use an empty one, e.g.: mkdir -p /var/lib/squtun/empty && chmod 755 /var/lib/squtun/empty"
+            return "chroot directory \(path) is not empty (it contains \(SharedError.quote(entry))); empty it, or give --chroot an empty directory, e.g.: mkdir -p /var/lib/squtun/empty && chmod 755 /var/lib/squtun/empty"
         case let .dropFailed(step, errno):
             return "cannot drop privileges: \(step) failed (\(errno)); refusing to run"
         case let .dropNotVerified(check):
@@ -138,7 +138,7 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot install the seccomp filter (\(step): \(errno)); the kernel needs CONFIG_SECCOMP_FILTER"
 
         case let .alreadyRunning(interface, pid, path):
-            return "squtun is already running for \(interface) (pid \(pid), \(path))"
+            return "squtun is already running for \(interface) (pid \(pid), \(path)); stop it first with: kill \(pid) (if pid \(pid) is not squtun, the pid file is stale: remove \(path))"
         case let .pidFileBusy(interface, path):
             return "another squtun for \(interface) is starting right now (\(path) is locked); wait and check with: squtun status"
         case let .pidFileFailed(path, operation, errno):

@@ -90,9 +90,11 @@ struct Tun: Sendable {
             ifreq.initializeMemory(as: UInt8.self, repeating: 0)
             for (i, byte) in name.utf8.enumerated() { ifreq[i] = byte }
             ifreq.storeBytes(of: request.rawValue, toByteOffset: 16, as: UInt16.self)
-            while true {
-                let r = ioctl(fd.rawValue, TUNSETIFF, ifreq.baseAddress!)
-                if r == 0 || errno != EINTR { return r == 0 ? 0 : errno }
+            do throws(Errno) {
+                _ = try retryingEINTR { ioctl(fd.rawValue, TUNSETIFF, ifreq.baseAddress!) }
+                return 0
+            } catch {
+                return error.rawValue
             }
         }
         if result != 0 {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SquTUN's Debian-style invocation, as its README wrote it, with squtun's
+# defaults (user squtun, chroot /var/lib/squtun/empty, pid file
+# /run/squtun/squtun-tun0.pid): the command returns with the daemon
+# running, and `kill $(cat /run/squtun/squtun-tun0.pid)` stops it.
+. "$(dirname "$0")/lib.sh"
+PIDFILE=/run/squtun/squtun-tun0.pid
+made_user=0; made_dir=0
+debian_cleanup() {
+    [ -f "$PIDFILE" ] && stop_pid "$(cat "$PIDFILE")"
+    cleanup
+    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
+    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+}
+trap debian_cleanup EXIT
+echo "debian: SquTUN's README invocation, daemonized"
+if [ -e "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "  a squtun for tun0 is already running on this machine; not touching it"; echo "  0 passed, 1 failed"; exit 1
+fi
+# What the Debian package's postinst sets up.
+if ! id -u squtun >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
+fi
+if [ ! -d /var/lib/squtun/empty ]; then mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1; fi
+TEST_USER=squtun make_world
+genkey "$WORK/key"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 59 -c 30
+
+start=$(date +%s%N)
+ip netns exec "$NS_A" "$SQUTUN" -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 59 -c 30 > "$WORK/up.out" 2>&1
+rc=$?
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+check "the command returns to the shell with status 0 ($rc, after $took ms)" test "$rc" = 0
+check "it printed nothing" test ! -s "$WORK/up.out"
+check "pid file $PIDFILE written" test -s "$PIDFILE"
+helper=$(cat "$PIDFILE" 2>/dev/null)
+check "the daemon is running (pid $helper)" kill -0 "${helper:-0}"
+check "the daemon is detached (its own session, parent init)" \
+    test "$(ps -o sid= -p "$helper" | tr -d ' ')" = "$helper"
+worker=$(worker_of "$helper")
+check "its worker runs as squtun" test "$(ps -o user= -p "${worker:-0}" | tr -d ' ')" = squtun
+check "ping across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
+check "squtun status tun0 (default socket) answers" sh -c "ip netns exec $NS_A $SQUTUN status tun0 | grep -qx 'peer: $UNDER_B:3457'"
+
+kill $(cat /run/squtun/squtun-tun0.pid)
+gone() { ! kill -0 "$helper" 2>/dev/null && ! kill -0 "$worker" 2>/dev/null; }
+check "kill \$(cat $PIDFILE) stops helper and worker within 2 s" wait_for 2 gone
+check "pid file removed" test ! -e "$PIDFILE"
+check "status socket removed" test ! -e /run/squtun/squtun-tun0.sock
+finish

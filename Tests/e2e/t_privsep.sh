@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Privilege separation as the kernel reports it (/proc), and what each
+# process does when the other one dies.
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+echo "privsep: the worker's privileges, the helper's role, process deaths"
+make_world
+genkey "$WORK/key"
+uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
+start_squtun "$NS_A" a -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 5
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 5
+check "tunnel up" wait_for 5 ping_from "$NS_A" "$TUN_B"
+
+helper=$(cat "$WORK/a.pid")
+worker=$(worker_of "$helper")
+field() { awk -v f="$1:" '$1==f {$1=""; sub(/^ /, ""); print}' "/proc/$worker/status"; }
+check "worker Uid is $TEST_USER ($uid) in all four slots" test "$(field Uid)" = "$uid $uid $uid $uid"
+check "worker Gid is $TEST_USER's group ($gid) in all four slots" test "$(field Gid)" = "$gid $gid $gid $gid"
+check "worker has no supplementary groups" test -z "$(field Groups)"
+check "worker CapEff is 0" test "$(field CapEff)" = 0000000000000000
+check "worker CapPrm is 0" test "$(field CapPrm)" = 0000000000000000
+check "worker CapBnd/CapAmb leave nothing usable (CapAmb 0)" test "$(field CapAmb)" = 0000000000000000
+check "worker NoNewPrivs is 1" test "$(field NoNewPrivs)" = 1
+check "worker Seccomp is 2 (filter)" test "$(field Seccomp)" = 2
+check "worker root is the chroot directory" test "$(readlink /proc/$worker/root)" = "$EMPTY"
+check "worker cwd is the chroot's /" test "$(readlink /proc/$worker/cwd)" = "$EMPTY"
+
+# The helper keeps no tun, no UDP socket, no key: only its channel, the
+# signal pipe, the pid file and stdio.
+ls -l /proc/$helper/fd | awk 'NR>1 {print $NF}' > "$WORK/helper-fds"
+check "helper holds no tun device" sh -c "! grep -q /dev/net/tun $WORK/helper-fds"
+log "helper's fds: $(tr '\n' ' ' < "$WORK/helper-fds")"
+udp_owner=$(ip netns exec "$NS_A" ss -uanpH "sport = :3456" | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' ')
+check "the UDP socket belongs to the worker only ($udp_owner)" test "$udp_owner" = "pid=$worker "
+tun_holders=$(for p in $helper $worker; do ls -l /proc/$p/fd 2>/dev/null | grep -q /dev/net/tun && echo $p; done | tr '\n' ' ')
+check "the tun fd belongs to the worker only" test "$tun_holders" = "$worker "
+log "helper fds: $(ls /proc/$helper/fd | wc -l), worker fds: $(ls /proc/$worker/fd | wc -l)"
+
+# SIGKILL to the worker: the helper logs it, removes the pid file, exits non-zero.
+kill -KILL "$worker"
+check "SIGKILL worker: helper exits" wait_for 3 sh -c "! kill -0 $helper 2>/dev/null"
+wait "$PID_a" 2>/dev/null; rc=$?
+check "SIGKILL worker: helper exit status is non-zero ($rc)" test "$rc" -ne 0
+check "SIGKILL worker: helper logged it" grep -q "killed by signal 9" "$WORK/a.log"
+check "SIGKILL worker: pid file removed" test ! -e "$WORK/a.pid"
+check "SIGKILL worker: control socket removed" test ! -e "$WORK/a.sock"
+
+# SIGKILL to the helper: the worker notices the closed channel and exits.
+helper=$(cat "$WORK/b.pid")
+worker=$(worker_of "$helper")
+kill -KILL "$helper"
+check "SIGKILL helper: worker exits by itself" wait_for 3 sh -c "! kill -0 $worker 2>/dev/null"
+finish

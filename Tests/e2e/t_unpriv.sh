@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Started by a non-root user who owns the tun device (SquTUN's
+# `su squtun -c 'squtun …'`): one process, no chroot (it says so), the same
+# seccomp filter and no_new_privs, and the tunnel works.
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+echo "unpriv: a non-root user who owns the tun device"
+make_world
+uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
+RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"
+genkey "$RUN/key"; chown "$TEST_USER" "$RUN/key"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" 2>/dev/null || true
+cp "$RUN/key" "$WORK/key"; chmod 600 "$WORK/key"
+# B (root helper) is already starting with $WORK/key; A runs as the user.
+ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" \
+    --pidfile "$RUN/a.pid" --control "$RUN/a.sock" >> "$WORK/a.log" 2>&1 &
+PID_a=$!; PIDS+=("$PID_a")
+check "pid file written by the user" wait_for 5 test -s "$RUN/a.pid"
+check "ping A → B" wait_for 8 ping_from "$NS_A" "$TUN_B"
+check "ping B → A" ping_from "$NS_B" "$TUN_A" 2
+check "it logs that no chroot was possible" grep -q "no chroot" "$WORK/a.log"
+check "a single process: no worker child" test -z "$(worker_of "$PID_a")"
+field() { awk -v f="$1:" '$1==f {$1=""; sub(/^ /, ""); print}' "/proc/$PID_a/status"; }
+check "runs as $TEST_USER" test "$(field Uid)" = "$uid $uid $uid $uid"
+check "NoNewPrivs 1" test "$(field NoNewPrivs)" = 1
+check "Seccomp 2" test "$(field Seccomp)" = 2
+check "CapEff 0" test "$(field CapEff)" = 0000000000000000
+check "the user can read its status" sh -c "ip netns exec $NS_A setpriv --reuid=$uid --regid=$gid --clear-groups $SQUTUN status tun0 --control $RUN/a.sock | grep -q '^rx-packets: [1-9]'"
+kill -TERM "$PID_a"
+check "SIGTERM: it exits" wait_for 2 sh -c "! kill -0 $PID_a 2>/dev/null"
+wait "$PID_a"; rc=$?
+check "exit status 0 ($rc)" test "$rc" = 0
+check "pid file removed" test ! -e "$RUN/a.pid"
+finish
