@@ -47,7 +47,9 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .optionNeeds(option, needs):
             return "\(option): only valid together with \(needs)"
         case let .keyFileUnreadable(path, reason):
-            return "key file \(Self.quote(path)): cannot read: \(reason)"
+            // Only a missing file is fixed by making one.
+            let hint = reason.hasPrefix("No such file") ? "; make one with: squtun genkey \(path)" : ""
+            return "key file \(Self.quote(path)): cannot read: \(reason)\(hint)"
         case let .keyFileNotRegular(path, kind):
             return "key file \(Self.quote(path)): not a regular file (\(kind))"
         case let .keyFilePermissions(path, mode):
@@ -55,9 +57,9 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .keyFileTooLarge(path, size, limit):
             return "key file \(Self.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
         case let .keyFileDigitCount(path, found, expected):
-            return "key file \(Self.quote(path)): found \(found) hex digits, need exactly \(expected)"
+            return "key file \(Self.quote(path)): found \(found) hex digits, need exactly \(expected); make one with: squtun genkey"
         case let .keyFileBadCharacter(path, offset, byte):
-            return "key file \(Self.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit"
+            return "key file \(Self.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
         case let .keyFileAllZero(path):
             return "key file \(Self.quote(path)): the key is all zeros; make one with 'squtun genkey'"
         case let .randomFailed(reason):

@@ -31,6 +31,9 @@ final class DataPath {
         var keepaliveMs: UInt64
         /// From -p: SIGHUP returns to it.
         var configuredPeer: SocketAddress?
+        /// Besides root, who may read the status (the single-process mode's
+        /// user); taken before seccomp, which forbids getuid.
+        var statusUID: UInt32 = 0
     }
 
     /// Packets read per wakeup before looking at the other fds (fairness).
@@ -249,7 +252,6 @@ final class DataPath {
     }
 
     private func serveStatus(_ listener: FileDescriptor) {
-        // Root may always ask; in the single-process mode also the user it runs as.
-        _ = ControlSocket.acceptAndReply(listener: listener, text: statusText(), allowedUID: getuid())
+        _ = ControlSocket.acceptAndReply(listener: listener, text: statusText(), allowedUID: settings.statusUID)
     }
 }

@@ -27,14 +27,15 @@ enum Solo {
         let crypto = try TunnelCrypto(psk: p.psk, session: p.session, startMs: p.startMs,
                                       skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
-        Log.notice("running as uid \(getuid()), not root: no chroot and no user change possible")
+        let uid = getuid()
+        Log.notice("running as uid \(uid), not root: no chroot and no user change possible")
         try Privileges.unprivilegedHardening()
         try Seccomp.install(mode: .singleProcess)
         Log.notice("tunnel on \(config.interface) is up" + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
         daemon?.succeed()
         let path = DataPath(
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
-                            configuredPeer: p.peer),
+                            configuredPeer: p.peer, statusUID: uid),
             tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
             sealer: crypto.sealer, opener: crypto.opener, log: Log.write)
         return DataPath.exitStatus(path.run())

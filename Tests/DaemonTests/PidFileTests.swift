@@ -58,7 +58,7 @@ final class PidFileTests: XCTestCase {
         write("\(getpid())\n")  // the test process: certainly alive
         XCTAssertThrowsError(try acquire(pid: 1234)) { error in
             XCTAssertEqual(error as? SystemError, .alreadyRunning(interface: "sqt0", pid: getpid(), path: path))
-            XCTAssertEqual("\(error)", "squtun is already running for sqt0 (pid \(getpid()), \(path))")
+            XCTAssertEqual("\(error)", "squtun is already running for sqt0 (pid \(getpid()), \(path)); stop it first with: kill \(getpid()) (if pid \(getpid()) is not squtun, the pid file is stale: remove \(path))")
         }
         XCTAssertEqual(contents(), "\(getpid())\n", "left alone")
     }

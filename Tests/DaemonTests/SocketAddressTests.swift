@@ -99,7 +99,7 @@ final class SocketAddressTests: XCTestCase {
             XCTAssertGreaterThan(text.count, "cannot resolve peer 'sqt-no-such-host.invalid': ".count)
         }
         XCTAssertThrowsError(try SocketAddress.resolve(host: "::1", port: 1, family: .ipv4)) { error in
-            XCTAssertEqual("\(error)", "cannot resolve peer '::1': not an IPv4 address, and the UDP socket is IPv4-only")
+            XCTAssertEqual("\(error)", "cannot resolve peer '::1': not an IPv4 address, and the UDP socket is IPv4-only; check the name given with -p and this host's DNS, or give -p the peer's IP address")
         }
     }
 }

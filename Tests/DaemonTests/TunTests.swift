@@ -133,7 +133,7 @@ final class TunTests: XCTestCase {
 
     func testAccessRuleForNonRoot() {
         XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: 1001, group: nil, euid: 1002, isMember: { _ in true })) { error in
-            XCTAssertEqual("\(error)", "tun device tun0 belongs to uid 1001, not to uid 1002 (you): recreate it with: ip tuntap add dev tun0 mode tun user <you>")
+            XCTAssertEqual("\(error)", "tun device tun0 belongs to uid 1001, not to uid 1002 (you); run squtun as uid 1001, or recreate the device as root with: ip link del tun0 && ip tuntap add dev tun0 mode tun user 1002")
         }
         XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: 1002, group: 50, euid: 1002, isMember: { $0 == 60 })) { error in
             XCTAssertEqual(error as? SystemError, .tunWrongGroup(name: "tun0", group: 50, you: 1002))

@@ -116,7 +116,7 @@ final class UDPSocketTests: XCTestCase {
         let port = first.localAddress.port
         XCTAssertThrowsError(try open(port: port)) { error in
             XCTAssertEqual(error as? SystemError, .portInUse(port: port, errno: Errno(EADDRINUSE)))
-            XCTAssertEqual("\(error)", "UDP port \(port) is already in use (bind: Address already in use)")
+            XCTAssertEqual("\(error)", "UDP port \(port) is already in use (bind: Address already in use); see what holds it with: ss -ulpn 'sport = :\(port)', or choose another port with -l")
         }
         // The dual-stack wildcard also holds the IPv4 side of the port.
         XCTAssertThrowsError(try open(port: port, bind: "127.0.0.1")) { error in

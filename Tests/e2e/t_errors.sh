@@ -78,17 +78,17 @@ check "usage error: -l 70000 → exit 64, one line naming the option and value" 
 # --- key file ----------------------------------------------------------------
 run_fg keymissing "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/nokey" -l 3501
 check "missing key file → exit 1, names the path" \
-    expect_error keymissing 1 "key file '$WORK/nokey': cannot read: No such file or directory"
+    expect_error keymissing 1 "key file '$WORK/nokey': cannot read: No such file or directory; make one with: squtun genkey $WORK/nokey"
 
 printf '0123456789abcdef\n' >"$WORK/shortkey"; chmod 600 "$WORK/shortkey"
 run_fg keyshort "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/shortkey" -l 3502
 check "key file with 16 hex digits → exit 1, says 64 are needed" \
-    expect_error keyshort 1 "key file '$WORK/shortkey': found 16 hex digits, need exactly 64"
+    expect_error keyshort 1 "key file '$WORK/shortkey': found 16 hex digits, need exactly 64; make one with: squtun genkey"
 
 { printf '%063d' 1; printf 'g\n'; } >"$WORK/badkey"; chmod 600 "$WORK/badkey"
 run_fg keybad "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/badkey" -l 3503
 check "key file with a non-hex character → exit 1, names it and its offset" \
-    expect_error keybad 1 "key file '$WORK/badkey': character 'g' at byte offset 63 is not a hex digit"
+    expect_error keybad 1 "key file '$WORK/badkey': character 'g' at byte offset 63 is not a hex digit; make one with: squtun genkey"
 
 cp "$WORK/key" "$WORK/openkey"; chmod 644 "$WORK/openkey"
 run_fg keyopen "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/openkey" -l 3504

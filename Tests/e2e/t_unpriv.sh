@@ -3,15 +3,20 @@
 # `su squtun -c 'squtun …'`): one process, no chroot (it says so), the same
 # seccomp filter and no_new_privs, and the tunnel works.
 . "$(dirname "$0")/lib.sh"
-trap cleanup EXIT
+# Debian's /dev/net/tun is 0666 (the kernel checks the device's owner on
+# TUNSETIFF); some containers make it 0600: open it up for this test only.
+tun_mode=$(stat -c %a /dev/net/tun)
+unpriv_cleanup() { chmod "$tun_mode" /dev/net/tun; cleanup; }
+trap unpriv_cleanup EXIT
+[ "$tun_mode" = 666 ] || chmod 666 /dev/net/tun
 echo "unpriv: a non-root user who owns the tun device"
 make_world
 uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
 RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"
 genkey "$RUN/key"; chown "$TEST_USER" "$RUN/key"
-start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" 2>/dev/null || true
-cp "$RUN/key" "$WORK/key"; chmod 600 "$WORK/key"
-# B (root helper) is already starting with $WORK/key; A runs as the user.
+cp "$RUN/key" "$WORK/key"; chown root "$WORK/key"
+# B: a root helper as usual; A: the user.
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key"
 ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups \
     "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" \
     --pidfile "$RUN/a.pid" --control "$RUN/a.sock" >> "$WORK/a.log" 2>&1 &
