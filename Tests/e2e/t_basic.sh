@@ -13,6 +13,11 @@ start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 5
 check "both daemons wrote their pid files" wait_for 5 test -s "$WORK/a.pid" -a -s "$WORK/b.pid"
 check "ping A → B across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
 check "ping B → A across the tunnel" ping_from "$NS_B" "$TUN_A" 3
+mtu=$("$SQUTUN" -m 1500)
+check "a full $mtu-byte packet crosses the 1500-byte underlay (DF set)" \
+    ip netns exec "$NS_A" ping -c 2 -W 1 -M do -s $((mtu - 28)) "$TUN_B"
+frags=$(ip netns exec "$NS_B" awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print $c["ReasmReqds"] }' /proc/net/snmp)
+check "no IPv4 reassembly on the underlay (ReasmReqds ${frags:-?})" test "${frags:-1}" = 0
 rtt=$(ip netns exec "$NS_A" ping -c 20 -i 0.05 -q "$TUN_B" 2>/dev/null | awk -F/ '/rtt/ {print $5}')
 log "ping RTT A → B (20 pings): ${rtt:-?} ms"
 
@@ -33,6 +38,12 @@ check "squtun status counts packets both ways" \
     awk -F': ' '$1=="tx-packets" && $2>100 {t=1} $1=="rx-packets" && $2>100 {r=1} END {exit !(t && r)}' <<<"$status_a"
 check "no drops on a clean link" \
     awk -F': ' '$1 ~ /^drop-/ && $2 != 0 {bad=1} END {exit bad}' <<<"$status_a"
+
+# SIGUSR1 logs the same counters (the helper forwards it; the worker logs
+# through the helper).
+kill -USR1 "$(cat "$WORK/a.pid")"
+check "SIGUSR1 logs the counters" wait_for 2 grep -q "^squtun: rx-packets: [1-9]" "$WORK/a.log"
+check "SIGUSR1 logs the drop counters" grep -q "^squtun: drop-bad-mac: 0" "$WORK/a.log"
 
 # SIGTERM to the helper: both processes gone within 2 s, pid file removed.
 helper=$(cat "$WORK/a.pid")
