@@ -47,6 +47,13 @@ let package = Package(
             dependencies: ["squtun-crypto", "Shared"],
             path: "bench/micro"
         ),
+        // Test-only: forges, replays, tampers and floods datagrams for the
+        // hostile-network suite (scripts/hostile). Not installed.
+        .executableTarget(
+            name: "squtun-attack",
+            dependencies: ["squtun-crypto", "Shared", "CShim"],
+            path: "Tests/tools/attack"
+        ),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         // Runs the built `squtun` binary as a process.
         .testTarget(name: "CLITests", dependencies: ["Shared"]),

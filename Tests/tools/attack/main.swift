@@ -1,0 +1,2 @@
+// squtun-attack: the hostile-network test tool (being written).
+print("squtun-attack")
