@@ -3,11 +3,19 @@ import Shared
 
 /// The OpenSSL state for sealing and opening datagrams of one session:
 /// AES-256-CBC contexts (one keyed for encryption, one for decryption: their
-/// key schedules differ), an AES-256-ECB context for IVs and an HMAC-SHA256
-/// context. All allocated once in `init`, keyed once per session in
-/// `setKeys`; per packet the HMAC re-inits from its stored key
-/// (`EVP_MAC_init(ctx, NULL, 0, NULL)`) and nothing is allocated by us.
+/// key schedules differ), an AES-256-ECB context for IVs and HMAC-SHA256.
+/// All allocated once in `init`, keyed once per session in `setKeys`;
+/// nothing is allocated per packet, by us or by OpenSSL.
 /// Not thread-safe: one instance per thread/direction.
+///
+/// HMAC-SHA256 (RFC 2104) from OpenSSL's SHA-256 with the two keyed states
+/// precomputed: SHA-256 after the block K⊕ipad and after K⊕opad. Per packet
+/// a struct copy of each state, then update/final. OpenSSL 3.0's EVP HMAC
+/// (and EVP_DigestInit_ex2 on a reused context) allocates and frees a
+/// provider context twice per packet (EVP_MD_CTX_copy_ex → dupctx), measured
+/// with an allocation counter; the data path must not allocate. The same
+/// assembly (SHA-NI/AVX2) runs underneath, and two blocks per packet are
+/// saved as well.
 ///
 /// Per-packet IVs without re-initialising the CBC contexts: a CBC context
 /// fed whole blocks with `EVP_CipherUpdate` (padding off, no Final) keeps
@@ -22,7 +30,8 @@ public final class PacketCipher {
     private let cbcEncrypt: OpaquePointer
     private let cbcDecrypt: OpaquePointer
     private let ecb: OpaquePointer
-    private let mac: OpaquePointer
+    /// SHA-256 states: [0] after K⊕ipad, [1] after K⊕opad, [2] the working copy.
+    private let sha: UnsafeMutablePointer<SHA256_CTX>
     /// 64 bytes: [0..<32] the MAC computed by `verify`, [32..<48] the
     /// encryption context's chaining block, [48..<64] the decryption one's.
     private let scratch: UnsafeMutableRawBufferPointer
@@ -36,16 +45,16 @@ public final class PacketCipher {
         let enc = EVP_CIPHER_CTX_new()
         let dec = EVP_CIPHER_CTX_new()
         let ivc = EVP_CIPHER_CTX_new()
-        let m = EVP_MAC_CTX_new(algorithms.hmac)
-        guard let enc, let dec, let ivc, let m else {
+        guard let enc, let dec, let ivc else {
             let e = CryptoError.failed("EVP context allocation")
-            EVP_CIPHER_CTX_free(enc); EVP_CIPHER_CTX_free(dec); EVP_CIPHER_CTX_free(ivc); EVP_MAC_CTX_free(m)
+            EVP_CIPHER_CTX_free(enc); EVP_CIPHER_CTX_free(dec); EVP_CIPHER_CTX_free(ivc)
             throw e
         }
         cbcEncrypt = enc
         cbcDecrypt = dec
         ecb = ivc
-        mac = m
+        sha = .allocate(capacity: 3)
+        sha.initialize(repeating: SHA256_CTX(), count: 3)
         scratch = .allocate(byteCount: 64, alignment: 16)
         scratch.initializeMemory(as: UInt8.self, repeating: 0)
 
@@ -55,12 +64,6 @@ public final class PacketCipher {
               EVP_CIPHER_CTX_set_padding(dec, 0) == 1 else { throw CryptoError.failed("AES-256-CBC decrypt setup") }
         guard EVP_CipherInit_ex2(ivc, algorithms.aes256ECB, nil, nil, 1, nil) == 1,
               EVP_CIPHER_CTX_set_padding(ivc, 0) == 1 else { throw CryptoError.failed("AES-256-ECB setup") }
-        let ok = withUnsafeTemporaryAllocation(of: OSSL_PARAM.self, capacity: 2) { p in
-            p[0] = OSSL_PARAM_construct_utf8_string(ParamName.digest, ParamName.sha256, 0)
-            p[1] = OSSL_PARAM_construct_end()
-            return EVP_MAC_CTX_set_params(m, p.baseAddress)
-        }
-        guard ok == 1 else { throw CryptoError.failed("HMAC-SHA256 setup") }
     }
 
     deinit {
@@ -68,7 +71,8 @@ public final class PacketCipher {
         EVP_CIPHER_CTX_free(cbcEncrypt)
         EVP_CIPHER_CTX_free(cbcDecrypt)
         EVP_CIPHER_CTX_free(ecb)
-        EVP_MAC_CTX_free(mac)
+        OPENSSL_cleanse(sha, 3 * MemoryLayout<SHA256_CTX>.size)
+        sha.deallocate()
         cleanse(scratch)
         scratch.deallocate()
     }
@@ -95,11 +99,33 @@ public final class PacketCipher {
             }
         }
         try keys.mac.withUnsafeBytes { k in
-            guard EVP_MAC_init(mac, k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count, nil) == 1 else {
-                throw CryptoError.failed("HMAC-SHA256 key setup")
-            }
+            guard k.count <= 64, setHMACKey(k) else { throw CryptoError.failed("HMAC-SHA256 key setup") }
         }
         keyed = true
+    }
+
+    /// sha[0] := SHA-256 state after (K ‖ 0…) ⊕ ipad, sha[1] after ⊕ opad.
+    private func setHMACKey(_ key: UnsafeRawBufferPointer) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { pad in
+            var ok = true
+            for (state, byte) in [(0, UInt8(0x36)), (1, UInt8(0x5c))] {
+                for i in 0..<64 { pad[i] = (i < key.count ? key[i] : 0) ^ byte }
+                ok = ok && SHA256_Init(sha + state) == 1 && SHA256_Update(sha + state, pad.baseAddress, 64) == 1
+            }
+            OPENSSL_cleanse(pad.baseAddress, 64)
+            return ok
+        }
+    }
+
+    /// HMAC-SHA256 of `count` bytes at `data` into the 32 bytes at `out`.
+    @inline(__always)
+    private func hmac(_ data: UnsafeRawPointer, _ count: Int, into out: UnsafeMutableRawPointer) -> Bool {
+        let work = sha + 2
+        let digest = out.assumingMemoryBound(to: UInt8.self)
+        work.pointee = sha[0]
+        guard SHA256_Update(work, data, count) == 1, SHA256_Final(digest, work) == 1 else { return false }
+        work.pointee = sha[1]
+        return SHA256_Update(work, out, 32) == 1 && SHA256_Final(digest, work) == 1
     }
 
     private func clearChains() {
@@ -172,14 +198,7 @@ public final class PacketCipher {
         chain.copyMemory(from: body + padded - Wire.blockLength, byteCount: Wire.blockLength)
 
         let authenticated = Wire.offsetCiphertext + padded
-        var macLength = 0
-        guard EVP_MAC_init(mac, nil, 0, nil) == 1,
-              EVP_MAC_update(mac, base.assumingMemoryBound(to: UInt8.self), authenticated) == 1,
-              EVP_MAC_final(mac, (base + authenticated).assumingMemoryBound(to: UInt8.self),
-                            &macLength, Wire.macLength) == 1,
-              macLength == Wire.macLength else {
-            throw CryptoError.failed("HMAC-SHA256")
-        }
+        guard hmac(base, authenticated, into: base + authenticated) else { throw CryptoError.failed("HMAC-SHA256") }
         return total
     }
 
@@ -191,14 +210,7 @@ public final class PacketCipher {
         guard keyed, packet.count >= Wire.minPacketLength, let base = packet.baseAddress else { return false }
         let authenticated = packet.count - Wire.macLength
         let computed = scratch.baseAddress!
-        var macLength = 0
-        guard EVP_MAC_init(mac, nil, 0, nil) == 1,
-              EVP_MAC_update(mac, base.assumingMemoryBound(to: UInt8.self), authenticated) == 1,
-              EVP_MAC_final(mac, computed.assumingMemoryBound(to: UInt8.self), &macLength, Wire.macLength) == 1,
-              macLength == Wire.macLength else {
-            ERR_clear_error()
-            return false
-        }
+        guard hmac(base, authenticated, into: computed) else { return false }
         return CRYPTO_memcmp(computed, base + authenticated, Wire.macLength) == 0
     }
 
