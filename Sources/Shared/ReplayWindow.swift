@@ -50,11 +50,14 @@ public struct ReplayWindow: Sendable {
             // Clear the words that the window slides over, at most all of them.
             let oldWord = highest >> 6
             let newWord = counter >> 6
-            let steps = min(newWord - oldWord, UInt64(Self.wordCount))
+            // A plain counted loop: a Range<UInt64> iteration is generic code
+            // in debug builds, whose metadata look-ups allocate.
+            var steps = Int(min(newWord - oldWord, UInt64(Self.wordCount)))
             var w = oldWord
-            for _ in 0..<steps {
+            while steps > 0 {
                 w &+= 1
                 words[Int(w & Self.wordMask)] = 0
+                steps -= 1
             }
             highest = counter
         }

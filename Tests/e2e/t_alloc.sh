@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The data path allocates nothing per packet: squtun (single-process mode,
+# the same DataPath, Sealer and Opener as the worker) runs with an
+# LD_PRELOAD allocation counter; thousands of packets each way change the
+# count by less than a handful.
+. "$(dirname "$0")/lib.sh"
+tun_mode=$(stat -c %a /dev/net/tun)
+trap 'chmod $tun_mode /dev/net/tun; cleanup' EXIT
+chmod 666 /dev/net/tun
+echo "alloc: no allocation per packet on the data path"
+make_world
+uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
+RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"
+cc -O2 -shared -fPIC -o "$RUN/alloccount.so" "$(dirname "$0")/../tools/alloccount/alloccount.c"
+genkey "$RUN/key"; chown "$TEST_USER" "$RUN/key"; cp "$RUN/key" "$WORK/key"; chown root "$WORK/key"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key"
+ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups env LD_PRELOAD="$RUN/alloccount.so" \
+    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" \
+    --pidfile "$RUN/a.pid" --control "$RUN/a.sock" >> "$WORK/a.log" 2>&1 &
+P=$!; PIDS+=("$P")
+check "tunnel up" wait_for 8 ping_from "$NS_A" "$TUN_B"
+# Warm up both directions and sizes: first uses may set up runtime metadata once.
+ip netns exec "$NS_A" ping -c 20 -i 0.01 -q "$TUN_B" >/dev/null
+ip netns exec "$NS_B" ping -c 20 -i 0.01 -s 1300 -q "$TUN_A" >/dev/null
+allocs() {
+    local before; before=$(grep -c '^allocations:' "$WORK/a.log")
+    kill -USR2 "$P"
+    wait_for 2 sh -c "[ \$(grep -c '^allocations:' $WORK/a.log) -gt $before ]"
+    grep '^allocations:' "$WORK/a.log" | tail -n 1 | awk '{print $2}'
+}
+field() { ip netns exec "$NS_A" "$SQUTUN" status tun0 --control "$RUN/a.sock" | awk -F': ' -v f="$1" '$1==f {print $2}'; }
+a0=$(allocs)
+tx0=$(field tx-packets); rx0=$(field rx-packets)
+a1=$(allocs)   # the difference is what two status requests cost
+ip netns exec "$NS_A" ping -c 1000 -i 0.002 -q "$TUN_B" >/dev/null
+ip netns exec "$NS_B" ping -c 1000 -i 0.002 -s 1300 -q "$TUN_A" >/dev/null
+a2=$(allocs)
+tx=$(( $(field tx-packets) - tx0 )); rx=$(( $(field rx-packets) - rx0 ))
+log "packets sealed $tx, opened $rx; allocations during them: $((a2 - a1)) (two status requests: $((a1 - a0)))"
+check "4000 packets moved" test $((tx + rx)) -ge 4000
+check "no allocation per packet ($((a2 - a1)) for $((tx + rx)) packets)" test $((a2 - a1)) -eq 0
+finish
