@@ -178,10 +178,10 @@ final class PacketCipherTests: XCTestCase {
         }
     }
 
-    /// EVP_MAC_init(ctx, NULL, 0, NULL) must restart HMAC with the stored key:
+    /// The HMAC restarts from its precomputed keyed states on every packet:
     /// every packet of a long-lived cipher equals one from a freshly keyed one,
-    /// and its MAC equals a one-shot HMAC with K_mac.
-    func testHMACReinitReusesKey() throws {
+    /// and its MAC equals a one-shot HMAC with K_mac (Python's, independent).
+    func testHMACStatesAreReusedCorrectly() throws {
         var packets: [[UInt8]] = []
         for counter: UInt64 in 0..<20 {
             let payload = CT.payload(Int(counter) * 37, seed: Int(counter))
@@ -193,29 +193,6 @@ final class PacketCipherTests: XCTestCase {
         }
         // Verifying many in a row with one context (verify re-inits too).
         for p in packets { XCTAssertTrue(CT.verify(receiver, p)) }
-        // Direct probe of OpenSSL: init with key, then init(NULL) twice.
-        let mac = EVP_MAC_fetch(nil, "HMAC", nil)!
-        defer { EVP_MAC_free(mac) }
-        let ctx = EVP_MAC_CTX_new(mac)!
-        defer { EVP_MAC_CTX_free(ctx) }
-        let key = [UInt8](repeating: 0x0b, count: 20)
-        let digest = strdup("digest")!, sha = strdup("SHA256")!
-        defer { free(digest); free(sha) }
-        var params = [OSSL_PARAM_construct_utf8_string(digest, sha, 0), OSSL_PARAM_construct_end()]
-        XCTAssertEqual(EVP_MAC_init(ctx, key, key.count, &params), 1)
-        let data = Array("Hi There".utf8)
-        var results: [String] = []
-        for round in 0..<3 {
-            if round > 0 { XCTAssertEqual(EVP_MAC_init(ctx, nil, 0, nil), 1) }
-            var out = [UInt8](repeating: 0, count: 32)
-            var n = 0
-            XCTAssertEqual(EVP_MAC_update(ctx, data, data.count), 1)
-            XCTAssertEqual(EVP_MAC_final(ctx, &out, &n, 32), 1)
-            results.append(CT.hex(out))
-        }
-        // RFC 4231 test case 1.
-        let expected = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        XCTAssertEqual(results, [expected, expected, expected])
     }
 
     /// PacketCipher keeps its CBC contexts chaining across packets instead of
