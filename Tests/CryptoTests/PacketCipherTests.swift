@@ -180,7 +180,7 @@ final class PacketCipherTests: XCTestCase {
 
     /// The HMAC restarts from its precomputed keyed states on every packet:
     /// every packet of a long-lived cipher equals one from a freshly keyed one,
-    /// and its MAC equals a one-shot HMAC with K_mac (Python's, independent).
+    /// and its MAC equals OpenSSL's one-shot HMAC (EVP_Q_mac) with K_mac.
     func testHMACStatesAreReusedCorrectly() throws {
         var packets: [[UInt8]] = []
         for counter: UInt64 in 0..<20 {
