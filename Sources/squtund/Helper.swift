@@ -19,24 +19,11 @@ enum Helper {
     static let stopGraceMs: Int32 = 1_500
 
     static func run(_ config: TunnelConfig) throws -> Never {
-        let prepared = try Prepared.prepare(config, privileged: true)
-        let daemon = config.foreground ? nil : try Daemonize.detach()
-        do {
-            exit(try start(prepared, daemon: daemon))
-        } catch {
-            daemon?.fail("\(error)")
-            Log.error("\(error)")
-            exit(1)
-        }
+        try Prepared.run(config, privileged: true, start: start)
     }
 
-    private static func start(_ p: Prepared, daemon: Daemonize?) throws -> Int32 {
+    private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
-        let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
-        if let note = pidFile.note { Log.notice(note) }
-        defer { pidFile.remove() }
-        let control = try ControlSocket.listen(path: config.controlSocket)
-        defer { ControlSocket.removeFile(path: config.controlSocket) }
         let wake = try Signals.install()
 
         let (mine, theirs) = try Channel.makePair()

@@ -40,3 +40,30 @@ struct Prepared {
                         session: session, startMs: WallClock.nowMs())
     }
 }
+
+extension Prepared {
+    /// Both start modes: everything checked first, errors on the terminal;
+    /// then detached unless -f; then the pid file and the status socket,
+    /// and `start`, whose result is the exit status. A failure after
+    /// detaching reaches the waiting command as its one line.
+    static func run(_ config: TunnelConfig, privileged: Bool,
+                    start: (Prepared, _ control: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
+        let prepared = try prepare(config, privileged: privileged)
+        let daemon = config.foreground ? nil : try Daemonize.detach()
+        func withRunFiles() throws -> Int32 {
+            let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
+            if let note = pidFile.note { Log.notice(note) }
+            defer { pidFile.remove() }
+            let control = try ControlSocket.listen(path: config.controlSocket)
+            defer { ControlSocket.removeFile(path: config.controlSocket) }
+            return try start(prepared, control, daemon)
+        }
+        do {
+            exit(try withRunFiles())
+        } catch {
+            daemon?.fail("\(error)")
+            Log.error("\(error)")
+            exit(1)
+        }
+    }
+}

@@ -6,24 +6,11 @@ import Shared
 /// seccomp filter; no chroot or user change is possible, which it logs.
 enum Solo {
     static func run(_ config: TunnelConfig) throws -> Never {
-        let prepared = try Prepared.prepare(config, privileged: false)
-        let daemon = config.foreground ? nil : try Daemonize.detach()
-        do {
-            exit(try start(prepared, daemon: daemon))
-        } catch {
-            daemon?.fail("\(error)")
-            Log.error("\(error)")
-            exit(1)
-        }
+        try Prepared.run(config, privileged: false, start: start)
     }
 
-    private static func start(_ p: Prepared, daemon: Daemonize?) throws -> Int32 {
+    private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
-        let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
-        if let note = pidFile.note { Log.notice(note) }
-        defer { pidFile.remove() }
-        let control = try ControlSocket.listen(path: config.controlSocket)
-        defer { ControlSocket.removeFile(path: config.controlSocket) }
         let crypto = try TunnelCrypto(psk: p.psk, session: p.session, startMs: p.startMs,
                                       skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
