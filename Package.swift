@@ -5,6 +5,9 @@ let package = Package(
     name: "squtun",
     products: [
         .executable(name: "squtun", targets: ["squtund"]),
+        // For the fuzz targets (fuzz/Package.swift depends on this package by path).
+        .library(name: "Shared", targets: ["Shared"]),
+        .library(name: "squtun-crypto", targets: ["squtun-crypto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),

@@ -14,6 +14,12 @@ import Glibc
 /// `-i`/`-k` are present is checked by `resolve()` only: ArgumentParser
 /// validates the root command's options before it runs a subcommand, and
 /// `squtun genkey` needs neither.
+///
+/// `--config FILE` (`ConfigFile`) supplies settings the command line leaves
+/// out: options with a default are optional here (the default is applied in
+/// `checkedValues`), so that an option given on the command line, even with
+/// the default's value, is told apart from one not given, and overrides
+/// the file's.
 public struct TunnelOptions: ParsableArguments, Sendable {
     public static let defaultPort = 3456
     public static let maxKeepaliveSeconds = 3600
@@ -27,8 +33,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public static func defaultControlSocket(interface: String) -> String { "/run/squtun/squtun-\(interface).sock" }
 
     @Option(name: [.customShort("l"), .long], parsing: .unconditional,
-            help: ArgumentHelp("Local UDP port.", valueName: "port"))
-    public var localPort: String = String(TunnelOptions.defaultPort)
+            help: ArgumentHelp("Local UDP port. (default: \(TunnelOptions.defaultPort))", valueName: "port"))
+    public var localPort: String?
 
     @Option(name: [.customShort("p"), .long],
             help: ArgumentHelp("Peer: hostname or IPv4/IPv6 address. Without it, wait for the peer to send first.",
@@ -50,14 +56,15 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public var key: String?
 
     @Option(name: [.customShort("a"), .long], parsing: .unconditional,
-            help: ArgumentHelp("Keepalive interval, 0 = off (max \(TunnelOptions.maxKeepaliveSeconds)).",
+            help: ArgumentHelp("Keepalive interval, 0 = off (max \(TunnelOptions.maxKeepaliveSeconds)). (default: 0)",
                                valueName: "seconds"))
-    public var keepalive: String = "0"
+    public var keepalive: String?
 
     @Option(name: [.customShort("c"), .long], parsing: .unconditional,
-            help: ArgumentHelp("Largest accepted clock difference, 0 = no check (max \(TunnelOptions.maxSkewSeconds)).",
+            help: ArgumentHelp("Largest accepted clock difference, 0 = no check (max \(TunnelOptions.maxSkewSeconds)). "
+                                   + "(default: \(Wire.defaultSkewSeconds))",
                                valueName: "seconds"))
-    public var skew: String = String(Wire.defaultSkewSeconds)
+    public var skew: String?
 
     @Option(name: [.customShort("m"), .long], parsing: .unconditional,
             help: ArgumentHelp("Print the tun MTU for this link MTU and exit.", valueName: "link-mtu"))
@@ -74,12 +81,13 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public var foreground = false
 
     @Option(name: [.customShort("u"), .long],
-            help: ArgumentHelp("User to run as after setup.", valueName: "user"))
-    public var user: String = TunnelOptions.defaultUser
+            help: ArgumentHelp("User to run as after setup. (default: \(TunnelOptions.defaultUser))", valueName: "user"))
+    public var user: String?
 
     @Option(name: .customLong("chroot"),
-            help: ArgumentHelp("Empty directory to chroot into (absolute).", valueName: "dir"))
-    public var chroot: String = TunnelOptions.defaultChroot
+            help: ArgumentHelp("Empty directory to chroot into (absolute). (default: \(TunnelOptions.defaultChroot))",
+                               valueName: "dir"))
+    public var chroot: String?
 
     @Option(name: .customLong("pidfile"),
             help: ArgumentHelp("PID file (absolute). (default: \(TunnelOptions.pidfileTemplate))",
@@ -90,6 +98,12 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             help: ArgumentHelp("Status socket, root-only (absolute). (default: \(TunnelOptions.controlTemplate))",
                                valueName: "path"))
     public var control: String?
+
+    @Option(name: .customLong("config"),
+            help: ArgumentHelp("Read settings from FILE, one 'long-option-name value' per line (squtun(8)); "
+                               + "options on the command line override the file's.", valueName: "file"),
+            completion: .file())
+    public var config: String?
 
     public init() {}
 
@@ -110,19 +124,59 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
     }
 
-    /// Every check except the presence of `-i`/`-k` (see the type's comment).
+    /// Every check except the presence of `-i`/`-k` (see the type's comment),
+    /// of the command line only (the config file is read by `resolve()`).
     public func check() throws(SharedError) {
-        _ = try checkedValues()
+        _ = try checkedValues(labels: Labels())
     }
 
-    /// Checks everything and returns the typed result.
+    /// Reads `--config`'s file if given, fills in what the command line left
+    /// out, checks everything and returns the typed result.
     public func resolve() throws(SharedError) -> Invocation {
-        let v = try checkedValues()
+        var merged = self
+        var labels = Labels()
+        if let config {
+            let file = try ConfigFile.load(path: config)
+            merged.fill(from: file, labels: &labels)
+        }
+        return try merged.resolveMerged(labels: labels)
+    }
+
+    /// Takes each setting of `file` that the command line did not give.
+    mutating func fill(from file: ConfigFile, labels: inout Labels) {
+        for entry in file.entries {
+            let value = entry.value ?? ""
+            var taken = true
+            switch entry.setting {
+            case .localPort: if localPort == nil { localPort = value } else { taken = false }
+            case .peer: if peer == nil { peer = value } else { taken = false }
+            case .remotePort: if remotePort == nil { remotePort = value } else { taken = false }
+            case .interface: if interface == nil { interface = value } else { taken = false }
+            case .key: if key == nil { key = value } else { taken = false }
+            case .keepalive: if keepalive == nil { keepalive = value } else { taken = false }
+            case .skew: if skew == nil { skew = value } else { taken = false }
+            case .bind: if bind == nil { bind = value } else { taken = false }
+            case .foreground: if !foreground { foreground = true } else { taken = false }
+            case .user: if user == nil { user = value } else { taken = false }
+            case .chroot: if chroot == nil { chroot = value } else { taken = false }
+            case .pidfile: if pidfile == nil { pidfile = value } else { taken = false }
+            case .control: if control == nil { control = value } else { taken = false }
+            }
+            if taken { labels.fromFile[entry.setting] = file.label(entry) }
+        }
+    }
+
+    private func resolveMerged(labels: Labels) throws(SharedError) -> Invocation {
+        let v = try checkedValues(labels: labels)
         if let link = v.linkMTU {
             return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4)
         }
-        guard let interface else { throw .missingOption(option: "-i/--interface", when: "unless -m is given") }
-        guard let key else { throw .missingOption(option: "-k/--key", when: "unless -m is given") }
+        // With --config, say where else the setting could have been.
+        func when(_ setting: TunnelSetting) -> String {
+            "unless -m is given" + (config.map { " (or as '\(setting.rawValue)' in \($0))" } ?? "")
+        }
+        guard let interface else { throw .missingOption(option: "-i/--interface", when: when(.interface)) }
+        guard let key else { throw .missingOption(option: "-k/--key", when: when(.key)) }
         return .tunnel(TunnelConfig(
             localPort: v.localPort,
             peer: peer,
@@ -133,10 +187,36 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             skewSeconds: v.skew,
             bindAddress: bind,
             foreground: foreground,
-            user: user,
-            chrootDirectory: chroot,
+            user: user ?? TunnelOptions.defaultUser,
+            chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
             pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface),
             controlSocket: control ?? TunnelOptions.defaultControlSocket(interface: interface)))
+    }
+
+    /// The option part of each setting's error messages: the command line's
+    /// name, or `FILE:LINE: name` for a value taken from the config file.
+    struct Labels {
+        var fromFile: [TunnelSetting: String] = [:]
+        subscript(setting: TunnelSetting) -> String { fromFile[setting] ?? setting.commandLineLabel }
+        func isFromFile(_ setting: TunnelSetting) -> Bool { fromFile[setting] != nil }
+    }
+
+    /// The syntax check of one setting's value, the same for the command line
+    /// and the config file; `label` names it in the error.
+    public static func checkSetting(_ setting: TunnelSetting, value: String, label: String) throws(SharedError) {
+        switch setting {
+        case .localPort, .remotePort: _ = try OptionCheck.port(value, option: label)
+        case .peer: try OptionCheck.host(value, option: label)
+        case .interface: try OptionCheck.interfaceName(value, option: label)
+        case .key:
+            if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
+        case .keepalive: _ = try OptionCheck.integer(value, option: label, in: 0...maxKeepaliveSeconds)
+        case .skew: _ = try OptionCheck.integer(value, option: label, in: 0...maxSkewSeconds)
+        case .bind: try OptionCheck.ipAddress(value, option: label)
+        case .foreground: break
+        case .user: try OptionCheck.userName(value, option: label)
+        case .chroot, .pidfile, .control: try OptionCheck.absolutePath(value, option: label)
+        }
     }
 
     private struct Values {
@@ -147,34 +227,35 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         var linkMTU: Int?
     }
 
-    private func checkedValues() throws(SharedError) -> Values {
-        let localPort = try OptionCheck.port(localPort, option: "-l/--local-port")
-        if let peer { try OptionCheck.host(peer, option: "-p/--peer") }
+    private func checkedValues(labels: Labels) throws(SharedError) -> Values {
+        let localPort = try OptionCheck.port(localPort ?? String(TunnelOptions.defaultPort), option: labels[.localPort])
+        if let peer { try Self.checkSetting(.peer, value: peer, label: labels[.peer]) }
         var remote = UInt16(TunnelOptions.defaultPort)
         if let remotePort {
-            remote = try OptionCheck.port(remotePort, option: "-r/--remote-port")
+            remote = try OptionCheck.port(remotePort, option: labels[.remotePort])
             if peer == nil {
-                throw .badOption(option: "-r/--remote-port", problem: "needs -p/--peer", value: remotePort)
+                let problem = labels.isFromFile(.remotePort) ? "needs a peer (peer in the file, or -p/--peer)"
+                                                             : "needs -p/--peer"
+                throw .badOption(option: labels[.remotePort], problem: problem, value: remotePort)
             }
         }
-        if let interface { try OptionCheck.interfaceName(interface, option: "-i/--interface") }
-        if let key, key.isEmpty {
-            throw .badOption(option: "-k/--key", problem: "empty file name", value: key)
-        }
-        let keepalive = try OptionCheck.integer(keepalive, option: "-a/--keepalive",
+        if let interface { try Self.checkSetting(.interface, value: interface, label: labels[.interface]) }
+        if let key { try Self.checkSetting(.key, value: key, label: labels[.key]) }
+        let keepalive = try OptionCheck.integer(keepalive ?? "0", option: labels[.keepalive],
                                                 in: 0...TunnelOptions.maxKeepaliveSeconds)
-        let skew = try OptionCheck.integer(skew, option: "-c/--skew", in: 0...TunnelOptions.maxSkewSeconds)
+        let skew = try OptionCheck.integer(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew],
+                                           in: 0...TunnelOptions.maxSkewSeconds)
         var linkMTU: Int?
         if let mtu {
             linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4)
         } else if ipv6 {
             throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
         }
-        if let bind { try OptionCheck.ipAddress(bind, option: "-b/--bind") }
-        try OptionCheck.userName(user, option: "-u/--user")
-        try OptionCheck.absolutePath(chroot, option: "--chroot")
-        if let pidfile { try OptionCheck.absolutePath(pidfile, option: "--pidfile") }
-        if let control { try OptionCheck.absolutePath(control, option: "--control") }
+        if let bind { try Self.checkSetting(.bind, value: bind, label: labels[.bind]) }
+        try Self.checkSetting(.user, value: user ?? TunnelOptions.defaultUser, label: labels[.user])
+        try Self.checkSetting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
+        if let pidfile { try Self.checkSetting(.pidfile, value: pidfile, label: labels[.pidfile]) }
+        if let control { try Self.checkSetting(.control, value: control, label: labels[.control]) }
         return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
     }
 }

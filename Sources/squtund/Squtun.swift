@@ -11,13 +11,16 @@ struct Squtun: ParsableCommand {
         abstract: "Encrypted IP-over-UDP tunnel (SquTUN's options).",
         usage: """
             squtun -i IFACE -k KEYFILE [-p HOST [-r PORT]] [-l PORT] [-a SECONDS] [-c SECONDS]
-                   [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH]
+                   [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH] [--control PATH]
+            squtun --config FILE [OPTIONS]
             squtun -m LINK_MTU [--ipv6]
             squtun genkey [FILE]
             squtun status IFACE [--control PATH]
             """,
         discussion: """
             Without a subcommand, runs the tunnel on interface -i with the key in -k.
+            --config FILE reads the same settings from a file, one per line
+            ('peer 198.51.100.2'); options on the command line override it.
             'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,

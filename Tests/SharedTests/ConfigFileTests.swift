@@ -1,0 +1,239 @@
+import ArgumentParser
+import Foundation
+import XCTest
+@testable import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ConfigFileTests: XCTestCase {
+    private var dir = ""
+
+    override func setUpWithError() throws {
+        var template = Array("/tmp/squtun-config-test.XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        XCTAssertNotNil(made)
+        dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Writes `text` to a file in the test's directory and returns its path.
+    private func write(_ text: String, name: String = "tun0.conf") -> String {
+        let path = dir + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        _ = Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        return path
+    }
+
+    private func resolve(_ args: [String]) throws -> TunnelOptions.Invocation {
+        try TunnelOptions.parse(args).resolve()
+    }
+
+    private func tunnel(_ args: [String]) throws -> TunnelConfig {
+        guard case .tunnel(let c) = try resolve(args) else { throw SharedError.missingOption(option: "x", when: "") }
+        return c
+    }
+
+    /// The one-line message and whether it is a usage error (exit 64).
+    private func failure(_ args: [String]) -> (message: String, usage: Bool)? {
+        do {
+            _ = try resolve(args)
+            return nil
+        } catch let error as SharedError {
+            return (error.description, error.isUsageError)
+        } catch {
+            return (TunnelOptions.message(for: error), TunnelOptions.exitCode(for: error) == .validationFailure)
+        }
+    }
+
+    private func parseError(_ text: String) -> String? {
+        do {
+            _ = try ConfigFile.parse(text, path: "/etc/squtun/tun0.conf")
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    // MARK: Parsing
+
+    func testEveryLongOptionNameIsASetting() throws {
+        let text = """
+            # every setting, with comments and blank lines
+
+            local-port 3456
+            peer 198.51.100.2   # trailing comment
+            remote-port\t3457
+              interface tun0
+            key /etc/squtun/tun0.key
+            keepalive 25
+            skew 30
+            bind 198.51.100.1
+            foreground
+            user squtun
+            chroot /var/lib/squtun/empty
+            pidfile /run/squtun/a#b.pid
+            control /run/squtun/squtun-tun0.sock\r
+            """
+        let file = try ConfigFile.parse(text, path: "f")
+        XCTAssertEqual(file.entries.map(\.setting), TunnelSetting.allCases)
+        XCTAssertEqual(file[.peer], ConfigFile.Entry(setting: .peer, value: "198.51.100.2", line: 4))
+        XCTAssertEqual(file[.remotePort]?.value, "3457")
+        XCTAssertEqual(file[.interface]?.line, 6)
+        XCTAssertEqual(file[.foreground]?.value, nil)
+        XCTAssertEqual(file[.pidfile]?.value, "/run/squtun/a#b.pid", "a '#' inside a word is not a comment")
+        XCTAssertEqual(file[.control]?.value, "/run/squtun/squtun-tun0.sock", "CRLF line ends are fine")
+    }
+
+    func testEmptyAndCommentOnlyFiles() throws {
+        XCTAssertEqual(try ConfigFile.parse("", path: "f").entries, [])
+        XCTAssertEqual(try ConfigFile.parse("# nothing\n\n   \n\t# still nothing\n", path: "f").entries, [])
+    }
+
+    func testErrorsNameFileLineOptionAndValue() {
+        let cases: [(String, String)] = [
+            ("local-port 70000", "/etc/squtun/tun0.conf:1: local-port: out of range 1-65535 '70000'"),
+            ("\n\npeer 10.0.0.256", "/etc/squtun/tun0.conf:3: peer: not a hostname or IPv4/IPv6 address '10.0.0.256'"),
+            ("keepalive -1", "/etc/squtun/tun0.conf:1: keepalive: must not be negative '-1'"),
+            ("skew 1e3", "/etc/squtun/tun0.conf:1: skew: not a whole number '1e3'"),
+            ("interface tun/0", "/etc/squtun/tun0.conf:1: interface: interface name may only use A-Z a-z 0-9 _ . - (not '/') 'tun/0'"),
+            ("bind example.org", "/etc/squtun/tun0.conf:1: bind: not an IPv4 or IPv6 address 'example.org'"),
+            ("user -x", "/etc/squtun/tun0.conf:1: user: not a user name '-x'"),
+            ("chroot var/empty", "/etc/squtun/tun0.conf:1: chroot: must be an absolute path 'var/empty'"),
+            ("pidfile x.pid", "/etc/squtun/tun0.conf:1: pidfile: must be an absolute path 'x.pid'"),
+            ("control x", "/etc/squtun/tun0.conf:1: control: must be an absolute path 'x'"),
+            ("remote-port 0", "/etc/squtun/tun0.conf:1: remote-port: out of range 1-65535 '0'"),
+            ("bogus 1", "/etc/squtun/tun0.conf:1: unknown option 'bogus'"),
+            ("--peer 198.51.100.2", "/etc/squtun/tun0.conf:1: unknown option (write it without dashes: peer) '--peer'"),
+            ("p 198.51.100.2", "/etc/squtun/tun0.conf:1: unknown option (use the long name: peer) 'p'"),
+            ("mtu 1500", "/etc/squtun/tun0.conf:1: not allowed in a config file (squtun -m LINK_MTU prints the tun MTU) 'mtu'"),
+            ("ipv6", "/etc/squtun/tun0.conf:1: not allowed in a config file (squtun -m LINK_MTU prints the tun MTU) 'ipv6'"),
+            ("config /x", "/etc/squtun/tun0.conf:1: not allowed in a config file (config files do not include others) 'config'"),
+            ("# c\npeer\n", "/etc/squtun/tun0.conf:2: no value given for 'peer'"),
+            ("key   # only a comment", "/etc/squtun/tun0.conf:1: no value given for 'key'"),
+            ("foreground yes", "/etc/squtun/tun0.conf:1: foreground: is a flag and takes no value 'yes'"),
+            ("peer a.example\n#\npeer b.example", "/etc/squtun/tun0.conf:3: peer: given twice (first on line 1) 'b.example'"),
+            ("local-port 1 2", "/etc/squtun/tun0.conf:1: local-port: not a whole number '1 2'"),
+            ("peer bad\u{1b}name", "/etc/squtun/tun0.conf:1: peer: not a hostname or IPv4/IPv6 address 'bad\\x1bname'"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(parseError(text), expected, "for \(text.debugDescription)")
+            XCTAssertFalse((parseError(text) ?? "").contains("\n"))
+        }
+    }
+
+    func testErrorsAreUsageErrors() throws {
+        do {
+            _ = try ConfigFile.parse("local-port x", path: "f")
+            XCTFail("accepted")
+        } catch {
+            XCTAssertTrue(error.isUsageError)
+            XCTAssertEqual(error.exitCode, 64)
+        }
+    }
+
+    // MARK: Loading and merging with the command line
+
+    func testFileSuppliesTheTunnel() throws {
+        let path = write("""
+            peer 198.51.100.2
+            remote-port 3457
+            local-port 3456
+            interface tun0
+            key /etc/squtun/tun0.key
+            keepalive 59
+            skew 30
+            """)
+        let c = try tunnel(["--config", path])
+        XCTAssertEqual(c, TunnelConfig(
+            localPort: 3456, peer: "198.51.100.2", remotePort: 3457, interface: "tun0",
+            keyPath: "/etc/squtun/tun0.key", keepaliveSeconds: 59, skewSeconds: 30, bindAddress: nil,
+            foreground: false, user: "squtun", chrootDirectory: "/var/lib/squtun/empty",
+            pidfile: "/run/squtun/squtun-tun0.pid", controlSocket: "/run/squtun/squtun-tun0.sock"))
+    }
+
+    func testCommandLineOverridesTheFile() throws {
+        let path = write("""
+            local-port 4000
+            peer 198.51.100.2
+            interface tun0
+            key /etc/k
+            keepalive 25
+            user nobody
+            chroot /srv/empty
+            foreground
+            """)
+        // Even an option given with its default value wins over the file.
+        let c = try tunnel(["--config", path, "-l", "3456", "-i", "tun9", "-a", "0", "-u", "squtun",
+                            "--chroot", "/var/lib/squtun/empty", "--pidfile", "/run/x.pid"])
+        XCTAssertEqual(c.localPort, 3456)
+        XCTAssertEqual(c.interface, "tun9")
+        XCTAssertEqual(c.keepaliveSeconds, 0)
+        XCTAssertEqual(c.user, "squtun")
+        XCTAssertEqual(c.chrootDirectory, "/var/lib/squtun/empty")
+        XCTAssertEqual(c.pidfile, "/run/x.pid")
+        XCTAssertEqual(c.controlSocket, "/run/squtun/squtun-tun9.sock")
+        XCTAssertEqual(c.peer, "198.51.100.2")
+        XCTAssertEqual(c.keyPath, "/etc/k")
+        XCTAssertTrue(c.foreground, "a flag in the file is on")
+        XCTAssertEqual(try tunnel(["--config", path, "-f"]).foreground, true)
+    }
+
+    func testFileValueCheckedEvenWhenOverridden() {
+        let path = write("interface tun0\nkey /k\nlocal-port 99999\n")
+        XCTAssertEqual(failure(["--config", path, "-l", "3456"])?.message,
+                       "\(path):3: local-port: out of range 1-65535 '99999'")
+    }
+
+    func testCommandLineErrorsComeFirstAndKeepTheirNames() {
+        let path = write("interface tun0\nkey /k\nlocal-port 99999\n")
+        XCTAssertEqual(failure(["--config", path, "-a", "x"])?.message, "-a/--keepalive: not a whole number 'x'")
+    }
+
+    func testCrossChecksNameTheFileLine() {
+        let path = write("interface tun0\nkey /k\n\nremote-port 3457\n")
+        let f = failure(["--config", path])
+        XCTAssertEqual(f?.message, "\(path):4: remote-port: needs a peer (peer in the file, or -p/--peer) '3457'")
+        XCTAssertEqual(f?.usage, true)
+        // The command line's peer completes the file's remote-port.
+        XCTAssertEqual(try? tunnel(["--config", path, "-p", "198.51.100.2"]).remotePort, 3457)
+    }
+
+    func testMissingInterfaceOrKeySaysWhere() {
+        let noInterface = write("key /k\n", name: "a.conf")
+        XCTAssertEqual(failure(["--config", noInterface])?.message,
+                       "-i/--interface: required unless -m is given (or as 'interface' in \(noInterface))")
+        let noKey = write("interface tun0\n", name: "b.conf")
+        XCTAssertEqual(failure(["--config", noKey])?.message,
+                       "-k/--key: required unless -m is given (or as 'key' in \(noKey))")
+        XCTAssertEqual(try? tunnel(["--config", noKey, "-k", "/k"]).keyPath, "/k")
+    }
+
+    func testUnreadableConfigFile() {
+        let missing = dir + "/nope.conf"
+        let f = failure(["--config", missing])
+        XCTAssertEqual(f?.message, "--config: cannot read config file (No such file or directory) '\(missing)'")
+        XCTAssertEqual(f?.usage, true)
+        XCTAssertEqual(failure(["--config", dir])?.message, "--config: not a regular file '\(dir)'")
+        XCTAssertEqual(failure(["--config", ""])?.message, "--config: empty file name ''")
+        let big = write(String(repeating: "# padding\n", count: ConfigFile.maxFileSize / 10 + 1), name: "big.conf")
+        XCTAssertEqual(failure(["--config", big])?.message,
+                       "--config: larger than \(ConfigFile.maxFileSize) bytes, not a config file '\(big)'")
+    }
+
+    func testShippedExampleParses() throws {
+        // etc/squtun/tun0.conf.example, the file the package installs.
+        var here = #filePath
+        for _ in 0..<3 { here = String(here[..<here.lastIndex(of: "/")!]) }
+        let example = here + "/etc/squtun/tun0.conf.example"
+        guard access(example, R_OK) == 0 else { throw XCTSkip("no \(example)") }
+        let c = try tunnel(["--config", example])
+        XCTAssertEqual(c.interface, "tun0")
+        XCTAssertEqual(c.keyPath, "/etc/squtun/tun0.key")
+    }
+}

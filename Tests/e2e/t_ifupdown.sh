@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Debian's real ifupdown (ifup/ifdown) brings squtun tunnels up and down,
+# with both stanzas the project ships:
+#   plain  etc/network/interfaces.d/squtun.example: SquTUN's stanza, plain
+#          pre-up/up/down/post-down commands
+#   hooks  etc/network/interfaces.d/squtun-hooks.example: squtun-* options,
+#          handled by the hook etc/network/squtun-ifupdown run from
+#          /etc/network/if-{pre-up,up,down,post-down}.d/squtun
+# End A uses each file as shipped; end B the same file with its own tunnel
+# address, the peer's underlay address and (plain) the ports swapped.
+#
+# Isolation: each end runs in its own network namespace (lib.sh's NS_A/NS_B)
+# and every ifup/ifdown in a private mount namespace made for that call, in
+# which /etc is an overlay of the end's own etc/ (network/interfaces, the
+# hooks, squtun/tun0.key) over the host's /etc, /run is the end's own
+# directory (ifupdown's state, /run/squtun/squtun-tun0.pid: no collision
+# between the ends, nothing on the host's /run), and /usr/sbin is an overlay
+# adding $SQUTUN as /usr/sbin/squtun. The host's /etc/network is never
+# written. With SQUTUN_INSTALLED=1 (t_package.sh, after dpkg -i) the hooks
+# and /usr/sbin/squtun are the installed package's instead.
+#
+# Needs ifupdown (apt), overlayfs and unshare/nsenter (util-linux).
+. "$(dirname "$0")/lib.sh"
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+INSTALLED=${SQUTUN_INSTALLED:-0}
+PLAIN="$REPO/etc/network/interfaces.d/squtun.example"
+HOOKS="$REPO/etc/network/interfaces.d/squtun-hooks.example"
+HOOK="$REPO/etc/network/squtun-ifupdown"
+
+# ensure_pkgs PKG...: installs the Debian packages this test needs (apt).
+ensure_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
+}
+ensure_pkgs ifupdown iproute2 iputils-ping procps util-linux
+
+made_user=0; made_dir=0
+ifupdown_cleanup() {
+    for e in a b; do
+        f="$WORK/$e/run/squtun/squtun-tun0.pid"
+        [ -f "$f" ] && stop_pid "$(cat "$f")"
+    done
+    cleanup
+    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
+    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+}
+trap ifupdown_cleanup EXIT
+
+echo "ifupdown: ifup/ifdown with the shipped stanzas (plain commands; squtun-* hook options)$([ "$INSTALLED" = 1 ] && echo ', installed package')"
+if ! command -v ifup >/dev/null; then
+    fail "ifup not installed (apt-get install ifupdown)"; finish; exit
+fi
+
+# What the package's postinst sets up (the stanzas use the defaults).
+if ! id -u squtun >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
+fi
+if [ ! -d /var/lib/squtun/empty ]; then
+    mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1
+fi
+SQUTUN_UID=$(id -u squtun)
+
+# The underlay only: ifup makes the tun devices.
+ip netns add "$NS_A"
+ip netns add "$NS_B"
+ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
+ip -n "$NS_A" addr add "$UNDER_A/24" dev "$VETH_A"
+ip -n "$NS_B" addr add "$UNDER_B/24" dev "$VETH_B"
+for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+ip -n "$NS_A" link set "$VETH_A" up
+ip -n "$NS_B" link set "$VETH_B" up
+
+SBIN=""
+if [ "$INSTALLED" != 1 ]; then
+    SBIN="$WORK/sbin"
+    mkdir -p "$SBIN"
+    cp "$SQUTUN" "$SBIN/squtun"
+fi
+genkey "$WORK/key"
+
+# prepare_end END STANZA-FILE: the end's private /etc and /run.
+prepare_end() {
+    local d="$WORK/$1"
+    rm -rf "$d"
+    mkdir -p "$d/etc/network" "$d/etc/squtun" "$d/run/network" "$d/run/squtun"
+    chmod 755 "$d" "$d/etc" "$d/run" "$d/run/squtun"
+    cp "$2" "$d/etc/network/interfaces"
+    cp "$WORK/key" "$d/etc/squtun/tun0.key"
+    chmod 600 "$d/etc/squtun/tun0.key"
+    if [ "$INSTALLED" != 1 ]; then
+        for p in if-pre-up.d if-up.d if-down.d if-post-down.d; do
+            mkdir -p "$d/etc/network/$p"
+            cp "$HOOK" "$d/etc/network/$p/squtun"
+            chmod 755 "$d/etc/network/$p/squtun"
+        done
+    fi
+}
+
+# at END COMMAND...: runs COMMAND in END's network namespace and a private
+# mount namespace with END's /etc and /run (see the top).
+at() {
+    local e=$1 ns; shift
+    if [ "$e" = a ]; then ns=$NS_A; else ns=$NS_B; fi
+    ip netns exec "$ns" unshare --mount --propagation private sh -c '
+        d=$1 sbin=$2; shift 2
+        mount -t overlay sqt-etc -o "lowerdir=$d/etc:/etc" /etc || exit 99
+        mount --bind "$d/run" /run || exit 99
+        if [ -n "$sbin" ]; then mount -t overlay sqt-sbin -o "lowerdir=$sbin:/usr/sbin" /usr/sbin || exit 99; fi
+        exec "$@"' sh "$WORK/$e" "$SBIN" "$@"
+}
+
+pidfile_of() { echo "$WORK/$1/run/squtun/squtun-tun0.pid"; }
+tun_in() { ip -n "$1" link show dev tun0 >/dev/null 2>&1; }
+
+# one_round NAME A-STANZA B-STANZA
+one_round() {
+    local name=$1
+    prepare_end a "$2"
+    prepare_end b "$3"
+    local out rc
+    for e in a b; do
+        out=$(at "$e" ifup tun0 2>&1); rc=$?
+        [ -n "$out" ] && printf '%s\n' "$out" >"$WORK/ifup-$name-$e.log"
+        check "$name: ifup tun0 on $e exits 0 ($rc)" test "$rc" = 0
+    done
+    local mtu uid helper worker
+    mtu=$("$SQUTUN" -m 1500)
+    for e in a b; do
+        local ns=$NS_A addr=$TUN_A
+        [ "$e" = b ] && { ns=$NS_B; addr=$TUN_B; }
+        uid=$(ip netns exec "$ns" cat /sys/class/net/tun0/owner 2>/dev/null)
+        check "$name: $e: tun0 exists, owned by squtun (uid ${uid:-none})" test "${uid:-x}" = "$SQUTUN_UID"
+        check "$name: $e: tun0 MTU is squtun -m 1500 = $mtu" \
+            test "$(ip netns exec "$ns" cat /sys/class/net/tun0/mtu 2>/dev/null)" = "$mtu"
+        check "$name: $e: tun0 has $addr/30" sh -c "ip -n $ns -4 addr show dev tun0 | grep -q 'inet $addr/30'"
+        helper=$(cat "$(pidfile_of $e)" 2>/dev/null)
+        check "$name: $e: squtun runs (pid ${helper:-none} from its pid file)" kill -0 "${helper:-999999999}"
+        worker=$(worker_of "${helper:-0}")
+        check "$name: $e: its worker runs as squtun" \
+            test "$(ps -o user= -p "${worker:-999999999}" 2>/dev/null | tr -d ' ')" = squtun
+        eval "HELPER_$e=\${helper:-} WORKER_$e=\${worker:-}"
+    done
+    check "$name: ping A -> B across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
+    check "$name: ping B -> A across the tunnel" wait_for 5 ping_from "$NS_B" "$TUN_A"
+
+    for e in a b; do
+        out=$(at "$e" ifdown tun0 2>&1); rc=$?
+        [ -n "$out" ] && printf '%s\n' "$out" >"$WORK/ifdown-$name-$e.log"
+        check "$name: ifdown tun0 on $e exits 0 ($rc)" test "$rc" = 0
+    done
+    for e in a b; do
+        local ns=$NS_A
+        [ "$e" = b ] && ns=$NS_B
+        local h w
+        eval "h=\${HELPER_$e:-} w=\${WORKER_$e:-}"
+        gone() { ! kill -0 "${h:-999999999}" 2>/dev/null && ! kill -0 "${w:-999999999}" 2>/dev/null; }
+        check "$name: $e: after ifdown no squtun process (helper ${h:-?}, worker ${w:-?})" wait_for 2 gone
+        check "$name: $e: no pid file" test ! -e "$(pidfile_of $e)"
+        check "$name: $e: no status socket" test ! -e "$WORK/$e/run/squtun/squtun-tun0.sock"
+        check "$name: $e: no tun0 device" sh -c "! ip -n $ns link show dev tun0 >/dev/null 2>&1"
+    done
+}
+
+# End B: its own tunnel address, A's underlay address as the peer, and
+# (plain) the ports swapped. Fails the test if the shipped text changed
+# so that the edit no longer applies.
+to_b() { # file sed-script
+    sed -e "$2" "$1" >"$WORK/b-stanza"
+    if cmp -s "$1" "$WORK/b-stanza" || grep -q "$TUN_A/30\|-p $UNDER_B\|squtun-peer $UNDER_B" "$WORK/b-stanza"; then
+        fail "end B's stanza could not be derived from $1 (shipped text changed?)"
+    fi
+    echo "$WORK/b-stanza"
+}
+
+B_PLAIN=$(to_b "$PLAIN" "s#$TUN_A/30#$TUN_B/30#; s#-l 3456 -p $UNDER_B -r 3457#-l 3457 -p $UNDER_A -r 3456#")
+cp "$B_PLAIN" "$WORK/b-plain"
+one_round plain "$PLAIN" "$WORK/b-plain"
+
+B_HOOKS=$(to_b "$HOOKS" "s#$TUN_A/30#$TUN_B/30#; s#squtun-peer $UNDER_B#squtun-peer $UNDER_A#")
+cp "$B_HOOKS" "$WORK/b-hooks"
+one_round hooks "$HOOKS" "$WORK/b-hooks"
+
+# The hooks when squtun cannot start: ifup fails with squtun's one-line
+# reason, and nothing is left behind.
+prepare_end b "$WORK/b-hooks"
+rm -f "$WORK/b/etc/squtun/tun0.key"
+out=$(at b ifup tun0 2>&1); rc=$?
+printf '%s\n' "$out" >"$WORK/ifup-nokey-b.log"
+check "hooks, no key file: ifup fails ($rc)" test "$rc" -ne 0
+check "hooks, no key file: ifup prints squtun's reason" \
+    grep -q "^squtun: key file '/etc/squtun/tun0.key': cannot read: No such file or directory" "$WORK/ifup-nokey-b.log"
+check "hooks, no key file: no tun0 left" sh -c "! ip -n $NS_B link show dev tun0 >/dev/null 2>&1"
+check "hooks, no key file: no pid file left" test ! -e "$(pidfile_of b)"
+finish
