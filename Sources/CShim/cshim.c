@@ -164,3 +164,56 @@ uint64_t squtun_take_signals(void) {
     }
     return mask;
 }
+
+int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n,
+                      unsigned *lens, void *addrs_raw, unsigned *addrlens) {
+    struct sockaddr_storage *addrs = addrs_raw;
+    if (n > SQUTUN_BATCH_MAX) n = SQUTUN_BATCH_MAX;
+    struct mmsghdr msgs[SQUTUN_BATCH_MAX];
+    struct iovec iov[SQUTUN_BATCH_MAX];
+    for (unsigned i = 0; i < n; i++) {
+        iov[i].iov_base = (char *)base + i * slot;
+        iov[i].iov_len = slot;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+    }
+    int got;
+    do {
+        got = recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    for (int i = 0; i < got; i++) {
+        lens[i] = msgs[i].msg_len;
+        addrlens[i] = msgs[i].msg_hdr.msg_namelen;
+    }
+    return got;
+}
+
+int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
+                      const void *to, unsigned tolen) {
+    if (n > SQUTUN_BATCH_MAX) n = SQUTUN_BATCH_MAX;
+    struct mmsghdr msgs[SQUTUN_BATCH_MAX];
+    struct iovec iov[SQUTUN_BATCH_MAX];
+    for (unsigned i = 0; i < n; i++) {
+        iov[i].iov_base = (char *)base + i * slot;
+        iov[i].iov_len = lens[i];
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (void *)to;
+        msgs[i].msg_hdr.msg_namelen = tolen;
+    }
+    unsigned done = 0;
+    while (done < n) {
+        int sent = sendmmsg(fd, msgs + done, n - done, MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            return done > 0 ? (int)done : -1;
+        }
+        if (sent == 0) break;
+        done += (unsigned)sent;
+    }
+    return (int)done;
+}

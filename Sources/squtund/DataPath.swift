@@ -8,9 +8,11 @@ import squtun_crypto
 //
 //  1. ppoll-style wait: tun, UDP, the wake pipe of the signal handler, the
 //     helper channel, the status listener; timeout = next keepalive due.
-//  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun.
-//     An authenticated datagram from a new address moves the peer there.
-//  3. tun → seal → UDP to the current peer (counted as no-peer if none yet).
+//  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun; up to
+//     64 datagrams per recvmmsg. An authenticated datagram from a new
+//     address moves the peer there.
+//  3. tun → seal → UDP to the current peer, up to 64 packets per sendmmsg
+//     (counted as no-peer if there is none yet).
 //  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
 //  5. Status connection → the counters as text; channel hang-up → exit;
 //     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
@@ -36,8 +38,8 @@ final class DataPath {
         var statusUID: UInt32 = 0
     }
 
-    /// Packets read per wakeup before looking at the other fds (fairness).
-    static let batch = 64
+    /// Batches handled per wakeup before looking at the other fds (fairness).
+    static let batchesPerWakeup = 4
 
     private let settings: Settings
     private let tun: Tun
@@ -52,9 +54,11 @@ final class DataPath {
     private(set) var peer: SocketAddress?
     private(set) var stats = Stats()
     private var lastSendMs: UInt64 = 0
-    /// One buffer per direction, each big enough for the largest datagram.
-    private let txBuffer: UnsafeMutableRawBufferPointer
-    private let rxBuffer: UnsafeMutableRawBufferPointer
+    /// One batch per direction: slots big enough for the largest datagram.
+    private let tx = DatagramBatch()
+    private let rx = DatagramBatch()
+    /// Payload length of each sealed tx slot (for the byte counter).
+    private let txPayload: UnsafeMutablePointer<UInt32>
     private var pollSet: UnsafeMutablePointer<pollfd>
     private var pollCount: Int
 
@@ -70,8 +74,8 @@ final class DataPath {
         self.opener = opener
         self.log = log
         peer = settings.configuredPeer
-        txBuffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 64)
-        rxBuffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 64)
+        txPayload = .allocate(capacity: tx.capacity)
+        txPayload.initialize(repeating: 0, count: tx.capacity)
         pollSet = .allocate(capacity: 5)
         let fds = [udp.fd, tun.fd, wake, channel, control].compactMap { $0 }
         for (i, fd) in fds.enumerated() { pollSet[i] = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0) }
@@ -79,9 +83,8 @@ final class DataPath {
     }
 
     deinit {
-        txBuffer.deallocate()
-        rxBuffer.deallocate()
         pollSet.deallocate()
+        txPayload.deallocate()
     }
 
     /// Runs until a signal, the helper, or a fault ends it.
@@ -124,34 +127,41 @@ final class DataPath {
     // MARK: 2. UDP → tun
 
     private func receiveFromUDP() {
-        for _ in 0..<Self.batch {
-            let got: (count: Int, from: SocketAddress)?
+        for _ in 0..<Self.batchesPerWakeup {
+            let count: Int
             do {
-                got = try udp.receive(into: rxBuffer)
+                count = try udp.receiveBatch(rx)
             } catch {
                 return  // ICMP errors (ECONNREFUSED …) surface here; nothing to do
             }
-            guard let (count, from) = got else { return }
-            let packet = UnsafeMutableRawBufferPointer(rebasing: rxBuffer[0..<count])
-            let fromPeer = peer == from
-            switch opener.open(packet, fromPeer: fromPeer, nowMs: WallClock.nowMs()) {
-            case .drop(let reason):
-                stats.drop(reason)
-                continue
-            case .data(let length):
-                let payload = UnsafeRawBufferPointer(rebasing: rxBuffer[Wire.offsetCiphertext..<(Wire.offsetCiphertext + length)])
-                if (try? tun.write(payload)) == true {
-                    stats.rxPackets &+= 1
-                    stats.rxBytes &+= UInt64(length)
-                } else {
-                    stats.tunWriteErrors &+= 1
-                }
-            case .keepalive:
-                stats.keepalivesReceived &+= 1
-            }
-            stats.lastAuthenticatedMs = monotonicMs()
-            if !fromPeer { movePeer(to: from) }
+            let now = WallClock.nowMs()
+            for i in 0..<count { openDatagram(i, nowMs: now) }
+            if count < rx.capacity { return }
         }
+    }
+
+    @inline(__always)
+    private func openDatagram(_ i: Int, nowMs: UInt64) {
+        let packet = rx.datagram(i)
+        let from = rx.sender(i)
+        let fromPeer = peer == from
+        switch opener.open(packet, fromPeer: fromPeer, nowMs: nowMs) {
+        case .drop(let reason):
+            stats.drop(reason)
+            return
+        case .data(let length):
+            let payload = UnsafeRawBufferPointer(rebasing: packet[Wire.offsetCiphertext..<(Wire.offsetCiphertext + length)])
+            if (try? tun.write(payload)) == true {
+                stats.rxPackets &+= 1
+                stats.rxBytes &+= UInt64(length)
+            } else {
+                stats.tunWriteErrors &+= 1
+            }
+        case .keepalive:
+            stats.keepalivesReceived &+= 1
+        }
+        stats.lastAuthenticatedMs = monotonicMs()
+        if !fromPeer { movePeer(to: from) }
     }
 
     private func movePeer(to address: SocketAddress) {
@@ -164,42 +174,66 @@ final class DataPath {
     // MARK: 3. tun → UDP
 
     private func sendFromTun() -> DataPathExit? {
-        let room = UnsafeMutableRawBufferPointer(
-            rebasing: txBuffer[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
-        for _ in 0..<Self.batch {
-            let length: Int
-            do {
-                guard let n = try tun.read(into: room) else { return nil }
-                length = n
-            } catch {
-                if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
-                    return .tunGone("tun device \(settings.interface) is gone (\(error))")
+        for _ in 0..<Self.batchesPerWakeup {
+            // Read and seal up to a batch, then send it in one call.
+            var sealed = 0
+            var drained = false
+            let now = WallClock.nowMs()
+            while sealed < tx.capacity {
+                let slot = tx.slot(sealed)
+                let room = UnsafeMutableRawBufferPointer(
+                    rebasing: slot[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
+                let length: Int
+                do {
+                    guard let n = try tun.read(into: room) else { drained = true; break }
+                    length = n
+                } catch {
+                    if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
+                        flush(sealed)
+                        return .tunGone("tun device \(settings.interface) is gone (\(error))")
+                    }
+                    stats.tunReadErrors &+= 1
+                    drained = true
+                    break
                 }
-                stats.tunReadErrors &+= 1
-                return nil
+                if length == 0 { continue }
+                if peer == nil {
+                    stats.noPeer &+= 1
+                    continue
+                }
+                guard let n = try? sealer.seal(type: .data, payloadLength: length, packet: slot, nowMs: now) else {
+                    stats.sendErrors &+= 1
+                    continue
+                }
+                tx.lengths[sealed] = UInt32(n)
+                txPayload[sealed] = UInt32(length)
+                sealed += 1
             }
-            if length == 0 { continue }
-            guard let peer else {
-                stats.noPeer &+= 1
-                continue
-            }
-            if seal(.data, payloadLength: length, to: peer) {
-                stats.txPackets &+= 1
-                stats.txBytes &+= UInt64(length)
-            }
+            flush(sealed)
+            if drained { return nil }
         }
         return nil
     }
 
-    /// Seals what sits in the tx buffer and sends it; false if it was not sent.
+    /// Sends tx slots 0..<count to the peer; counts what did not go out.
+    private func flush(_ count: Int) {
+        guard count > 0, let peer else { return }
+        let sent = (try? udp.sendBatch(tx, count: count, to: peer)) ?? 0
+        stats.txPackets &+= UInt64(sent)
+        for i in 0..<sent { stats.txBytes &+= UInt64(txPayload[i]) }
+        stats.sendErrors &+= UInt64(count - sent)
+        if sent > 0 { lastSendMs = monotonicMs() }
+    }
+
+    /// Seals what sits in tx slot 0 and sends it alone (keepalives); false if it was not sent.
     private func seal(_ type: PacketType, payloadLength: Int, to peer: SocketAddress) -> Bool {
-        guard let n = try? sealer.seal(type: type, payloadLength: payloadLength, packet: txBuffer,
+        let slot = tx.slot(0)
+        guard let n = try? sealer.seal(type: type, payloadLength: payloadLength, packet: slot,
                                         nowMs: WallClock.nowMs()) else {
             stats.sendErrors &+= 1
             return false
         }
-        let datagram = UnsafeRawBufferPointer(rebasing: txBuffer[0..<n])
-        guard (try? udp.send(datagram, to: peer)) == true else {
+        guard (try? udp.send(UnsafeRawBufferPointer(rebasing: slot[0..<n]), to: peer)) == true else {
             stats.sendErrors &+= 1
             return false
         }

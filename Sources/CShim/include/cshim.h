@@ -72,4 +72,26 @@ int squtun_signals_install(const int *signals, int count, int wake_fd);
 /// (bit n = signal n), and clears them. Safe to call from normal code.
 uint64_t squtun_take_signals(void);
 
+// ---- Batched UDP I/O (recvmmsg/sendmmsg are _GNU_SOURCE; struct mmsghdr
+// is built on the C stack per call, so nothing is allocated). Addresses
+// are untyped here: including <sys/socket.h> would make this module claim
+// the socket types Swift's Glibc module already provides. ----------------
+
+/// Most datagrams one batch call moves.
+#define SQUTUN_BATCH_MAX 64
+
+/// recvmmsg(2), MSG_DONTWAIT, of up to `n` (<= SQUTUN_BATCH_MAX) datagrams:
+/// datagram i lands at base + i*slot (at most `slot` bytes; longer ones are
+/// cut), its length in lens[i], its sender in addrs[i] (an array of
+/// struct sockaddr_storage) and addrlens[i].
+/// Returns how many arrived, or -1 with errno set (EAGAIN: none waiting).
+int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n,
+                      unsigned *lens, void *addrs, unsigned *addrlens);
+
+/// sendmmsg(2), MSG_DONTWAIT, of `n` (<= SQUTUN_BATCH_MAX) datagrams to one
+/// address: datagram i is lens[i] bytes at base + i*slot. Returns how many
+/// were sent (fewer when the socket buffer filled up), or -1 with errno set.
+int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
+                      const void *to, unsigned tolen);
+
 #endif

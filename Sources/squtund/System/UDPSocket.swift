@@ -105,13 +105,7 @@ struct UDPSocket: Sendable {
     /// dual-stack socket. No allocation.
     @inline(__always)
     func send(_ buffer: UnsafeRawPointer, count: Int, to peer: SocketAddress) throws(Errno) -> Bool {
-        var target = peer
-        switch (family, peer.family) {
-        case (.ipv6, .ipv4): target = peer.mappedToIPv6
-        case (.ipv4, .ipv6) where peer.isMappedIPv4: target = peer.unmapped
-        case (.ipv4, .ipv6): throw Errno(EAFNOSUPPORT)
-        default: break
-        }
+        let target = try sendAddress(for: peer)
         do throws(Errno) {
             _ = try target.withSockaddr { (sa, len) throws(Errno) -> Int in
                 try retryingEINTR { sendto(fd.rawValue, buffer, count, Int32(MSG_DONTWAIT), sa, len) }
@@ -119,6 +113,18 @@ struct UDPSocket: Sendable {
             return true
         } catch let failure where failure.isWouldBlock || failure.rawValue == ENOBUFS {
             return false
+        }
+    }
+
+    /// The form of `peer` this socket can send to: `::ffff:a.b.c.d` for an
+    /// IPv4 peer on a dual-stack socket.
+    @inline(__always)
+    func sendAddress(for peer: SocketAddress) throws(Errno) -> SocketAddress {
+        switch (family, peer.family) {
+        case (.ipv6, .ipv4): return peer.mappedToIPv6
+        case (.ipv4, .ipv6) where peer.isMappedIPv4: return peer.unmapped
+        case (.ipv4, .ipv6): throw Errno(EAFNOSUPPORT)
+        default: return peer
         }
     }
 
