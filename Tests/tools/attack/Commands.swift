@@ -1,0 +1,349 @@
+import Glibc
+import Shared
+
+// The attack subcommands. Each sends its datagrams through a raw socket
+// with the source address of our choice (--from IP:PORT: the peer's own
+// address, or any other), paced at --rate datagrams per second, and ends by
+// printing one line: how many it sent and, per PROTOCOL.md drop reason, how
+// many of them the receiver must drop for that reason (see Predict.swift).
+
+private func sender(_ a: Args) throws(AttackError) -> RawSender {
+    try RawSender(from: a.endpoint("from"), to: a.endpoint("to"), mtu: a.int("mtu", default: 1500))
+}
+
+private func rate(_ a: Args) throws(AttackError) -> Double {
+    try a.double("rate", default: 20000)
+}
+
+/// A datagram that passes check 1's syntax: what squtun could have sent.
+private func looksGenuine(_ d: UnsafeRawBufferPointer) -> Bool {
+    d.count >= 92 && (d.count - 76) % 16 == 0 && d[0] == 1 && (d[1] == 1 || d[1] == 2) && d[2] == 0 && d[3] == 0
+}
+
+// MARK: capture
+
+/// capture --iface IF --dport PORT [--src IP] [--count N] [--timeout S] --out FILE
+///         [--immediate --to EP --from EP --own S --peer S [--from-peer]]
+/// Records genuine squtun datagrams seen on IF (either direction) going to
+/// PORT (from IP). With --immediate each one is also sent again to --to the
+/// moment it is seen (our own copies are recognised and not recorded).
+func captureCommand(_ a: Args) throws(AttackError) {
+    let iface = try a.string("iface")
+    let dport = UInt16(try a.int("dport"))
+    let srcText = a.string("src", default: "")
+    let src: UInt32? = srcText.isEmpty ? nil : Endpoint.parseAddress(srcText)
+    if !srcText.isEmpty && src == nil { throw .usage("--src: '\(srcText)' is not an IPv4 address") }
+    let want = try a.int("count", default: 10)
+    let timeout = try a.double("timeout", default: 10)
+    let out = try a.string("out")
+    let immediate = a.flag("immediate")
+    let replayer = immediate ? try sender(a) : nil
+    let model = immediate ? try TargetModel(a) : nil
+
+    let sock = try PacketSocket(interface: iface)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 70000, alignment: 16)
+    defer { buffer.deallocate() }
+    var seen = Set<[UInt8]>()
+    var captured: [[UInt8]] = []
+    var tally = Tally()
+    let deadline = monoSeconds() + timeout
+    while captured.count < want && monoSeconds() < deadline {
+        switch sock.receive(into: buffer, timeoutMs: 100) {
+        case .timeout: continue
+        case .gone(let why): throw .system("capture on \(iface): \(why)")
+        case .packet(let length, _):
+            let ip = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+            guard let u = UDPView(ip), u.destination.port == dport,
+                  src == nil || u.source.address == src else { continue }
+            let d = UnsafeRawBufferPointer(rebasing: ip[u.payloadOffset..<(u.payloadOffset + u.payloadLength)])
+            guard looksGenuine(d) else { continue }
+            // Session, counter and the MAC identify a datagram (and our own copy of it).
+            let key = Array(d[4..<20]) + Array(d[(d.count - 32)...])
+            guard seen.insert(key).inserted else { continue }
+            captured.append(Array(d))
+            if let replayer, let model {
+                tally.count(predict(d, model, .genuineReplay), sent: replayer.send(d))
+            }
+        }
+    }
+    try Store.write(captured, to: out)
+    say("captured=\(captured.count)")
+    if immediate { say(tally.line) }
+    if captured.count < want { throw .system("captured only \(captured.count) of \(want) datagrams in \(timeout) s") }
+}
+
+// MARK: replay / reflect
+
+/// replay --in FILE --to EP --from EP --own S --peer S [--from-peer] [--repeat K] [--rate R]
+/// Sends every recorded datagram again, unchanged (`reflect` is the same,
+/// aimed at the datagrams' own sender).
+func replayCommand(_ a: Args) throws(AttackError) {
+    let datagrams = try Store.read(try a.string("in"))
+    let s = try sender(a)
+    let model = try TargetModel(a)
+    let repeats = try a.int("repeat", default: 1)
+    var pacer = Pacer(rate: try rate(a))
+    var tally = Tally()
+    for _ in 0..<repeats {
+        for d in datagrams {
+            d.withUnsafeBytes { b in tally.count(predict(b, model, .genuineReplay), sent: s.send(b)) }
+            pacer.tick()
+        }
+    }
+    say(tally.line)
+}
+
+// MARK: tamper
+
+/// tamper --in FILE --to EP --from EP --own S --peer S [--from-peer]
+///        [--datagrams K] [--append MAX] [--rate R]
+/// For each of the first K recorded datagrams (n bytes): n*8 copies with one
+/// bit flipped, n truncated copies (lengths 0 ..< n), MAX copies with 1...MAX
+/// random bytes appended.
+func tamperCommand(_ a: Args) throws(AttackError) {
+    let all = try Store.read(try a.string("in"))
+    let k = try a.int("datagrams", default: all.count)
+    let appendMax = try a.int("append", default: 64)
+    guard all.count >= k else { throw .usage("only \(all.count) datagrams in the file, \(k) asked for") }
+    let s = try sender(a)
+    let model = try TargetModel(a)
+    var pacer = Pacer(rate: try rate(a))
+    var rng = FastRandom()
+    var flips = Tally(), truncations = Tally(), appends = Tally()
+    for original in all.prefix(k) {
+        var d = original
+        let n = d.count
+        for bit in 0..<(n * 8) {
+            d[bit / 8] ^= UInt8(1 << (bit % 8))
+            d.withUnsafeBytes { b in flips.count(predict(b, model, .macFails), sent: s.send(b)) }
+            d[bit / 8] ^= UInt8(1 << (bit % 8))
+            pacer.tick()
+        }
+        for length in 0..<n {
+            d.withUnsafeBytes { b in
+                let cut = UnsafeRawBufferPointer(rebasing: b[0..<length])
+                truncations.count(predict(cut, model, .macFails), sent: s.send(cut))
+            }
+            pacer.tick()
+        }
+        for extra in stride(from: 1, through: appendMax, by: 1) {
+            var longer = d
+            longer += (0..<extra).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            longer.withUnsafeBytes { b in appends.count(predict(b, model, .macFails), sent: s.send(b)) }
+            pacer.tick()
+        }
+    }
+    say("flips=\(flips.sent) truncations=\(truncations.sent) appends=\(appends.sent)")
+    var total = flips
+    total.add(truncations)
+    total.add(appends)
+    say(total.line)
+}
+
+// MARK: forge
+
+/// forge --kind random|header|wrongkey --to EP --from EP --own S --peer S [--from-peer]
+///       [--rounds R] [--max-length L] [--count N] [--rate R]
+/// random: R rounds of random bytes of every length 0...L (2000).
+/// header: N datagrams with a valid header (version, type, reserved, the
+///   peer's current session or a newer or an older one, a counter, the time)
+///   and random IV, ciphertext and MAC.
+/// wrongkey: N datagrams correctly sealed, but with a random key.
+func forgeCommand(_ a: Args) throws(AttackError) {
+    let kind = try a.string("kind")
+    let s = try sender(a)
+    let model = try TargetModel(a)
+    var pacer = Pacer(rate: try rate(a))
+    var rng = FastRandom()
+    var tally = Tally()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 70000, alignment: 16)
+    defer { buffer.deallocate() }
+    let base = buffer.baseAddress!
+
+    // Sessions a forger would try: the one on the wire (the peer's), newer
+    // ones (each costs the receiver a key derivation), an older one.
+    let current = model.peerSession ?? (rng.next() | 1 << 62)
+    let newer = (0..<16).map { _ in current &+ 1 &+ UInt64(rng.below(1 << 40)) }
+    func session(_ i: Int) -> UInt64 {
+        switch i % 8 {
+        case 3, 7: newer[i / 8 % newer.count]
+        case 5: current &- 1 &- UInt64(i)
+        default: current
+        }
+    }
+
+    switch kind {
+    case "random":
+        let rounds = try a.int("rounds", default: 1)
+        let maxLength = try a.int("max-length", default: 2000)
+        for _ in 0..<rounds {
+            for length in 0...maxLength {
+                rng.fill(base, length)
+                let d = UnsafeRawBufferPointer(start: base, count: length)
+                tally.count(predict(d, model, .macFails), sent: s.send(d))
+                pacer.tick()
+            }
+        }
+    case "header":
+        let count = try a.int("count")
+        for i in 0..<count {
+            let length = 76 + 16 * (1 + rng.below(88))
+            rng.fill(base, length)
+            base.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
+            base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: 1, as: UInt8.self)
+            base.put16(0, 2)
+            base.put64(session(i), 4)
+            base.put64(rng.next() >> 16, 12)
+            base.put64(WallClock.nowMs(), 20)
+            let d = UnsafeRawBufferPointer(start: base, count: length)
+            tally.count(predict(d, model, .macFails), sent: s.send(d))
+            pacer.tick()
+        }
+    case "wrongkey":
+        let count = try a.int("count")
+        let crafter = try Crafter(keyPath: nil)
+        let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
+        for i in 0..<count {
+            let payload = 28 + rng.below(1300)
+            let n = try crafter.seal(type: .data, session: session(i), counter: rng.next() >> 16,
+                                     timestampMs: WallClock.nowMs()) { writeMarkerPacket($0, length: payload, destination: inner) }
+            let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
+            tally.count(predict(d, model, .macFails), sent: s.send(d))
+            pacer.tick()
+        }
+    default:
+        throw .usage("--kind must be random, header or wrongkey")
+    }
+    say(tally.line)
+}
+
+// MARK: skew / oldsession (sealed with the real key)
+
+/// skew --key FILE --session S --offset-ms O --count N [--counter-base B]
+///      [--counter-span SPAN] --limit-s L --to EP --from EP --own S --peer S [--from-peer]
+/// Seals N data datagrams with the tunnel's key, session S and counters
+/// B + (i mod SPAN) (counters S's sender already used), timestamped now + O ms.
+/// Outside the limit: time-skew; inside it: the time check passes and the
+/// replay window refuses them.
+///
+/// oldsession --key FILE --session S_OLD --count N [--counter-base B] ...
+/// The same with fresh counters and the current time: only check 3 (the
+/// session is older than the peer's current one) stands in the way.
+func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
+    let crafter = try Crafter(keyPath: try a.string("key"))
+    let session = try a.uint64("session")
+    let offset = Int64(oldSession ? 0 : try a.int("offset-ms"))
+    let count = try a.int("count")
+    let counterBase = UInt64(try a.int("counter-base", default: oldSession ? 1_000_000_000 : 0))
+    let span = try a.int("counter-span", default: oldSession ? max(count, 1) : 1000)
+    let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
+    let s = try sender(a)
+    let model = try TargetModel(a)
+    if oldSession, let p = model.peerSession, session >= p {
+        throw .usage("--session \(session) is not older than the peer's current \(p)")
+    }
+    var pacer = Pacer(rate: try rate(a))
+    var tally = Tally()
+    for i in 0..<count {
+        let now = Int64(WallClock.nowMs())
+        let n = try crafter.seal(type: .data, session: session, counter: counterBase + UInt64(i % span),
+                                 timestampMs: UInt64(now + offset)) { writeMarkerPacket($0, length: 64, destination: inner) }
+        let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
+        tally.count(predict(d, model, .sealedUsedCounter(offsetMs: offset)), sent: s.send(d))
+        pacer.tick()
+    }
+    say(tally.line)
+}
+
+// MARK: flood
+
+/// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N]
+/// Random datagrams as fast as --rate allows, for S seconds: random bytes
+/// of random length (0...1472); a fraction F of them with a valid header and
+/// a random session instead (each newer one costs the receiver a key
+/// derivation and an HMAC). Without --from, an ordinary UDP socket. N
+/// processes share the rate (two cores push more than one).
+/// Prints sent=N seconds=T rate=R.
+func floodCommand(_ a: Args) throws(AttackError) {
+    let to = try a.endpoint("to")
+    let fromText = a.string("from", default: "")
+    let from: Endpoint? = fromText.isEmpty ? nil : try a.endpoint("from")
+    let target = try a.double("rate", default: 100_000)
+    let seconds = try a.double("seconds", default: 10)
+    let headerFraction = try a.double("header-fraction", default: 0)
+    let senders = max(1, try a.int("senders", default: 1))
+
+    let start = monoSeconds()
+    var pipeFDs: [Int32] = [-1, -1]
+    guard pipe(&pipeFDs) == 0 else { throw .system("pipe: \(errnoText())") }
+    var children: [pid_t] = []
+    for _ in 1..<senders {
+        let pid = fork()
+        if pid < 0 { throw .system("fork: \(errnoText())") }
+        if pid == 0 {
+            close(pipeFDs[0])
+            var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
+                                    headerFraction: headerFraction)) ?? 0
+            _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
+            _exit(0)
+        }
+        children.append(pid)
+    }
+    close(pipeFDs[1])
+    var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
+                             headerFraction: headerFraction)
+    for pid in children {
+        var n = 0
+        if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+    close(pipeFDs[0])
+    let elapsed = monoSeconds() - start
+    say("sent=\(sent) seconds=\(fixed2(elapsed)) rate=\(Int(Double(sent) / elapsed))")
+}
+
+private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
+                       headerFraction: Double) throws(AttackError) -> Int {
+    let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
+    let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
+    var rng = FastRandom()
+    // A pool of random datagrams; each send re-randomises its first 24 bytes.
+    let poolSize = 256
+    let slot = 1536
+    let pool = UnsafeMutableRawPointer.allocate(byteCount: poolSize * slot, alignment: 16)
+    defer { pool.deallocate() }
+    rng.fill(pool, poolSize * slot)
+    var lengths = [Int](repeating: 0, count: poolSize)
+    var headers = [Bool](repeating: false, count: poolSize)
+    for i in 0..<poolSize {
+        headers[i] = Double(rng.below(1_000_000)) < headerFraction * 1_000_000
+        lengths[i] = headers[i] ? 76 + 16 * (1 + rng.below(87)) : rng.below(1473)
+    }
+    var pacer = Pacer(rate: rate, burst: 32)
+    var i = 0
+    while true {
+        if i & 255 == 0 && pacer.elapsed >= seconds { break }
+        let k = i & (poolSize - 1)
+        let p = pool + k * slot
+        let n = lengths[k]
+        if headers[k] {
+            p.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
+            p.storeBytes(of: UInt8(1 + (i & 1)), toByteOffset: 1, as: UInt8.self)
+            p.put16(0, 2)
+            p.put64(rng.next(), 4)          // session: random, older or newer
+            p.put64(rng.next() >> 16, 12)   // counter
+            p.put64(WallClock.nowMs(), 20)  // timestamp
+        } else if n >= 8 {
+            p.storeBytes(of: rng.next(), toByteOffset: 0, as: UInt64.self)
+            if n >= 24 {
+                p.storeBytes(of: rng.next(), toByteOffset: 8, as: UInt64.self)
+                p.storeBytes(of: rng.next(), toByteOffset: 16, as: UInt64.self)
+            }
+        }
+        if let raw { raw.send(UnsafeRawBufferPointer(start: p, count: n)) } else { plain!.send(p, n) }
+        i += 1
+        pacer.tick()
+    }
+    return raw?.sent ?? plain!.sent
+}

@@ -1,0 +1,82 @@
+import CShim
+import Shared
+import squtun_crypto
+
+/// Seals datagrams like a squtun sender, but with any session, counter and
+/// timestamp we choose, using the project's own crypto (SessionKeys,
+/// PacketCipher): with the real key for the skew and old-session classes,
+/// with a random wrong key for the forge class.
+final class Crafter {
+    private let algorithms: CryptoAlgorithms
+    private let psk: SecretBytes
+    private let cipher: PacketCipher
+    private var keyedSession: UInt64?
+    let buffer: UnsafeMutableRawBufferPointer
+
+    /// `keyPath` nil: a fresh random key (not the tunnel's).
+    init(keyPath: String?) throws(AttackError) {
+        do {
+            algorithms = try CryptoAlgorithms()
+            cipher = try PacketCipher(algorithms: algorithms)
+        } catch {
+            throw .system("OpenSSL: \(error)")
+        }
+        if let keyPath {
+            do { psk = try KeyFile.read(path: keyPath) } catch { throw .system("key file: \(error)") }
+        } else {
+            psk = SecretBytes(count: Wire.pskLength)
+            _ = psk.withUnsafeMutableBytes { squtun_getrandom($0.baseAddress, $0.count) }
+        }
+        buffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Seals a datagram whose payload `fill` writes at the ciphertext offset
+    /// (returning its length); the datagram is `buffer[0..<result]`.
+    func seal(type: PacketType, session: UInt64, counter: UInt64, timestampMs: UInt64,
+              fill: (UnsafeMutableRawPointer) -> Int) throws(AttackError) -> Int {
+        if keyedSession != session {
+            do {
+                let keys = try SessionKeys(algorithms: algorithms, psk: psk, session: session)
+                try cipher.setKeys(keys)
+            } catch {
+                throw .system("deriving keys: \(error)")
+            }
+            keyedSession = session
+        }
+        let length = type == .data ? fill(buffer.baseAddress! + Wire.offsetCiphertext) : 0
+        let header = Header(type: type, session: session, counter: counter, timestampMs: timestampMs)
+        do {
+            return try cipher.seal(header: header, payloadLength: length, packet: buffer)
+        } catch {
+            throw .system("seal: \(error)")
+        }
+    }
+}
+
+/// An IPv4/UDP packet 10.66.6.6:6666 → `destination`:9 carrying
+/// "squtun-attack" and filler, `length` bytes (>= 28) in all: the payload of
+/// every datagram we seal. Should one ever reach a tun device, the tun-side
+/// counter sees a packet that is not live traffic.
+func writeMarkerPacket(_ p: UnsafeMutableRawPointer, length: Int, destination: UInt32) -> Int {
+    let n = max(28, length)
+    p.storeBytes(of: UInt8(0x45), toByteOffset: 0, as: UInt8.self)
+    p.storeBytes(of: UInt8(0), toByteOffset: 1, as: UInt8.self)
+    p.put16(UInt16(n), 2)
+    p.put16(0x5a5a, 4)
+    p.put16(0, 6)
+    p.storeBytes(of: UInt8(64), toByteOffset: 8, as: UInt8.self)
+    p.storeBytes(of: UInt8(17), toByteOffset: 9, as: UInt8.self)
+    p.put16(0, 10)
+    p.put32(0x0a42_0606, 12)  // 10.66.6.6
+    p.put32(destination, 16)
+    p.put16(~UInt16(truncatingIfNeeded: onesComplementSum(UnsafeRawPointer(p), 20)), 10)
+    p.put16(6666, 20)
+    p.put16(9, 22)
+    p.put16(UInt16(n - 20), 24)
+    p.put16(0, 26)
+    let text = Array("squtun-attack ".utf8)
+    for i in 28..<n { p.storeBytes(of: text[(i - 28) % text.count], toByteOffset: i, as: UInt8.self) }
+    return n
+}

@@ -1,0 +1,322 @@
+import Glibc
+
+/// An IPv4 address and port (host byte order).
+struct Endpoint: Equatable {
+    var address: UInt32
+    var port: UInt16
+
+    /// "a.b.c.d:port".
+    init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"),
+              let port = UInt16(text[text.index(after: colon)...]),
+              let a = Self.parseAddress(String(text[..<colon])) else { return nil }
+        address = a
+        self.port = port
+    }
+
+    init(address: UInt32, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    static func parseAddress(_ s: String) -> UInt32? {
+        var a = in_addr()
+        guard inet_pton(AF_INET, s, &a) == 1 else { return nil }
+        return UInt32(bigEndian: a.s_addr)
+    }
+
+    var sockaddr: sockaddr_in {
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr = in_addr(s_addr: address.bigEndian)
+        return sa
+    }
+
+    var description: String {
+        "\(address >> 24).\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255):\(port)"
+    }
+}
+
+/// Internet checksum (RFC 1071) of `count` bytes, added to `initial`.
+@inline(__always)
+func onesComplementSum(_ p: UnsafeRawPointer, _ count: Int, _ initial: UInt32 = 0) -> UInt32 {
+    var sum = UInt64(initial)
+    var i = 0
+    while i + 1 < count {
+        sum += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 | UInt64(p.load(fromByteOffset: i + 1, as: UInt8.self))
+        i += 2
+    }
+    if i < count { sum += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 }
+    while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+    return UInt32(sum)
+}
+
+extension UnsafeMutableRawPointer {
+    @inline(__always) func put16(_ v: UInt16, _ at: Int) { storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt16.self) }
+    @inline(__always) func put32(_ v: UInt32, _ at: Int) { storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt32.self) }
+    @inline(__always) func put64(_ v: UInt64, _ at: Int) { storeBytes(of: v.bigEndian, toByteOffset: at, as: UInt64.self) }
+}
+
+extension UnsafeRawPointer {
+    @inline(__always) func get16(_ at: Int) -> UInt16 { UInt16(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
+    @inline(__always) func get32(_ at: Int) -> UInt32 { UInt32(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    @inline(__always) func get64(_ at: Int) -> UInt64 { UInt64(bigEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+}
+
+/// Sends UDP datagrams with any source address and port: a raw IPv4 socket
+/// (IPPROTO_RAW, so IP_HDRINCL) writing the IP and UDP headers itself, with
+/// a correct UDP checksum, and fragmenting datagrams that do not fit the
+/// link MTU (the kernel refuses oversized header-included packets).
+/// This is how the suite sends "from the peer's address".
+final class RawSender {
+    let fd: Int32
+    let source: Endpoint
+    let destination: Endpoint
+    let mtu: Int
+    private var ipID: UInt16
+    private let buffer: UnsafeMutableRawPointer
+    private let fragment: UnsafeMutableRawPointer
+    private var target: sockaddr_in
+    private(set) var sent = 0
+    private(set) var errors = 0
+
+    static let capacity = 65536 + 64
+
+    init(from source: Endpoint, to destination: Endpoint, mtu: Int = 1500) throws(AttackError) {
+        let s = socket(AF_INET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_RAW))
+        guard s >= 0 else { throw .system("raw socket: \(errnoText()) (needs root / CAP_NET_RAW)") }
+        var big: Int32 = 4 << 20
+        _ = setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
+        fd = s
+        self.source = source
+        self.destination = destination
+        self.mtu = mtu
+        ipID = UInt16(truncatingIfNeeded: getpid())
+        buffer = .allocate(byteCount: Self.capacity, alignment: 16)
+        fragment = .allocate(byteCount: 2048, alignment: 16)
+        target = destination.sockaddr
+        target.sin_port = 0
+    }
+
+    deinit {
+        close(fd)
+        buffer.deallocate()
+        fragment.deallocate()
+    }
+
+    /// Sends one UDP datagram carrying `payload`; false if the kernel refused it.
+    @discardableResult
+    func send(_ payload: UnsafeRawBufferPointer) -> Bool {
+        let udpLength = 8 + payload.count
+        guard udpLength <= 65535 - 20 else { errors += 1; return false }
+        let udp = buffer + 20
+        udp.put16(source.port, 0)
+        udp.put16(destination.port, 2)
+        udp.put16(UInt16(udpLength), 4)
+        udp.put16(0, 6)
+        if payload.count > 0 { (udp + 8).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        // Pseudo-header: source, destination, zero, protocol 17, UDP length.
+        var sum = (source.address >> 16) + (source.address & 0xffff)
+            + (destination.address >> 16) + (destination.address & 0xffff) + 17 + UInt32(udpLength)
+        sum = onesComplementSum(UnsafeRawPointer(udp), udpLength, sum)
+        var csum = ~UInt16(truncatingIfNeeded: sum)
+        if csum == 0 { csum = 0xffff }
+        udp.put16(csum, 6)
+
+        ipID &+= 1
+        let ok: Bool
+        if 20 + udpLength <= mtu {
+            writeIPHeader(buffer, payloadLength: udpLength, fragmentField: 0x4000)  // DF
+            ok = transmit(buffer, 20 + udpLength)
+        } else {
+            // Fragments of (mtu - 20) rounded down to 8 bytes, MF on all but the last.
+            let step = (mtu - 20) & ~7
+            var offset = 0
+            var good = true
+            while offset < udpLength {
+                let chunk = min(step, udpLength - offset)
+                let more = offset + chunk < udpLength
+                (fragment + 20).copyMemory(from: udp + offset, byteCount: chunk)
+                writeIPHeader(fragment, payloadLength: chunk,
+                              fragmentField: UInt16(offset / 8) | (more ? 0x2000 : 0))
+                if !transmit(fragment, 20 + chunk) { good = false }
+                offset += chunk
+            }
+            ok = good
+        }
+        if ok { sent += 1 } else { errors += 1 }
+        return ok
+    }
+
+    private func writeIPHeader(_ p: UnsafeMutableRawPointer, payloadLength: Int, fragmentField: UInt16) {
+        p.storeBytes(of: UInt8(0x45), toByteOffset: 0, as: UInt8.self)
+        p.storeBytes(of: UInt8(0), toByteOffset: 1, as: UInt8.self)
+        p.put16(UInt16(20 + payloadLength), 2)
+        p.put16(ipID, 4)
+        p.put16(fragmentField, 6)
+        p.storeBytes(of: UInt8(64), toByteOffset: 8, as: UInt8.self)
+        p.storeBytes(of: UInt8(17), toByteOffset: 9, as: UInt8.self)
+        p.put16(0, 10)
+        p.put32(source.address, 12)
+        p.put32(destination.address, 16)
+        p.put16(~UInt16(truncatingIfNeeded: onesComplementSum(UnsafeRawPointer(p), 20)), 10)
+    }
+
+    private func transmit(_ p: UnsafeMutableRawPointer, _ count: Int) -> Bool {
+        while true {
+            let n = withUnsafePointer(to: &target) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, p, count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            if n == count { return true }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == ENOBUFS || errno == EAGAIN) {
+                // The local queue is full: wait a little and try again (bounded by the caller's pacing).
+                sleepSeconds(0.0005)
+                continue
+            }
+            return false
+        }
+    }
+}
+
+/// An ordinary connected UDP socket (the kernel picks the source): the
+/// cheapest way to push a flood.
+final class PlainSender {
+    let fd: Int32
+    private(set) var sent = 0
+    private(set) var refused = 0
+
+    init(to destination: Endpoint, from source: Endpoint? = nil) throws(AttackError) {
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw .system("UDP socket: \(errnoText())") }
+        fd = s
+        var big: Int32 = 4 << 20
+        _ = setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
+        if let source {
+            var sa = source.sockaddr
+            let r = withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard r == 0 else { throw .system("bind \(source.description): \(errnoText())") }
+        }
+        var sa = destination.sockaddr
+        let r = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard r == 0 else { throw .system("connect \(destination.description): \(errnoText())") }
+    }
+
+    deinit { close(fd) }
+
+    /// One datagram; ICMP errors from earlier datagrams (ECONNREFUSED) are ignored.
+    @inline(__always)
+    func send(_ p: UnsafeRawPointer, _ count: Int) {
+        while true {
+            let n = Glibc.send(fd, p, count, 0)
+            if n >= 0 { sent += 1; return }
+            if errno == EINTR || errno == ECONNREFUSED { continue }
+            if errno == ENOBUFS || errno == EAGAIN { sleepSeconds(0.0002); continue }
+            refused += 1
+            return
+        }
+    }
+}
+
+/// An AF_PACKET socket on one interface, all protocols, link header removed
+/// (SOCK_DGRAM): sees every IP packet the interface receives or sends, with
+/// the kernel's packet type (PACKET_OUTGOING = 4 for sent ones).
+final class PacketSocket {
+    let fd: Int32
+    let ifindex: Int32
+    static let packetOutgoing: UInt8 = 4
+
+    init(interface: String) throws(AttackError) {
+        let index = if_nametoindex(interface)
+        guard index != 0 else { throw .system("no interface \(interface): \(errnoText())") }
+        ifindex = Int32(index)
+        let ethPAll = UInt16(0x0003)
+        let s = socket(17 /* AF_PACKET */, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                       Int32(ethPAll.bigEndian))
+        guard s >= 0 else { throw .system("AF_PACKET socket: \(errnoText())") }
+        fd = s
+        var big: Int32 = 16 << 20
+        _ = setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
+        // struct sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16,
+        // pkttype u8, halen u8, addr[8] = 20 bytes.
+        var ll = [UInt8](repeating: 0, count: 20)
+        ll.withUnsafeMutableBytes { b in
+            b.storeBytes(of: UInt16(17), toByteOffset: 0, as: UInt16.self)
+            b.storeBytes(of: ethPAll.bigEndian, toByteOffset: 2, as: UInt16.self)
+            b.storeBytes(of: Int32(index), toByteOffset: 4, as: Int32.self)
+        }
+        let r = ll.withUnsafeBytes { b in
+            bind(s, b.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20)
+        }
+        guard r == 0 else { throw .system("bind AF_PACKET to \(interface): \(errnoText())") }
+    }
+
+    deinit { close(fd) }
+
+    enum Received {
+        case packet(length: Int, packetType: UInt8)
+        case timeout
+        case gone(String)
+    }
+
+    /// Waits up to `timeoutMs` for one packet.
+    func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutMs: Int32) -> Received {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let n = poll(&p, 1, timeoutMs)
+        if n == 0 || (n < 0 && errno == EINTR) { return .timeout }
+        if n < 0 { return .gone("poll: \(errnoText())") }
+        if p.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && p.revents & Int16(POLLIN) == 0 {
+            return .gone("interface error")
+        }
+        var ll = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var len = socklen_t(32)
+        let got = withUnsafeMutablePointer(to: &ll) { llp in
+            llp.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, &len)
+            }
+        }
+        if got < 0 {
+            if errno == EAGAIN || errno == EINTR { return .timeout }
+            return .gone("recvfrom: \(errnoText())")
+        }
+        let type = withUnsafeBytes(of: &ll) { $0[10] }
+        return .packet(length: got, packetType: type)
+    }
+
+    /// PACKET_STATISTICS: packets the socket had to drop since the last call.
+    func drops() -> UInt32 {
+        var st = (UInt32(0), UInt32(0))  // tp_packets, tp_drops
+        var len = socklen_t(8)
+        guard getsockopt(fd, 263 /* SOL_PACKET */, 6 /* PACKET_STATISTICS */, &st, &len) == 0 else { return 0 }
+        return st.1
+    }
+}
+
+/// The UDP datagram inside an IPv4 packet (no fragments).
+struct UDPView {
+    var source: Endpoint
+    var destination: Endpoint
+    var payloadOffset: Int
+    var payloadLength: Int
+
+    init?(_ p: UnsafeRawBufferPointer) {
+        guard p.count >= 28, let b = p.baseAddress, p[0] >> 4 == 4, p[9] == 17 else { return nil }
+        let ihl = Int(p[0] & 0x0f) * 4
+        guard ihl >= 20, p.count >= ihl + 8 else { return nil }
+        let frag = b.get16(6)
+        guard frag & 0x3fff == 0 else { return nil }  // MF or an offset: a fragment
+        source = Endpoint(address: b.get32(12), port: b.get16(ihl))
+        destination = Endpoint(address: b.get32(16), port: b.get16(ihl + 2))
+        let udpLength = Int(b.get16(ihl + 4))
+        guard udpLength >= 8, ihl + udpLength <= p.count else { return nil }
+        payloadOffset = ihl + 8
+        payloadLength = udpLength - 8
+    }
+}

@@ -1,0 +1,102 @@
+// What the receiver must do with each datagram we send: the drop reason
+// that docs/PROTOCOL.md §6 prescribes, written from the document (not from
+// squtun's code), so the suite can check that the daemon's drop counters
+// grew by exactly these numbers.
+
+/// The seven drop reasons, named as in PROTOCOL.md and `squtun status`.
+enum Reason: Int, CaseIterable {
+    case malformed, reflected, oldSession, badMAC, unknownSender, timeSkew, replay
+
+    var name: String {
+        switch self {
+        case .malformed: "malformed"
+        case .reflected: "reflected"
+        case .oldSession: "old-session"
+        case .badMAC: "bad-mac"
+        case .unknownSender: "unknown-sender"
+        case .timeSkew: "time-skew"
+        case .replay: "replay"
+        }
+    }
+}
+
+/// The receiver as the attacker knows it: its own session, its peer's
+/// current session (from `squtun status`), whether our datagrams appear to
+/// come from its peer's current address, and its time limit.
+struct TargetModel {
+    var ownSession: UInt64
+    var peerSession: UInt64?
+    var fromPeer: Bool
+    var skewLimitMs: UInt64
+
+    init(_ args: Args) throws(AttackError) {
+        ownSession = try args.uint64("own")
+        peerSession = try args.optionalSession("peer")
+        fromPeer = args.flag("from-peer")
+        skewLimitMs = UInt64(try args.int("limit-s", default: 30)) * 1000
+    }
+}
+
+/// What happens after check 3 for a datagram of this kind.
+enum AfterHeader {
+    /// We do not have the key: check 4 fails.
+    case macFails
+    /// A genuine datagram recorded earlier: MAC good, time good, and its
+    /// counter already used (check 6 or 7: replay).
+    case genuineReplay
+    /// Sealed by us with the right key at `offsetMs` from the clock, with a
+    /// counter the peer has already used (or too old for the window).
+    case sealedUsedCounter(offsetMs: Int64)
+}
+
+/// Checks 1 to 3 of PROTOCOL.md §6, then the class's fate.
+func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader) -> Reason {
+    let n = d.count
+    // 1. Length and syntax.
+    guard n >= 92, n <= 65535, (n - 76) % 16 == 0 else { return .malformed }
+    guard d[0] == 1, d[1] == 1 || d[1] == 2, d[2] == 0, d[3] == 0 else { return .malformed }
+    let session = d.baseAddress!.get64(4)
+    // 2. Reflected.
+    if session == t.ownSession { return .reflected }
+    // 3. Older session.
+    if let p = t.peerSession, session < p { return .oldSession }
+    switch after {
+    case .macFails:
+        return t.fromPeer ? .badMAC : .unknownSender
+    case .genuineReplay:
+        return .replay
+    case .sealedUsedCounter(let offset):
+        if t.skewLimitMs > 0 && offset.magnitude > t.skewLimitMs { return .timeSkew }
+        return .replay
+    }
+}
+
+/// Datagrams sent and the drops they must cause, printed as one line:
+/// `sent=N malformed=a reflected=b old-session=c bad-mac=d unknown-sender=e time-skew=f replay=g`
+struct Tally {
+    var sent = 0
+    var failed = 0
+    var expected = [Int](repeating: 0, count: Reason.allCases.count)
+
+    mutating func count(_ r: Reason, sent ok: Bool) {
+        if ok {
+            sent += 1
+            expected[r.rawValue] += 1
+        } else {
+            failed += 1
+        }
+    }
+
+    mutating func add(_ other: Tally) {
+        sent += other.sent
+        failed += other.failed
+        for i in expected.indices { expected[i] += other.expected[i] }
+    }
+
+    var line: String {
+        var s = "sent=\(sent)"
+        for r in Reason.allCases { s += " \(r.name)=\(expected[r.rawValue])" }
+        if failed > 0 { s += " send-failures=\(failed)" }
+        return s
+    }
+}
