@@ -59,8 +59,8 @@ final class DataPath {
     private let rx = DatagramBatch()
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
-    private var pollSet: UnsafeMutablePointer<pollfd>
-    private var pollCount: Int
+    private let pollSet: UnsafeMutablePointer<pollfd>
+    private let pollCount: Int
 
     init(settings: Settings, tun: Tun, udp: UDPSocket, wake: FileDescriptor, channel: FileDescriptor?,
          control: FileDescriptor?, sealer: Sealer, opener: Opener, log: @escaping (Int32, String) -> Void) {
