@@ -11,8 +11,9 @@ import squtun_crypto
 //  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun; up to
 //     64 datagrams per recvmmsg. An authenticated datagram from a new
 //     address moves the peer there.
-//  3. tun → seal → UDP to the current peer, up to 64 packets per sendmmsg
-//     (counted as no-peer if there is none yet).
+//  3. tun → seal → UDP to the current peer, up to 64 packets per batch,
+//     runs of equal size as one UDP GSO send (counted as no-peer if there
+//     is no peer yet). Received GRO-coalesced datagrams are split in 2.
 //  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
 //  5. Status connection → the counters as text; channel hang-up → exit;
 //     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
@@ -54,6 +55,8 @@ final class DataPath {
     private(set) var peer: SocketAddress?
     private(set) var stats = Stats()
     private var lastSendMs: UInt64 = 0
+    /// UDP GSO for runs of equal-sized datagrams, until the kernel refuses it.
+    private var useGSO = true
     /// One batch per direction: slots big enough for the largest datagram.
     private let tx = DatagramBatch()
     private let rx = DatagramBatch()
@@ -135,22 +138,36 @@ final class DataPath {
                 return  // ICMP errors (ECONNREFUSED …) surface here; nothing to do
             }
             let now = WallClock.nowMs()
-            for i in 0..<count { openDatagram(i, nowMs: now) }
+            for i in 0..<count {
+                let slot = rx.datagram(i)
+                let from = rx.sender(i)
+                let segment = Int(rx.gsoSizes[i])
+                if segment == 0 || slot.count <= segment {
+                    openDatagram(slot, from: from, nowMs: now)
+                    continue
+                }
+                // Coalesced by UDP GRO: datagrams of `segment` bytes, the last maybe shorter.
+                var offset = 0
+                while offset < slot.count {
+                    let end = min(offset + segment, slot.count)
+                    openDatagram(UnsafeMutableRawBufferPointer(rebasing: slot[offset..<end]), from: from, nowMs: now)
+                    offset = end
+                }
+            }
             if count < rx.capacity { return }
         }
     }
 
     @inline(__always)
-    private func openDatagram(_ i: Int, nowMs: UInt64) {
-        let packet = rx.datagram(i)
-        let from = rx.sender(i)
+    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64) {
         let fromPeer = peer == from
         switch opener.open(packet, fromPeer: fromPeer, nowMs: nowMs) {
         case .drop(let reason):
             stats.drop(reason)
             return
         case .data(let length):
-            let payload = UnsafeRawBufferPointer(rebasing: packet[Wire.offsetCiphertext..<(Wire.offsetCiphertext + length)])
+            let payload = UnsafeRawBufferPointer(
+                start: packet.baseAddress! + Wire.offsetCiphertext, count: length)
             if (try? tun.write(payload)) == true {
                 stats.rxPackets &+= 1
                 stats.rxBytes &+= UInt64(length)
@@ -218,7 +235,7 @@ final class DataPath {
     /// Sends tx slots 0..<count to the peer; counts what did not go out.
     private func flush(_ count: Int) {
         guard count > 0, let peer else { return }
-        let sent = (try? udp.sendBatch(tx, count: count, to: peer)) ?? 0
+        let sent = (try? udp.sendBatch(tx, count: count, to: peer, gso: &useGSO)) ?? 0
         stats.txPackets &+= UInt64(sent)
         for i in 0..<sent { stats.txBytes &+= UInt64(txPayload[i]) }
         stats.sendErrors &+= UInt64(count - sent)

@@ -94,4 +94,20 @@ int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n,
 int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
                       const void *to, unsigned tolen);
 
+/// recvmmsg as squtun_recv_batch, on a socket with UDP_GRO on: gso[i] is
+/// the segment size when datagram i is several coalesced datagrams of that
+/// size (the last may be shorter), else 0.
+int squtun_recv_batch_gro(int fd, void *base, size_t slot, unsigned n, unsigned *lens,
+                          void *addrs, unsigned *addrlens, unsigned *gso);
+
+/// One sendmsg(2), MSG_DONTWAIT, with UDP_SEGMENT = segsize: datagrams
+/// first..first+n-1 (every one segsize bytes but the last, which may be
+/// shorter) leave as one GSO super-datagram that the kernel splits.
+/// Returns 0 when sent, or -1 with errno set.
+int squtun_send_gso(int fd, const void *base, size_t slot, unsigned first, unsigned n,
+                    const unsigned *lens, const void *to, unsigned tolen, unsigned segsize);
+
+/// setsockopt(SOL_UDP, UDP_GRO, on): 0 or -1 with errno set.
+int squtun_set_udp_gro(int fd, int on);
+
 #endif

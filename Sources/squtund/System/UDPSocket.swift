@@ -1,3 +1,4 @@
+import CShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,6 +67,9 @@ struct UDPSocket: Sendable {
             if (try? setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, bufferBytes, name: "")) == nil {
                 _ = try? setOption(fd, SOL_SOCKET, SO_SNDBUF, bufferBytes, name: "")
             }
+            // Coalesced receive (UDP GRO): best effort, the data path splits
+            // what arrives coalesced and copes with what does not.
+            _ = squtun_set_udp_gro(raw, 1)
             let result = local.withSockaddr { bind(raw, $0, $1) }
             if result != 0 {
                 let code = Errno.current
