@@ -1,0 +1,131 @@
+// Fuzz target 3: the command line (docs/FUZZING.md).
+//
+// The input is split into arguments at NUL and newline bytes (a trailing
+// separator ends the last argument; each argument is decoded as UTF-8,
+// invalid sequences repaired) and given to `TunnelOptions.parse`, then
+// `resolve()` (not for command lines with --config, which would make it
+// read a file named by the input). Errors are expected; crashes are not.
+// Checks:
+// - a command line `parse` accepts also passes `check()` (validate ran);
+// - a resolved configuration holds only values the checks allow: ports
+//   1-65535, a valid interface name, -a 0-3600, -c 0-86400, absolute
+//   paths, a user name, an address literal for -b, -r only with -p, a link
+//   MTU whose tun MTU exists;
+// - every SharedError is one line of printable ASCII; ArgumentParser's
+//   full message (usage, help) for any parse error can be rendered.
+
+import ArgumentParser
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private func fail(_ message: String) -> Never {
+    let text = "fuzz-options: ORACLE FAILED: \(message)\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+    abort()
+}
+
+
+/// `SQUTUN_FUZZ_VERBOSE=1`: print what each input did (to study one input).
+private let verbose = getenv("SQUTUN_FUZZ_VERBOSE") != nil
+
+private func note(_ text: @autoclosure () -> String) {
+    guard verbose else { return }
+    let line = text() + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+private func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fail(message()) }
+}
+
+private func checkMessage(_ e: SharedError) {
+    let text = e.description
+    require(!text.isEmpty && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f },
+            "error message is not one printable line: \(text.debugDescription)")
+}
+
+private func arguments(_ d: UnsafeRawBufferPointer) -> [String] {
+    var args: [String] = []
+    var start = 0
+    for i in 0..<d.count where d[i] == 0 || d[i] == 0x0a {
+        args.append(String(decoding: UnsafeRawBufferPointer(rebasing: d[start..<i]), as: UTF8.self))
+        start = i + 1
+    }
+    if start < d.count {
+        args.append(String(decoding: UnsafeRawBufferPointer(rebasing: d[start...]), as: UTF8.self))
+    }
+    return args
+}
+
+private func checkValid(_ check: () throws(SharedError) -> Void, _ what: String) {
+    do throws(SharedError) { try check() } catch { fail("\(what) failed the option checks: \(error)") }
+}
+
+private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
+    require(c.localPort >= 1 && c.remotePort >= 1, "port 0 in \(c)")
+    require(o.remotePort == nil || c.peer != nil, "-r without -p accepted")
+    if o.remotePort == nil { require(c.remotePort == UInt16(TunnelOptions.defaultPort), "default remote port") }
+    checkValid({ () throws(SharedError) in try OptionCheck.interfaceName(c.interface, option: "i") }, "interface")
+    require(!c.interface.utf8.contains(UInt8(ascii: "/")), "interface with '/'")
+    require(!c.keyPath.isEmpty, "empty key path")
+    require((0...TunnelOptions.maxKeepaliveSeconds).contains(c.keepaliveSeconds), "keepalive \(c.keepaliveSeconds)")
+    require((0...TunnelOptions.maxSkewSeconds).contains(c.skewSeconds), "skew \(c.skewSeconds)")
+    if let peer = c.peer { checkValid({ () throws(SharedError) in try OptionCheck.host(peer, option: "p") }, "peer") }
+    if let bind = c.bindAddress {
+        checkValid({ () throws(SharedError) in try OptionCheck.ipAddress(bind, option: "b") }, "bind")
+    }
+    checkValid({ () throws(SharedError) in try OptionCheck.userName(c.user, option: "u") }, "user")
+    for path in [c.chrootDirectory, c.pidfile, c.controlSocket] {
+        require(path.hasPrefix("/"), "relative path \(path.debugDescription)")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOptions(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    let args = arguments(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size))
+    note("arguments: \(args)")
+    let options: TunnelOptions
+    do {
+        options = try TunnelOptions.parse(args)
+    } catch {
+        note("parse: \(TunnelOptions.message(for: error))")
+        // A failed option check arrives as ValidationError carrying SharedError's one line.
+        if let v = error as? ValidationError {
+            let text = String(describing: v)
+            require(!text.isEmpty && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f },
+                    "validation message is not one printable line: \(text.debugDescription)")
+        }
+        // Renders usage/help text too (--help); must not trap either.
+        _ = TunnelOptions.fullMessage(for: error)
+        return 0
+    }
+    do throws(SharedError) { try options.check() } catch { fail("parse accepted \(args) but check() says \(error)") }
+    // `--config FILE` makes resolve() read FILE: a path from the input would
+    // make the outcome depend on this machine's files (and could name a
+    // device). The config file's parser needs a target of its own.
+    if args.contains(where: { $0 == "--config" || $0.hasPrefix("--config=") }) { return 0 }
+    do throws(SharedError) {
+        let resolved = try options.resolve()
+        note("resolve: \(resolved)")
+        switch resolved {
+        case let .mtu(linkMTU, underlay):
+            require(options.mtu != nil, "-m result without -m")
+            require(underlay == (options.ipv6 ? .ipv6 : .ipv4), "underlay")
+            guard let tun = MTU.tunMTU(linkMTU: linkMTU, underlay: underlay) else {
+                fail("link MTU \(linkMTU) (\(underlay)) accepted but has no tun MTU")
+            }
+            require(tun >= underlay.minimumMTU && tun <= Wire.maxPayloadLength, "tun MTU \(tun)")
+            require(Wire.packetLength(payload: tun) + underlay.headerLength <= linkMTU, "tun MTU \(tun) does not fit \(linkMTU)")
+        case let .tunnel(config):
+            require(options.mtu == nil, "tunnel with -m")
+            checkConfig(config, options)
+        }
+    } catch {
+        note("resolve: \(error)")
+        guard case .missingOption = error else { fail("resolve threw \(error) after check() passed") }
+        checkMessage(error)
+    }
+    return 0
+}

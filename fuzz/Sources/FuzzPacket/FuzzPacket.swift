@@ -1,0 +1,344 @@
+// Fuzz target 1: a received datagram (docs/FUZZING.md).
+//
+// The input is one UDP datagram, given to a fresh `Opener` with the fixed
+// inputs of docs/PROTOCOL.md §10 (PSK, own session S_B, start time, clock,
+// 30 s limit). Besides "never crash" (ASan), it checks:
+//
+// A. The datagram as it is (what an attacker without the key can send):
+//    - `Header.parse` agrees with a reference parser, error for error;
+//    - a datagram the Opener accepts carries a correct MAC, checked with a
+//      second, independently keyed PacketCipher and with libcrypto's HMAC()
+//      (an accepted datagram that does not is a forgery), and decrypts to
+//      the same payload;
+//    - the drop reason is the one §6 prescribes: malformed (syntax),
+//      reflected, bad-mac when the MAC is wrong;
+//    - a drop changes no state: the same datagram again gives the same
+//      drop (unknown-sender instead of bad-mac when not from the peer); an
+//      accepted one again is a replay.
+// B. The same bytes, re-sealed by the harness: the body is taken as the
+//    plaintext, encrypted (AES-256-CBC, the datagram's IV) and MACed with
+//    the keys of the datagram's session using libcrypto directly. This
+//    reaches every check after the MAC; the outcome must equal that of a
+//    reference model of §6 checks 5-10 (time skew, sent before start,
+//    padding, type rules), and an accepted payload must be the plaintext.
+// C. After B accepted a datagram: a sequence of keepalives of that session
+//    whose counters come from the plaintext (16-bit signed steps) must pass
+//    or fail exactly as a set-based model of the §7 replay window says;
+//    then an older session is refused, a newer one accepted, and the first
+//    session is refused from then on.
+
+import FuzzSupport
+import Shared
+import squtun_crypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: Fixed inputs (docs/PROTOCOL.md §10)
+
+private let ownSession: UInt64 = 1_795_000_000_500_000_000
+private let startMs: UInt64 = 1_795_000_000_600
+private let nowMs: UInt64 = 1_795_000_001_000
+private let skewSeconds = 30
+private let skewMs = UInt64(skewSeconds) * 1000
+
+private let algorithms: CryptoAlgorithms = {
+    do { return try CryptoAlgorithms() } catch { fail("CryptoAlgorithms: \(error)") }
+}()
+
+private let psk: SecretBytes = {
+    let hex = Array("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4".utf8)
+    var bytes = [UInt8](repeating: 0, count: hex.count / 2)
+    for i in bytes.indices {
+        bytes[i] = UInt8(String(decoding: hex[2 * i ..< 2 * i + 2], as: UTF8.self), radix: 16)!
+    }
+    return bytes.withUnsafeBytes { SecretBytes(copying: $0) }
+}()
+
+// MARK: Helpers
+
+private func fail(_ message: String) -> Never {
+    let text = "fuzz-packet: ORACLE FAILED: \(message)\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+    abort()
+}
+
+
+/// `SQUTUN_FUZZ_VERBOSE=1`: print what each input did (to study one input).
+private let verbose = getenv("SQUTUN_FUZZ_VERBOSE") != nil
+
+private func note(_ text: @autoclosure () -> String) {
+    guard verbose else { return }
+    let line = text() + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+private func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fail(message()) }
+}
+
+/// A buffer of exactly `bytes.count` bytes (so ASan sees any overrun) holding a copy.
+private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeMutableRawBufferPointer {
+    let b = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+    if bytes.count > 0 { b.copyMemory(from: bytes) }
+    return b
+}
+
+private func makeOpener() -> Opener {
+    do {
+        return try Opener(algorithms: algorithms, psk: psk, ownSession: ownSession,
+                          startMs: startMs, skewSeconds: skewSeconds)
+    } catch {
+        fail("Opener.init: \(error)")
+    }
+}
+
+private func keys(for session: UInt64) -> SessionKeys {
+    do { return try SessionKeys(algorithms: algorithms, psk: psk, session: session) } catch {
+        fail("SessionKeys: \(error)")
+    }
+}
+
+private func cipher(_ k: SessionKeys) -> PacketCipher {
+    do {
+        let c = try PacketCipher(algorithms: algorithms)
+        try c.setKeys(k)
+        return c
+    } catch {
+        fail("PacketCipher: \(error)")
+    }
+}
+
+private func be64(_ p: UnsafeRawBufferPointer, _ offset: Int) -> UInt64 {
+    var v: UInt64 = 0
+    for i in 0..<8 { v = v << 8 | UInt64(p[offset + i]) }
+    return v
+}
+
+private func storeBE64(_ v: UInt64, _ p: UnsafeMutableRawBufferPointer, _ offset: Int) {
+    for i in 0..<8 { p[offset + i] = UInt8(truncatingIfNeeded: v >> (56 - 8 * i)) }
+}
+
+/// §4 and §6 check 1, written out again.
+private func referenceParse(_ d: UnsafeRawBufferPointer) -> Result<Header, Header.SyntaxError> {
+    let n = d.count
+    if n < 92 { return .failure(.tooShort(n)) }
+    if n > 65535 { return .failure(.tooLong(n)) }
+    if (n - 76) % 16 != 0 { return .failure(.notBlockAligned(n)) }
+    if d[0] != 1 { return .failure(.unknownVersion(d[0])) }
+    let type: PacketType
+    switch d[1] {
+    case 1: type = .data
+    case 2: type = .keepalive
+    default: return .failure(.unknownType(d[1]))
+    }
+    let reserved = UInt16(d[2]) << 8 | UInt16(d[3])
+    if reserved != 0 { return .failure(.reservedNotZero(reserved)) }
+    return .success(Header(type: type, session: be64(d, 4), counter: be64(d, 12), timestampMs: be64(d, 20)))
+}
+
+/// HMAC-SHA256 of `d[0 ..< n-32]` under the MAC key of `k`, compared with the last 32 bytes.
+private func referenceMACValid(_ d: UnsafeRawBufferPointer, _ k: SessionKeys) -> Bool {
+    var mac = [UInt8](repeating: 0, count: 32)
+    let ok = k.mac.withUnsafeBytes { key in
+        mac.withUnsafeMutableBufferPointer { out in
+            fuzz_hmac_sha256(key.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                             d.baseAddress!.assumingMemoryBound(to: UInt8.self), d.count - 32, out.baseAddress!)
+        }
+    }
+    require(ok == 1, "HMAC() failed")
+    return mac.elementsEqual(UnsafeRawBufferPointer(rebasing: d[(d.count - 32)...]))
+}
+
+/// Encrypts `packet[44 ..< n-32]` in place with the datagram's IV and writes the MAC.
+private func reseal(_ packet: UnsafeMutableRawBufferPointer, _ k: SessionKeys) {
+    let n = packet.count
+    let base = packet.baseAddress!.assumingMemoryBound(to: UInt8.self)
+    let ok = k.enc.withUnsafeBytes { e in
+        fuzz_aes256cbc_encrypt(e.baseAddress!.assumingMemoryBound(to: UInt8.self), base + 28, base + 44, n - 76)
+    }
+    require(ok == 1, "AES-256-CBC failed")
+    let ok2 = k.mac.withUnsafeBytes { m in
+        fuzz_hmac_sha256(m.baseAddress!.assumingMemoryBound(to: UInt8.self), base, n - 32, base + n - 32)
+    }
+    require(ok2 == 1, "HMAC() failed")
+}
+
+/// What a fresh receiver must do with an authentic datagram (§6 checks 2, 5, 6, 9, 10).
+private func model(_ h: Header, plaintext p: UnsafeRawBufferPointer) -> OpenOutcome {
+    if h.session == ownSession { return .drop(.reflected) }
+    let diff = h.timestampMs > nowMs ? h.timestampMs - nowMs : nowMs - h.timestampMs
+    if diff > skewMs { return .drop(.timeSkew) }
+    if h.timestampMs < startMs { return .drop(.replay) }
+    let pad = Int(p[p.count - 1])
+    if pad < 1 || pad > 16 { return .drop(.malformed) }
+    for i in (p.count - pad)..<p.count where p[i] != UInt8(pad) { return .drop(.malformed) }
+    let length = p.count - pad
+    switch h.type {
+    case .data: return length == 0 ? .drop(.malformed) : .data(length: length)
+    case .keepalive: return length != 0 ? .drop(.malformed) : .keepalive
+    }
+}
+
+private func isAccepted(_ o: OpenOutcome) -> Bool {
+    switch o {
+    case .data, .keepalive: return true
+    case .drop: return false
+    }
+}
+
+/// Opens a copy of `bytes` (the Opener decrypts in place); returns the outcome and the payload if any.
+private func open(_ opener: Opener, _ bytes: UnsafeRawBufferPointer, fromPeer: Bool) -> (OpenOutcome, [UInt8]) {
+    let b = copy(bytes)
+    defer { b.deallocate() }
+    let outcome = opener.open(b, fromPeer: fromPeer, nowMs: nowMs)
+    var payload: [UInt8] = []
+    if case .data(let length) = outcome {
+        require(length >= 1 && 44 + length <= bytes.count - 32 - 1,
+                "data length \(length) outside the datagram (\(bytes.count) bytes)")
+        payload = Array(UnsafeRawBufferPointer(rebasing: b[44 ..< 44 + length]))
+    }
+    return (outcome, payload)
+}
+
+/// What the same datagram must give a second time, from `other` (fromPeer: false).
+private func expectedRepeat(_ first: OpenOutcome) -> OpenOutcome {
+    switch first {
+    case .data, .keepalive: return .drop(.replay)
+    case .drop(.badMAC): return .drop(.unknownSender)
+    case .drop: return first
+    }
+}
+
+// MARK: A. The datagram as received
+
+private func checkRaw(_ data: UnsafeRawBufferPointer) {
+    let parsed = Header.parse(data)
+    let reference = referenceParse(data)
+    require(parsed == reference, "Header.parse \(parsed) != reference \(reference)")
+
+    let opener = makeOpener()
+    let (first, payload) = open(opener, data, fromPeer: true)
+    guard case .success(let h) = reference else {
+        require(first == .drop(.malformed), "syntax error \(reference) but outcome \(first)")
+        return
+    }
+    if h.session == ownSession {
+        require(first == .drop(.reflected), "own session but outcome \(first)")
+    } else {
+        let k = keys(for: h.session)
+        let macValid = referenceMACValid(data, k)
+        if !macValid {
+            require(first == .drop(.badMAC), "wrong MAC but outcome \(first)")
+        }
+        if isAccepted(first) {
+            // The forgery oracle: anything accepted must verify under the real keys.
+            require(macValid, "ACCEPTED A DATAGRAM WITH A WRONG MAC (forgery): \(first)")
+            let second = cipher(k)
+            require(second.verify(data), "accepted datagram fails PacketCipher.verify")
+            let b = copy(data)
+            defer { b.deallocate() }
+            let length = second.decrypt(b)
+            switch first {
+            case .data(let l):
+                require(length == l && h.type == .data, "decrypt gives \(String(describing: length)), Opener \(l)")
+                require(payload.elementsEqual(UnsafeRawBufferPointer(rebasing: b[44 ..< 44 + l])), "payload differs")
+            case .keepalive:
+                require(length == 0 && h.type == .keepalive, "keepalive but decrypt gives \(String(describing: length))")
+            case .drop: break
+            }
+            let diff = h.timestampMs > nowMs ? h.timestampMs - nowMs : nowMs - h.timestampMs
+            require(diff <= skewMs && h.timestampMs >= startMs, "accepted outside the time limits")
+        }
+    }
+    let (again, _) = open(opener, data, fromPeer: false)
+    require(again == expectedRepeat(first), "second open \(again) after \(first)")
+    note("as received: \(first)")
+}
+
+// MARK: B. Re-sealed by the harness; C. window and sessions
+
+private func checkResealed(_ data: UnsafeRawBufferPointer) {
+    guard case .success(let h) = referenceParse(data) else { return }
+    let n = data.count
+    let k = keys(for: h.session)
+    let packet = copy(data)
+    defer { packet.deallocate() }
+    let plaintext = copy(UnsafeRawBufferPointer(rebasing: data[44 ..< n - 32]))
+    defer { plaintext.deallocate() }
+    reseal(packet, k)
+    let sealed = UnsafeRawBufferPointer(packet)
+
+    let opener = makeOpener()
+    let expected = model(h, plaintext: UnsafeRawBufferPointer(plaintext))
+    let (outcome, payload) = open(opener, sealed, fromPeer: true)
+    require(outcome == expected, "re-sealed: outcome \(outcome), model \(expected) (header \(h))")
+    note("re-sealed: \(outcome)")
+    if case .data(let l) = outcome {
+        require(payload.elementsEqual(UnsafeRawBufferPointer(rebasing: plaintext[0..<l])), "re-sealed: payload differs")
+    }
+    let (again, _) = open(opener, sealed, fromPeer: false)
+    require(again == expectedRepeat(outcome), "re-sealed: second open \(again) after \(outcome)")
+    guard isAccepted(outcome) else { return }
+    require(opener.peerSession == h.session, "peer session not taken over")
+
+    // C. The replay window (§7) against a set: counters from 16-bit steps.
+    let session = cipher(k)
+    var seen: Set<UInt64> = [h.counter]
+    var highest = h.counter
+    var counter = h.counter
+    let steps = min(plaintext.count / 2, 64)
+    let keepalive = UnsafeMutableRawBufferPointer.allocate(byteCount: Wire.minPacketLength, alignment: 16)
+    defer { keepalive.deallocate() }
+    for i in 0..<steps {
+        let step = Int16(bitPattern: UInt16(plaintext[2 * i]) << 8 | UInt16(plaintext[2 * i + 1]))
+        counter = counter &+ UInt64(bitPattern: Int64(step))
+        let header = Header(type: .keepalive, session: h.session, counter: counter, timestampMs: h.timestampMs)
+        do {
+            let length = try session.seal(header: header, payloadLength: 0, packet: keepalive)
+            require(length == Wire.minPacketLength, "keepalive of \(length) bytes")
+        } catch {
+            fail("seal: \(error)")
+        }
+        let passes = counter > highest || (highest - counter < Wire.replayWindow && !seen.contains(counter))
+        let (o, _) = open(opener, UnsafeRawBufferPointer(keepalive), fromPeer: i % 2 == 0)
+        require(o == (passes ? .keepalive : .drop(.replay)),
+                "window: counter \(counter) (highest \(highest)) gave \(o), model \(passes)")
+        if passes {
+            seen.insert(counter)
+            highest = max(highest, counter)
+        }
+    }
+
+    // Sessions (§6 check 3): older refused, newer accepted, then the old one refused.
+    if h.session > 0 && h.session - 1 != ownSession {
+        let older = copy(data)
+        defer { older.deallocate() }
+        storeBE64(h.session - 1, older, 4)
+        reseal(older, keys(for: h.session - 1))
+        let (o, _) = open(opener, UnsafeRawBufferPointer(older), fromPeer: true)
+        require(o == .drop(.oldSession), "older session gave \(o)")
+    }
+    if h.session < UInt64.max && h.session + 1 != ownSession {
+        let newer = copy(data)
+        defer { newer.deallocate() }
+        storeBE64(h.session + 1, newer, 4)
+        reseal(newer, keys(for: h.session + 1))
+        let (o, _) = open(opener, UnsafeRawBufferPointer(newer), fromPeer: false)
+        require(o == outcome, "newer session gave \(o), expected \(outcome)")
+        require(opener.peerSession == h.session + 1, "newer session not taken over")
+        let (old, _) = open(opener, sealed, fromPeer: true)
+        require(old == .drop(.oldSession), "old session after a newer one gave \(old)")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    // libFuzzer's buffer is exactly `size` bytes; copy it so nothing writes to it.
+    let input = copy(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size))
+    defer { input.deallocate() }
+    note("\(input.count) bytes: \(referenceParse(UnsafeRawBufferPointer(input)))")
+    checkRaw(UnsafeRawBufferPointer(input))
+    checkResealed(UnsafeRawBufferPointer(input))
+    return 0
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets (docs/FUZZING.md).
+
+fuzz/corpus/packet/   every datagram of docs/PROTOCOL.md's test vectors
+                      (`packet:` of the seal- blocks, `recv:` of the others),
+                      one file each, named after its block; and plain-*: the
+                      seal- datagrams with plaintext for the harness to seal
+fuzz/corpus/keyfile/  valid and invalid key files
+fuzz/corpus/options/  command lines, one argument per line (NUL also separates)
+fuzz/corpus/channel/  helper<->worker messages: one control byte (bits 0-1
+                      the fd count, bits 2-3 how many fd numbers are held),
+                      then the datagram (ChannelMessage.swift's format)
+
+Re-running it rewrites these seeds and leaves any other file (regression
+seeds added by hand, named regress-*) alone. Usage: fuzz/make-corpus.py
+"""
+import os
+import re
+import struct
+import sys
+
+FUZZ = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(FUZZ)
+CORPUS = os.path.join(FUZZ, "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def packets():
+    text = open(os.path.join(ROOT, "docs", "PROTOCOL.md"), encoding="utf-8").read()
+    seen = set()
+    count = 0
+    for block in re.findall(r"```vector\n(.*?)```", text, re.S):
+        name = re.search(r"^name: (\S+)$", block, re.M).group(1)
+        hexes = re.findall(r"^packet: ([0-9a-f]+)$", block, re.M)
+        hexes += re.findall(r"^recv: (?:peer|other) ([0-9a-f]+)$", block, re.M)
+        for i, h in enumerate(hexes):
+            data = bytes.fromhex(h)
+            if data in seen:
+                continue
+            seen.add(data)
+            write("packet", "%s-%d" % (name, i), data)
+            count += 1
+    if count < 20:
+        sys.exit("make-corpus: only %d datagrams found in docs/PROTOCOL.md" % count)
+    # For the target's re-sealing check (B): the seal- datagrams with their
+    # plaintext (payload + PKCS#7 padding) in place of the ciphertext and a
+    # zero MAC, which the harness encrypts and MACs before opening them.
+    for block in re.findall(r"```vector\n(.*?)```", text, re.S):
+        name = re.search(r"^name: (\S+)$", block, re.M).group(1)
+        if not name.startswith("seal-"):
+            continue
+        packet = bytes.fromhex(re.search(r"^packet: ([0-9a-f]+)$", block, re.M).group(1))
+        payload = bytes.fromhex(re.search(r"^payload: ?([0-9a-f]*)$", block, re.M).group(1))
+        pad = 16 - len(payload) % 16
+        write("packet", "plain-" + name[len("seal-"):], packet[:44] + payload + bytes([pad]) * pad + bytes(32))
+
+
+def keyfiles():
+    key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4"
+    seeds = {
+        "valid": key + "\n",
+        "valid-no-newline": key,
+        "valid-uppercase-crlf": key.upper() + "\r\n",
+        "valid-whitespace": " \t" + key + " \n\n",
+        "too-short": key[:62] + "\n",
+        "too-long": key + "00\n",
+        "inner-space": key[:32] + " " + key[32:] + "\n",
+        "bad-character": key[:10] + "g" + key[11:] + "\n",
+        "all-zero": "0" * 64 + "\n",
+        "empty": "",
+        "two-keys": key + "\n" + key + "\n",
+        "nul": key[:20] + "\0" + key[21:],
+    }
+    for name, text in seeds.items():
+        write("keyfile", name, text.encode("latin-1"))
+    write("keyfile", "utf8", ("é" + key).encode("utf-8"))
+
+
+def options():
+    seeds = {
+        "tunnel-a": "-l 3456 -p 198.51.100.2 -r 3457 -i tun0 -k /etc/squtun/tun0.key -a 59 -c 30",
+        "tunnel-long": "--local-port 3457 --peer vpn.example.org --remote-port 3456 --interface tun1 "
+                       "--key /etc/squtun/tun1.key --keepalive 25 --skew 0 --bind 2001:db8::1 --foreground "
+                       "--user squtun --chroot /var/lib/squtun/empty --pidfile /run/t.pid --control /run/t.sock",
+        "tunnel-equals": "--local-port=3456 -itun0 -k=key --peer=[2001:db8::2]",
+        "mtu": "-m 1500",
+        "mtu-ipv6": "-m 1500 --ipv6",
+        "mtu-too-small": "-m 100",
+        "ipv6-without-m": "--ipv6 -i tun0 -k k",
+        "help": "-h",
+        "missing-key": "-i tun0",
+        "missing-all": "",
+        "r-without-p": "-r 3457 -i tun0 -k k",
+        "port-zero": "-l 0 -i tun0 -k k",
+        "port-big": "-l 65536 -i tun0 -k k",
+        "port-negative": "-l -5 -i tun0 -k k",
+        "port-plus": "-l +5 -i tun0 -k k",
+        "bad-host": "-p 10.0.0.256 -i tun0 -k k",
+        "long-iface": "-i this-name-is-too-long -k k",
+        "relative-chroot": "--chroot var/empty -i tun0 -k k",
+        "bad-user": "-u -bad -i tun0 -k k",
+        "skew-big": "-c 86401 -i tun0 -k k",
+        "unknown-option": "--frobnicate -i tun0 -k k",
+        "repeated": "-i tun0 -i tun1 -k a -k b",
+        "positional": "genkey /etc/squtun/k",
+    }
+    for name, line in seeds.items():
+        write("options", name, "\n".join(line.split(" ")).encode() if line else b"")
+    # NUL-separated, an empty argument, and a non-UTF-8 byte.
+    write("options", "nul-separated", b"-i\0tun0\0-k\0/k\0-b\0::1\0")
+    write("options", "empty-key", b"-i\ntun0\n-k\n\n")
+    write("options", "non-utf8", b"-i\ntun\xff\n-k\nk")
+
+
+def channel():
+    def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25, drop=True,
+               uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None):
+        if flags is None:
+            flags = (1 if drop else 0) | (2 if peer else 0)
+        body = struct.pack("<QQIIIII", session, start, skew, keepalive, flags, uid, gid)
+        if peer is None:
+            body += bytes(28)
+        else:
+            kind, port, addr, scope = peer
+            body += struct.pack("<HH", kind, port) + addr.ljust(16, b"\0") + struct.pack("<II", scope, 0)
+        body += chroot.ljust(256, b"\0") + iface.ljust(16, b"\0")
+        assert len(body) == 336
+        return b"\x01" + body
+
+    v4 = (4, 3457, bytes([198, 51, 100, 2]), 0)
+    v6 = (6, 3457, bytes.fromhex("20010db8000000000000000000000002"), 0)
+    link_local = (6, 3457, bytes.fromhex("fe800000000000000000000000000001"), 2)
+    mapped = (6, 3457, bytes.fromhex("00000000000000000000ffffc6336402"), 0)
+    key = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+    # control byte: fd count | held << 2
+    seeds = {
+        "config-nopeer": b"\x00" + config(),
+        "config-v4": b"\x00" + config(peer=v4),
+        "config-v6": b"\x00" + config(peer=v6),
+        "config-link-local": b"\x00" + config(peer=link_local),
+        "config-mapped": b"\x00" + config(peer=mapped),
+        "config-unprivileged": b"\x00" + config(drop=False, chroot=b"", uid=0, gid=0),
+        "config-bad-flags": b"\x00" + config(flags=4),
+        "config-bad-iface": b"\x00" + config(iface=b"tun/0"),
+        "config-flag-without-peer": b"\x00" + config(flags=3),
+        "key": b"\x00\x02" + key,
+        "key-short": b"\x00\x02" + key[:31],
+        "fds": bytes([3 | 3 << 2]) + b"\x03\x03",
+        "fds-missing": bytes([0]) + b"\x03\x03",
+        "fds-count-lies": bytes([3 | 1 << 2]) + b"\x03\x03",
+        "ready": b"\x00\x04",
+        "ready-with-fd": bytes([1 | 1 << 2]) + b"\x04",
+        "log": b"\x00\x05\x02worker: tunnel up, peer 198.51.100.2:3457",
+        "log-utf8": b"\x00\x05\x01" + "schlüssel ✓".encode(),
+        "log-control": b"\x00\x05\x00a\x1bb",
+        "log-bad-level": b"\x00\x05\x07x",
+        "log-max": b"\x00\x05\x03" + b"x" * 1024,
+        "unknown-type": b"\x00\x09",
+        "empty": b"\x00",
+    }
+    for name, data in seeds.items():
+        write("channel", name, data)
+
+
+def main():
+    packets()
+    keyfiles()
+    options()
+    channel()
+    for t in sorted(os.listdir(CORPUS)):
+        print("%s: %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
+
+
+if __name__ == "__main__":
+    main()
