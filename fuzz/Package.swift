@@ -26,13 +26,15 @@ let package = Package(
     targets: [
         // Tiny C helpers (libcrypto one-shots) for the packet target's oracle.
         .target(name: "FuzzSupport", linkerSettings: [.linkedLibrary("crypto")]),
+        // fail/note/require, shared by every target.
+        .target(name: "FuzzOracle", path: "Sources/FuzzOracle"),
         // 1. Datagrams into an Opener (fixed PSK, own session, clock) and Header.parse.
         .executableTarget(
             name: "fuzz-packet",
             dependencies: [
                 .product(name: "Shared", package: mainIdentity),
                 .product(name: "squtun-crypto", package: mainIdentity),
-                "FuzzSupport",
+                "FuzzSupport", "FuzzOracle",
             ],
             path: "Sources/FuzzPacket",
             swiftSettings: fuzzFlags
@@ -40,7 +42,7 @@ let package = Package(
         // 2. Key file contents: KeyFile.decode and KeyFile.read on a 0600 file.
         .executableTarget(
             name: "fuzz-keyfile",
-            dependencies: [.product(name: "Shared", package: mainIdentity)],
+            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
             path: "Sources/FuzzKeyFile",
             swiftSettings: fuzzFlags
         ),
@@ -50,6 +52,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Shared", package: mainIdentity),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "FuzzOracle",
             ],
             path: "Sources/FuzzOptions",
             swiftSettings: fuzzFlags
@@ -59,7 +62,7 @@ let package = Package(
         // are compiled in here through symlinks to Sources/squtund/System.
         .executableTarget(
             name: "fuzz-channel",
-            dependencies: [.product(name: "Shared", package: mainIdentity)],
+            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
             path: "Sources/FuzzChannel",
             swiftSettings: fuzzFlags
         ),

@@ -19,30 +19,13 @@
 //   IPv4-mapped address re-encodes as the plain IPv4 peer (equal values);
 // - a log text is 1-1024 bytes of UTF-8 without control characters.
 
+import FuzzOracle
 import Shared
 #if canImport(Glibc)
 import Glibc
 #endif
 
-private func fail(_ message: String) -> Never {
-    let text = "fuzz-channel: ORACLE FAILED: \(message)\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-    abort()
-}
-
-
-/// `SQUTUN_FUZZ_VERBOSE=1`: print what each input did (to study one input).
-private let verbose = getenv("SQUTUN_FUZZ_VERBOSE") != nil
-
-private func note(_ text: @autoclosure () -> String) {
-    guard verbose else { return }
-    let line = text() + "\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
-}
-
-private func require(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
-}
+// fail/note/require: FuzzOracle.
 
 private func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
 

@@ -15,30 +15,13 @@
 //   full message (usage, help) for any parse error can be rendered.
 
 import ArgumentParser
+import FuzzOracle
 import Shared
 #if canImport(Glibc)
 import Glibc
 #endif
 
-private func fail(_ message: String) -> Never {
-    let text = "fuzz-options: ORACLE FAILED: \(message)\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-    abort()
-}
-
-
-/// `SQUTUN_FUZZ_VERBOSE=1`: print what each input did (to study one input).
-private let verbose = getenv("SQUTUN_FUZZ_VERBOSE") != nil
-
-private func note(_ text: @autoclosure () -> String) {
-    guard verbose else { return }
-    let line = text() + "\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
-}
-
-private func require(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
-}
+// fail/note/require: FuzzOracle.
 
 private func checkMessage(_ e: SharedError) {
     let text = e.description

@@ -28,6 +28,7 @@
 //    session is refused from then on.
 
 import FuzzSupport
+import FuzzOracle
 import Shared
 import squtun_crypto
 #if canImport(Glibc)
@@ -57,25 +58,7 @@ private let psk: SecretBytes = {
 
 // MARK: Helpers
 
-private func fail(_ message: String) -> Never {
-    let text = "fuzz-packet: ORACLE FAILED: \(message)\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
-    abort()
-}
-
-
-/// `SQUTUN_FUZZ_VERBOSE=1`: print what each input did (to study one input).
-private let verbose = getenv("SQUTUN_FUZZ_VERBOSE") != nil
-
-private func note(_ text: @autoclosure () -> String) {
-    guard verbose else { return }
-    let line = text() + "\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
-}
-
-private func require(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
-}
+// fail/note/require: FuzzOracle.
 
 /// A buffer of exactly `bytes.count` bytes (so ASan sees any overrun) holding a copy.
 private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeMutableRawBufferPointer {
