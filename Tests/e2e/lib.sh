@@ -87,7 +87,7 @@ counter() { status_of "$1" "$2" | awk -F': ' -v f="$3" '$1==f {print $2}'; }
 # wait_for SECONDS command...: polls every 0.1 s.
 wait_for() {
     local t=$1; shift
-    local end=$((SECONDS * 10 + t * 10)) n=0
+    local n=0
     while [ $n -lt $((t * 10)) ]; do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
@@ -99,6 +99,18 @@ wait_for() {
 ping_from() { # ns addr [count]
     ip netns exec "$1" ping -c "${3:-1}" -W 1 -i 0.2 "$2" >/dev/null 2>&1
 }
+
+# alive PID: the process exists and is not a zombie. A daemon's parent is
+# init (or whatever reaps orphans here), which may take its time to reap:
+# an exited daemon can linger as a zombie, and kill -0 still succeeds on it.
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# dead PID: the opposite, for wait_for.
+dead() { ! alive "$1"; }
 
 worker_of() { # helper pid -> worker pid (its only child)
     cat "/proc/$1/task/$1/children" 2>/dev/null | awk '{print $1}'

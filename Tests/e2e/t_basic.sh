@@ -50,7 +50,7 @@ helper=$(cat "$WORK/a.pid")
 worker=$(worker_of "$helper")
 check "helper has a worker child" test -n "$worker"
 kill -TERM "$helper"
-gone() { ! kill -0 "$helper" 2>/dev/null && ! kill -0 "$worker" 2>/dev/null; }
+gone() { ! alive "$helper" && ! alive "$worker"; }
 check "SIGTERM: helper and worker exit within 2 s" wait_for 2 gone
 check "SIGTERM: pid file removed" wait_for 1 test ! -e "$WORK/a.pid"
 finish

@@ -43,7 +43,7 @@ check "ping across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
 check "squtun status tun0 (default socket) answers" sh -c "ip netns exec $NS_A $SQUTUN status tun0 | grep -qx 'peer: $UNDER_B:3457'"
 
 kill $(cat /run/squtun/squtun-tun0.pid)
-gone() { ! kill -0 "$helper" 2>/dev/null && ! kill -0 "$worker" 2>/dev/null; }
+gone() { ! alive "$helper" && ! alive "$worker"; }
 check "kill \$(cat $PIDFILE) stops helper and worker within 2 s" wait_for 2 gone
 check "pid file removed" test ! -e "$PIDFILE"
 check "status socket removed" test ! -e /run/squtun/squtun-tun0.sock

@@ -202,7 +202,7 @@ check "stale pid file: squtun logs that it replaced it" \
     grep -qxF "squtun: removed stale pid file $WORK/stale.pid (pid $dead not running)" "$WORK/stale.log"
 check "stale pid file: now holds squtun's pid" test "$(cat "$WORK/stale.pid" 2>/dev/null)" = "$PID_stale"
 kill -TERM "$PID_stale"
-stale_gone() { ! kill -0 "$PID_stale" 2>/dev/null; }
+stale_gone() { dead "$PID_stale"; }
 stale_stopped() { wait_for 3 stale_gone && wait_for 2 test ! -e "$WORK/stale.pid" && wait_for 2 no_leftovers; }
 check "stale pid file: SIGTERM stops squtun, pid file removed, nothing left" stale_stopped
 finish

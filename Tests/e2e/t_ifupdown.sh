@@ -160,7 +160,7 @@ one_round() {
         [ "$e" = b ] && ns=$NS_B
         local h w
         eval "h=\${HELPER_$e:-} w=\${WORKER_$e:-}"
-        gone() { ! kill -0 "${h:-999999999}" 2>/dev/null && ! kill -0 "${w:-999999999}" 2>/dev/null; }
+        gone() { dead "${h:-999999999}" && dead "${w:-999999999}"; }
         check "$name: $e: after ifdown no squtun process (helper ${h:-?}, worker ${w:-?})" wait_for 2 gone
         check "$name: $e: no pid file" test ! -e "$(pidfile_of $e)"
         check "$name: $e: no status socket" test ! -e "$WORK/$e/run/squtun/squtun-tun0.sock"

@@ -38,7 +38,7 @@ log "helper fds: $(ls /proc/$helper/fd | wc -l), worker fds: $(ls /proc/$worker/
 
 # SIGKILL to the worker: the helper logs it, removes the pid file, exits non-zero.
 kill -KILL "$worker"
-check "SIGKILL worker: helper exits" wait_for 3 sh -c "! kill -0 $helper 2>/dev/null"
+check "SIGKILL worker: helper exits" wait_for 3 dead "$helper"
 wait "$PID_a" 2>/dev/null; rc=$?
 check "SIGKILL worker: helper exit status is non-zero ($rc)" test "$rc" -ne 0
 check "SIGKILL worker: helper logged it" grep -q "killed by signal 9" "$WORK/a.log"
@@ -49,5 +49,5 @@ check "SIGKILL worker: control socket removed" test ! -e "$WORK/a.sock"
 helper=$(cat "$WORK/b.pid")
 worker=$(worker_of "$helper")
 kill -KILL "$helper"
-check "SIGKILL helper: worker exits by itself" wait_for 3 sh -c "! kill -0 $worker 2>/dev/null"
+check "SIGKILL helper: worker exits by itself" wait_for 3 dead "$worker"
 finish

@@ -16,7 +16,7 @@ for side in b a; do
     [ $side = b ] && session_before=$(counter "$NS_A" a peer-session)
     old=$(cat "$WORK/$side.pid")
     kill -TERM "$old"
-    check "peer $side stopped" wait_for 3 sh -c "! kill -0 $old 2>/dev/null"
+    check "peer $side stopped" wait_for 3 dead "$old"
     sleep 1
     t0=$(date +%s%N)
     start_squtun "$ns" "$side" "${args[@]}"

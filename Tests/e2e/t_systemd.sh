@@ -167,7 +167,7 @@ check "the config's keepalive 25 is in effect (keepalives-sent: ${ka:-none}; the
 kill -TERM "$helper"
 wait "$helper"; rc=$?
 check "SIGTERM to the main process: exit status 0 ($rc)" test "$rc" = 0
-check "... the worker is gone too" sh -c "! kill -0 ${worker:-999999999} 2>/dev/null"
+check "... the worker is gone too" dead "${worker:-999999999}"
 check "... pid file and status socket removed" test -z "$(ls -A "$WORK/a/runsq")"
 stop_pid "$SVC_b"; wait "$SVC_b" 2>/dev/null
 

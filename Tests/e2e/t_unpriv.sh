@@ -33,7 +33,7 @@ check "Seccomp 2" test "$(field Seccomp)" = 2
 check "CapEff 0" test "$(field CapEff)" = 0000000000000000
 check "the user can read its status" sh -c "ip netns exec $NS_A setpriv --reuid=$uid --regid=$gid --clear-groups $SQUTUN status tun0 --control $RUN/a.sock | grep -q '^rx-packets: [1-9]'"
 kill -TERM "$PID_a"
-check "SIGTERM: it exits" wait_for 2 sh -c "! kill -0 $PID_a 2>/dev/null"
+check "SIGTERM: it exits" wait_for 2 dead "$PID_a"
 wait "$PID_a"; rc=$?
 check "exit status 0 ($rc)" test "$rc" = 0
 check "pid file removed" test ! -e "$RUN/a.pid"
