@@ -167,32 +167,6 @@ uint64_t squtun_take_signals(void) {
     return mask;
 }
 
-int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n,
-                      unsigned *lens, void *addrs_raw, unsigned *addrlens) {
-    struct sockaddr_storage *addrs = addrs_raw;
-    if (n > SQUTUN_BATCH_MAX) n = SQUTUN_BATCH_MAX;
-    struct mmsghdr msgs[SQUTUN_BATCH_MAX];
-    struct iovec iov[SQUTUN_BATCH_MAX];
-    for (unsigned i = 0; i < n; i++) {
-        iov[i].iov_base = (char *)base + i * slot;
-        iov[i].iov_len = slot;
-        memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
-    }
-    int got;
-    do {
-        got = recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL);
-    } while (got < 0 && errno == EINTR);
-    for (int i = 0; i < got; i++) {
-        lens[i] = msgs[i].msg_len;
-        addrlens[i] = msgs[i].msg_hdr.msg_namelen;
-    }
-    return got;
-}
-
 int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
                       const void *to, unsigned tolen) {
     if (n > SQUTUN_BATCH_MAX) n = SQUTUN_BATCH_MAX;
@@ -224,8 +198,8 @@ int squtun_set_udp_gro(int fd, int on) {
     return setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof on);
 }
 
-int squtun_recv_batch_gro(int fd, void *base, size_t slot, unsigned n, unsigned *lens,
-                          void *addrs_raw, unsigned *addrlens, unsigned *gso) {
+int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n, unsigned *lens,
+                      void *addrs_raw, unsigned *addrlens, unsigned *gso) {
     struct sockaddr_storage *addrs = addrs_raw;
     if (n > SQUTUN_BATCH_MAX) n = SQUTUN_BATCH_MAX;
     struct mmsghdr msgs[SQUTUN_BATCH_MAX];

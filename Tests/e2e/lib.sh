@@ -76,6 +76,19 @@ start_squtun() {
     eval "PID_$name=$pid"
 }
 
+# ensure_pkgs PKG...: installs the Debian packages a test needs (apt).
+ensure_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
+}
+
 genkey() { rm -f "$1"; "$SQUTUN" genkey "$1"; }
 
 # status NS NAME: `squtun status` of instance NAME.

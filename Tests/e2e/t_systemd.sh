@@ -23,18 +23,6 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 UNIT="$REPO/systemd/squtun@.service"
 CONF="$REPO/etc/squtun/tun0.conf.example"
 
-# ensure_pkgs PKG...: installs the Debian packages this test needs (apt).
-ensure_pkgs() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
-}
 ensure_pkgs systemd man-db groff-base iproute2 iputils-ping procps util-linux
 
 made_user=0; made_dir=0

@@ -80,25 +80,21 @@ uint64_t squtun_take_signals(void);
 /// Most datagrams one batch call moves.
 #define SQUTUN_BATCH_MAX 64
 
-/// recvmmsg(2), MSG_DONTWAIT, of up to `n` (<= SQUTUN_BATCH_MAX) datagrams:
-/// datagram i lands at base + i*slot (at most `slot` bytes; longer ones are
-/// cut), its length in lens[i], its sender in addrs[i] (an array of
-/// struct sockaddr_storage) and addrlens[i].
-/// Returns how many arrived, or -1 with errno set (EAGAIN: none waiting).
-int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n,
-                      unsigned *lens, void *addrs, unsigned *addrlens);
-
 /// sendmmsg(2), MSG_DONTWAIT, of `n` (<= SQUTUN_BATCH_MAX) datagrams to one
 /// address: datagram i is lens[i] bytes at base + i*slot. Returns how many
 /// were sent (fewer when the socket buffer filled up), or -1 with errno set.
 int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
                       const void *to, unsigned tolen);
 
-/// recvmmsg as squtun_recv_batch, on a socket with UDP_GRO on: gso[i] is
-/// the segment size when datagram i is several coalesced datagrams of that
-/// size (the last may be shorter), else 0.
-int squtun_recv_batch_gro(int fd, void *base, size_t slot, unsigned n, unsigned *lens,
-                          void *addrs, unsigned *addrlens, unsigned *gso);
+/// recvmmsg(2), MSG_DONTWAIT, of up to `n` (<= SQUTUN_BATCH_MAX) datagrams:
+/// datagram i lands at base + i*slot (at most `slot` bytes; longer ones are
+/// cut), its length in lens[i], its sender in addrs[i] (an array of
+/// struct sockaddr_storage) and addrlens[i]. On a socket with UDP_GRO on,
+/// gso[i] is the segment size when datagram i is several coalesced
+/// datagrams of that size (the last may be shorter), else 0.
+/// Returns how many arrived, or -1 with errno set (EAGAIN: none waiting).
+int squtun_recv_batch(int fd, void *base, size_t slot, unsigned n, unsigned *lens,
+                      void *addrs, unsigned *addrlens, unsigned *gso);
 
 /// One sendmsg(2), MSG_DONTWAIT, with UDP_SEGMENT = segsize: datagrams
 /// first..first+n-1 (every one segsize bytes but the last, which may be

@@ -72,8 +72,8 @@ extension UDPSocket {
     /// a slot may hold several: see `gsoSizes`); 0 when none waits.
     @inline(__always)
     func receiveBatch(_ batch: DatagramBatch) throws(Errno) -> Int {
-        let n = squtun_recv_batch_gro(fd.rawValue, batch.base, batch.slotSize, UInt32(batch.capacity),
-                                      batch.lengths, batch.addresses, batch.addressLengths, batch.gsoSizes)
+        let n = squtun_recv_batch(fd.rawValue, batch.base, batch.slotSize, UInt32(batch.capacity),
+                                  batch.lengths, batch.addresses, batch.addressLengths, batch.gsoSizes)
         if n < 0 {
             let e = Errno.current
             if e.isWouldBlock { return 0 }
