@@ -40,6 +40,24 @@ ensure_user() {
         useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$TEST_USER"
 }
 
+# What the Debian package's postinst sets up, for tests that use squtun's
+# defaults: the user `squtun` and /var/lib/squtun/empty, made only if
+# missing; undo_package_defaults removes only what this test made.
+made_user=0; made_dir=0
+ensure_package_defaults() {
+    if ! id -u squtun >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
+    fi
+    if [ ! -d /var/lib/squtun/empty ]; then
+        mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1
+    fi
+}
+undo_package_defaults() {
+    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
+    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+    return 0
+}
+
 make_world() {
     ensure_user
     mkdir -p "$EMPTY" && chmod 755 "$EMPTY"

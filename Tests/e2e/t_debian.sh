@@ -5,12 +5,10 @@
 # running, and `kill $(cat /run/squtun/squtun-tun0.pid)` stops it.
 . "$(dirname "$0")/lib.sh"
 PIDFILE=/run/squtun/squtun-tun0.pid
-made_user=0; made_dir=0
 debian_cleanup() {
     [ -f "$PIDFILE" ] && stop_pid "$(cat "$PIDFILE")"
     cleanup
-    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
-    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+    undo_package_defaults
 }
 trap debian_cleanup EXIT
 echo "debian: SquTUN's README invocation, daemonized"
@@ -18,10 +16,7 @@ if [ -e "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     echo "  a squtun for tun0 is already running on this machine; not touching it"; echo "  0 passed, 1 failed"; exit 1
 fi
 # What the Debian package's postinst sets up.
-if ! id -u squtun >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
-fi
-if [ ! -d /var/lib/squtun/empty ]; then mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1; fi
+ensure_package_defaults
 TEST_USER=squtun make_world
 genkey "$WORK/key"
 start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 59 -c 30

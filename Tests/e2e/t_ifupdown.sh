@@ -29,15 +29,13 @@ HOOK="$REPO/etc/network/squtun-ifupdown"
 
 ensure_pkgs ifupdown iproute2 iputils-ping procps util-linux
 
-made_user=0; made_dir=0
 ifupdown_cleanup() {
     for e in a b; do
         f="$WORK/$e/run/squtun/squtun-tun0.pid"
         [ -f "$f" ] && stop_pid "$(cat "$f")"
     done
     cleanup
-    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
-    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+    undo_package_defaults
 }
 trap ifupdown_cleanup EXIT
 
@@ -47,12 +45,7 @@ if ! command -v ifup >/dev/null; then
 fi
 
 # What the package's postinst sets up (the stanzas use the defaults).
-if ! id -u squtun >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
-fi
-if [ ! -d /var/lib/squtun/empty ]; then
-    mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1
-fi
+ensure_package_defaults
 SQUTUN_UID=$(id -u squtun)
 
 # The underlay only: ifup makes the tun devices.

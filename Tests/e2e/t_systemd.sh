@@ -25,15 +25,13 @@ CONF="$REPO/etc/squtun/tun0.conf.example"
 
 ensure_pkgs systemd man-db groff-base iproute2 iputils-ping procps util-linux
 
-made_user=0; made_dir=0
 systemd_cleanup() {
     for e in a b; do
         f="$WORK/$e/runsq/squtun-tun0.pid"
         [ -f "$f" ] && stop_pid "$(cat "$f")"
     done
     cleanup
-    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
-    [ $made_user = 1 ] && userdel squtun 2>/dev/null
+    undo_package_defaults
 }
 trap systemd_cleanup EXIT
 echo "systemd: squtun@.service (systemd-analyze verify; ExecStart= under the unit's hardening) and --config"
@@ -83,12 +81,7 @@ log "ExecStart: ${START[*]}"
 log "setpriv --bounding-set $bounding"
 
 # --- 2. the service's command line under the unit's hardening
-if ! id -u squtun >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
-fi
-if [ ! -d /var/lib/squtun/empty ]; then
-    mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1
-fi
+ensure_package_defaults
 TEST_USER=squtun make_world
 genkey "$WORK/key"
 for e in a b; do
