@@ -137,20 +137,23 @@ final class DataPath {
             } catch {
                 return  // ICMP errors (ECONNREFUSED …) surface here; nothing to do
             }
+            // One clock reading per batch, for every datagram in it.
             let now = WallClock.nowMs()
+            let monotonicNow = monotonicMs()
             for i in 0..<count {
                 let slot = rx.datagram(i)
                 let from = rx.sender(i)
                 let segment = Int(rx.gsoSizes[i])
                 if segment == 0 || slot.count <= segment {
-                    openDatagram(slot, from: from, nowMs: now)
+                    openDatagram(slot, from: from, nowMs: now, monotonicNow: monotonicNow)
                     continue
                 }
                 // Coalesced by UDP GRO: datagrams of `segment` bytes, the last maybe shorter.
                 var offset = 0
                 while offset < slot.count {
                     let end = min(offset + segment, slot.count)
-                    openDatagram(UnsafeMutableRawBufferPointer(rebasing: slot[offset..<end]), from: from, nowMs: now)
+                    openDatagram(UnsafeMutableRawBufferPointer(rebasing: slot[offset..<end]), from: from,
+                                 nowMs: now, monotonicNow: monotonicNow)
                     offset = end
                 }
             }
@@ -159,7 +162,8 @@ final class DataPath {
     }
 
     @inline(__always)
-    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64) {
+    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64,
+                              monotonicNow: UInt64) {
         let fromPeer = peer == from
         switch opener.open(packet, fromPeer: fromPeer, nowMs: nowMs) {
         case .drop(let reason):
@@ -177,7 +181,7 @@ final class DataPath {
         case .keepalive:
             stats.keepalivesReceived &+= 1
         }
-        stats.lastAuthenticatedMs = monotonicMs()
+        stats.lastAuthenticatedMs = monotonicNow
         if !fromPeer { movePeer(to: from) }
     }
 
