@@ -20,6 +20,7 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     case chroot
     case pidfile
     case control
+    case noOffload = "no-offload"
 
     /// How the command line spells it, as in its one-line errors.
     public var commandLineLabel: String {
@@ -37,11 +38,12 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
         case .chroot: return "--chroot"
         case .pidfile: return "--pidfile"
         case .control: return "--control"
+        case .noOffload: return "--no-offload"
         }
     }
 
     /// A flag is a line of its own name; every other setting needs a value.
-    public var isFlag: Bool { self == .foreground }
+    public var isFlag: Bool { self == .foreground || self == .noOffload }
 }
 
 /// A squtun config file (`squtun --config FILE`, `squtun@IFACE.service`):

@@ -99,6 +99,10 @@ public struct TunnelOptions: ParsableArguments, Sendable {
                                valueName: "path"))
     public var control: String?
 
+    @Flag(name: .customLong("no-offload"),
+          help: "Do not use the tun's offloads (IFF_VNET_HDR: TCP segmentation and merging); one packet per read and write.")
+    public var noOffload = false
+
     @Option(name: .customLong("config"),
             help: ArgumentHelp("Read settings from FILE, one 'long-option-name value' per line (squtun(8)); "
                                + "options on the command line override the file's.", valueName: "file"),
@@ -161,6 +165,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .chroot: if chroot == nil { chroot = value } else { taken = false }
             case .pidfile: if pidfile == nil { pidfile = value } else { taken = false }
             case .control: if control == nil { control = value } else { taken = false }
+            case .noOffload: if !noOffload { noOffload = true } else { taken = false }
             }
             if taken { labels.fromFile[entry.setting] = file.label(entry) }
         }
@@ -190,7 +195,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             user: user ?? TunnelOptions.defaultUser,
             chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
             pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface),
-            controlSocket: control ?? TunnelOptions.defaultControlSocket(interface: interface)))
+            controlSocket: control ?? TunnelOptions.defaultControlSocket(interface: interface),
+            offload: !noOffload))
     }
 
     /// The option part of each setting's error messages: the command line's
@@ -213,7 +219,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         case .keepalive: _ = try OptionCheck.integer(value, option: label, in: 0...maxKeepaliveSeconds)
         case .skew: _ = try OptionCheck.integer(value, option: label, in: 0...maxSkewSeconds)
         case .bind: try OptionCheck.ipAddress(value, option: label)
-        case .foreground: break
+        case .foreground, .noOffload: break
         case .user: try OptionCheck.userName(value, option: label)
         case .chroot, .pidfile, .control: try OptionCheck.absolutePath(value, option: label)
         }
@@ -279,10 +285,13 @@ public struct TunnelConfig: Equatable, Sendable {
     public var chrootDirectory: String
     public var pidfile: String
     public var controlSocket: String
+    /// Use the tun's offloads (IFF_VNET_HDR, TSO and checksum): see docs/PERFORMANCE.md.
+    public var offload: Bool
 
     public init(localPort: UInt16, peer: String?, remotePort: UInt16, interface: String, keyPath: String,
                 keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool,
-                user: String, chrootDirectory: String, pidfile: String, controlSocket: String) {
+                user: String, chrootDirectory: String, pidfile: String, controlSocket: String,
+                offload: Bool = true) {
         self.localPort = localPort
         self.peer = peer
         self.remotePort = remotePort
@@ -296,6 +305,7 @@ public struct TunnelConfig: Equatable, Sendable {
         self.chrootDirectory = chrootDirectory
         self.pidfile = pidfile
         self.controlSocket = controlSocket
+        self.offload = offload
     }
 }
 

@@ -9,11 +9,14 @@ import squtun_crypto
 //  1. ppoll-style wait: tun, UDP, the wake pipe of the signal handler, the
 //     helper channel, the status listener; timeout = next keepalive due.
 //  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun; up to
-//     64 datagrams per recvmmsg. An authenticated datagram from a new
-//     address moves the peer there.
+//     64 datagrams per recvmmsg, UDP-GRO-coalesced ones split first. An
+//     authenticated datagram from a new address moves the peer there.
+//     With tun offloads, consecutive TCP segments of a batch go to the
+//     tun as one super-packet (Coalescer).
 //  3. tun → seal → UDP to the current peer, up to 64 packets per batch,
 //     runs of equal size as one UDP GSO send (counted as no-peer if there
-//     is no peer yet). Received GRO-coalesced datagrams are split in 2.
+//     is no peer yet). With tun offloads, a TCP super-packet read from the
+//     tun is first cut into its segments (TSOPlan), each sealed alone.
 //  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
 //  5. Status connection → the counters as text; channel hang-up → exit;
 //     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
@@ -62,6 +65,11 @@ final class DataPath {
     private let rx = DatagramBatch()
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
+    /// With tun offloads: where a (super-)packet is read, behind its
+    /// virtio header, before it is cut into tx slots; and the merger of
+    /// the tun writes.
+    private let tunBuffer: UnsafeMutableRawBufferPointer?
+    private let coalescer: Coalescer?
     private let pollSet: UnsafeMutablePointer<pollfd>
     private let pollCount: Int
 
@@ -79,6 +87,13 @@ final class DataPath {
         peer = settings.configuredPeer
         txPayload = .allocate(capacity: tx.capacity)
         txPayload.initialize(repeating: 0, count: tx.capacity)
+        if tun.vnetHeader {
+            tunBuffer = .allocate(byteCount: VirtioNetHeader.size + 65536, alignment: 64)
+            coalescer = Coalescer(fd: tun.fd)
+        } else {
+            tunBuffer = nil
+            coalescer = nil
+        }
         pollSet = .allocate(capacity: 5)
         let fds = [udp.fd, tun.fd, wake, channel, control].compactMap { $0 }
         for (i, fd) in fds.enumerated() { pollSet[i] = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0) }
@@ -88,6 +103,7 @@ final class DataPath {
     deinit {
         pollSet.deallocate()
         txPayload.deallocate()
+        tunBuffer?.deallocate()
     }
 
     /// Runs until a signal, the helper, or a fault ends it.
@@ -112,7 +128,7 @@ final class DataPath {
                         if ev & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
                             return .tunGone("tun device \(settings.interface) is gone")
                         }
-                        if let end = sendFromTun() { return end }  // 3.
+                        if let end = tunBuffer.map(sendFromOffloadTun) ?? sendFromTun() { return end }  // 3.
                     } else if fd == wake.rawValue {
                         drainWakePipe()
                     } else if let channel, fd == channel.rawValue {
@@ -157,6 +173,7 @@ final class DataPath {
                     offset = end
                 }
             }
+            coalescer?.flush()  // before recvmmsg reuses the slots it points into
             if count < rx.capacity { return }
         }
     }
@@ -170,6 +187,10 @@ final class DataPath {
             stats.drop(reason)
             return
         case .data(let length):
+            if let coalescer {
+                coalescer.add(packet.baseAddress! + Wire.offsetCiphertext, length: length)
+                break
+            }
             let payload = UnsafeRawBufferPointer(
                 start: packet.baseAddress! + Wire.offsetCiphertext, count: length)
             if (try? tun.write(payload)) == true {
@@ -222,18 +243,88 @@ final class DataPath {
                     stats.noPeer &+= 1
                     continue
                 }
-                guard let n = try? sealer.seal(type: .data, payloadLength: length, packet: slot, nowMs: now) else {
-                    stats.sendErrors &+= 1
-                    continue
-                }
-                tx.lengths[sealed] = UInt32(n)
-                txPayload[sealed] = UInt32(length)
-                sealed += 1
+                if sealSlot(sealed, payloadLength: length, nowMs: now) { sealed += 1 }
             }
             flush(sealed)
             if drained { return nil }
         }
         return nil
+    }
+
+    /// The same with tun offloads: each read is a virtio header and a packet
+    /// whose checksum may still be ours to finish, or a TCP super-packet to
+    /// cut into segments; the batch is sent whenever it is full.
+    private func sendFromOffloadTun(_ buffer: UnsafeMutableRawBufferPointer) -> DataPathExit? {
+        var sealed = 0
+        var handled = 0  // packets this wakeup (fairness)
+        let now = WallClock.nowMs()
+        while handled < tx.capacity * Self.batchesPerWakeup {
+            let n: Int
+            do {
+                guard let got = try tun.read(into: buffer) else { break }
+                n = got
+            } catch {
+                if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
+                    flush(sealed)
+                    return .tunGone("tun device \(settings.interface) is gone (\(error))")
+                }
+                stats.tunReadErrors &+= 1
+                break
+            }
+            guard n > VirtioNetHeader.size else { continue }
+            let header = VirtioNetHeader(loading: buffer.baseAddress!)
+            let packet = UnsafeMutableRawBufferPointer(rebasing: buffer[VirtioNetHeader.size..<n])
+            if header.gsoType == VirtioNetHeader.gsoNone {
+                handled += 1
+                if header.flags & VirtioNetHeader.needsChecksum != 0
+                    && !TSOPlan.completeChecksum(packet, header: header) || packet.count > Wire.maxPayloadLength {
+                    stats.offloadErrors &+= 1
+                    continue
+                }
+                if peer == nil {
+                    stats.noPeer &+= 1
+                    continue
+                }
+                (tx.slot(sealed).baseAddress! + Wire.offsetCiphertext)
+                    .copyMemory(from: packet.baseAddress!, byteCount: packet.count)
+                if sealSlot(sealed, payloadLength: packet.count, nowMs: now) { sealed += 1 }
+                if sealed == tx.capacity { flush(sealed); sealed = 0 }
+                continue
+            }
+            guard let plan = TSOPlan(packet: UnsafeRawBufferPointer(packet), header: header,
+                                     maxSegment: Wire.maxPayloadLength) else {
+                stats.offloadErrors &+= 1
+                continue
+            }
+            handled += plan.count
+            stats.tsoReads &+= 1
+            stats.tsoSegments &+= UInt64(plan.count)
+            if peer == nil {
+                stats.noPeer &+= UInt64(plan.count)
+                continue
+            }
+            for k in 0..<plan.count {
+                let length = plan.write(segment: k, of: UnsafeRawBufferPointer(packet),
+                                        to: tx.slot(sealed).baseAddress! + Wire.offsetCiphertext)
+                if sealSlot(sealed, payloadLength: length, nowMs: now) { sealed += 1 }
+                if sealed == tx.capacity { flush(sealed); sealed = 0 }
+            }
+        }
+        flush(sealed)
+        return nil
+    }
+
+    /// Seals the payload in tx slot `i`; false (counted) if it could not be.
+    @inline(__always)
+    private func sealSlot(_ i: Int, payloadLength: Int, nowMs: UInt64) -> Bool {
+        guard let n = try? sealer.seal(type: .data, payloadLength: payloadLength, packet: tx.slot(i), nowMs: nowMs)
+        else {
+            stats.sendErrors &+= 1
+            return false
+        }
+        tx.lengths[i] = UInt32(n)
+        txPayload[i] = UInt32(payloadLength)
+        return true
     }
 
     /// Sends tx slots 0..<count to the peer; counts what did not go out.
@@ -301,7 +392,16 @@ final class DataPath {
     }
 
     func statusText() -> String {
-        stats.render(interface: settings.interface, peer: peer.map { "\($0)" } ?? "none",
+        var stats = self.stats
+        if let c = coalescer?.counters {
+            stats.rxPackets &+= c.packets
+            stats.rxBytes &+= c.bytes
+            stats.tunWriteErrors &+= c.failedPackets
+            stats.groWrites = c.mergedWrites
+            stats.groPackets = c.mergedPackets
+        }
+        stats.offload = tun.vnetHeader
+        return stats.render(interface: settings.interface, peer: peer.map { "\($0)" } ?? "none",
                      peerSession: opener.peerSession, ownSession: sealer.session,
                      derivations: opener.derivations, nowMonotonicMs: monotonicMs())
     }

@@ -43,6 +43,8 @@ enum Helper {
         p.udp.fd.close()
         control.close()
 
+        // The offloads belong to the device and outlive the worker.
+        defer { if p.tun.vnetHeader { Tun.clearOffloads(name: config.interface) } }
         var supervisor = Supervisor(worker: worker, channel: mine, wake: wake)
         guard let failure = supervisor.waitForReady() else {
             Log.notice("tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"

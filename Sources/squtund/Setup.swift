@@ -34,7 +34,7 @@ struct Prepared {
         let session = WallClock.nowNs()
         // OpenSSL must work with this key before we go on (and before any fork).
         _ = try TunnelCrypto(psk: psk, session: session, startMs: 0, skewSeconds: 0)
-        let tun = try Tun.attach(name: config.interface)
+        let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
                         session: session, startMs: WallClock.nowMs())

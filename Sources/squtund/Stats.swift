@@ -20,6 +20,15 @@ struct Stats {
     var tunWriteErrors: UInt64 = 0
     var tunReadErrors: UInt64 = 0
     var peerChanges: UInt64 = 0
+    /// Tun offloads: on or not; TCP super-packets read and the segments
+    /// cut from them; merged super-packets written and the packets in them;
+    /// reads whose virtio header made no sense.
+    var offload = false
+    var tsoReads: UInt64 = 0
+    var tsoSegments: UInt64 = 0
+    var groWrites: UInt64 = 0
+    var groPackets: UInt64 = 0
+    var offloadErrors: UInt64 = 0
     /// CLOCK_MONOTONIC ms of the last datagram that passed every check.
     var lastAuthenticatedMs: UInt64?
 
@@ -55,6 +64,12 @@ struct Stats {
             ("tun-read-errors", String(tunReadErrors)),
             ("tun-write-errors", String(tunWriteErrors)),
             ("key-derivations", String(derivations)),
+            ("offload", offload ? "on" : "off"),
+            ("tun-tso-reads", String(tsoReads)),
+            ("tun-tso-segments", String(tsoSegments)),
+            ("tun-gro-writes", String(groWrites)),
+            ("tun-gro-packets", String(groPackets)),
+            ("tun-offload-errors", String(offloadErrors)),
         ]
         return lines.map { "\($0.0): \($0.1)\n" }.joined()
     }

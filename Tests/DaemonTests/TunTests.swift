@@ -34,8 +34,8 @@ final class TunTests: XCTestCase {
         return name
     }
 
-    private func attach(_ name: String) throws -> Tun {
-        let tun = try Tun.attach(name: name)
+    private func attach(_ name: String, offload: Bool = false) throws -> Tun {
+        let tun = try Tun.attach(name: name, offload: offload)
         attached.append(tun)
         return tun
     }
@@ -72,6 +72,60 @@ final class TunTests: XCTestCase {
         XCTAssertEqual(Array(ip[28...]), Array("through the tun".utf8))
         // And a packet written to the tun is accepted.
         XCTAssertTrue(try ip.withUnsafeBytes { try tun.write($0) })
+    }
+
+    func testOffloadAttachHandsOverVirtioHeaders() throws {
+        let name = try make("tun")
+        let tun = try attach(name, offload: true)
+        XCTAssertTrue(tun.vnetHeader)
+        // The worker learns it from the kernel (TUNGETIFF), not from the helper.
+        let copy = try tun.fd.duplicate()
+        defer { copy.close() }
+        XCTAssertTrue(Tun(adopting: copy, name: name).vnetHeader)
+
+        XCTAssertEqual(TestSupport.ip("link", "set", name, "up").status, .exited(0))
+        XCTAssertEqual(TestSupport.ip("addr", "add", "10.213.78.1/24", "dev", name).status, .exited(0))
+        let sender = try UDPSocket.open(port: 0, bindAddress: "10.213.78.1")
+        defer { sender.close() }
+        let target = try XCTUnwrap(SocketAddress.parse(literal: "10.213.78.2", port: 4242))
+        let text = Array("an odd-length payload".utf8)
+        XCTAssertTrue(try text.withUnsafeBytes { try sender.send($0, to: target) })
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var packet: [UInt8]?
+        var header = VirtioNetHeader()
+        for _ in 0..<50 where packet == nil {
+            var p = pollfd(fd: tun.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 100)
+            while let n = try buffer.withUnsafeMutableBytes({ try tun.read(into: $0) }) {
+                if n > 10 && buffer[10] >> 4 == 4 {
+                    header = buffer.withUnsafeBytes { VirtioNetHeader(loading: $0.baseAddress!) }
+                    packet = Array(buffer[10..<n])
+                    break
+                }
+            }
+        }
+        var ip = try XCTUnwrap(packet, "no IPv4 packet came out of the tun")
+        XCTAssertEqual(header.gsoType, VirtioNetHeader.gsoNone)
+        XCTAssertEqual(Array(ip[28...]), text)
+        // TUN_F_CSUM: the kernel leaves the UDP checksum to us.
+        XCTAssertEqual(header.flags & VirtioNetHeader.needsChecksum, VirtioNetHeader.needsChecksum)
+        XCTAssertEqual(header.checksumStart, 20)
+        XCTAssertEqual(header.checksumOffset, 6)
+        XCTAssertFalse(OffloadTests.transportChecksumOK(ip, proto: 17), "still partial")
+        XCTAssertTrue(ip.withUnsafeMutableBytes { TSOPlan.completeChecksum($0, header: header) })
+        XCTAssertTrue(OffloadTests.transportChecksumOK(ip, proto: 17), "completed")
+        // Writing needs the header too: a plain one and the packet are taken.
+        var out = [UInt8](repeating: 0, count: 10) + ip
+        XCTAssertTrue(try out.withUnsafeMutableBytes { try tun.write(UnsafeRawBufferPointer($0)) })
+    }
+
+    func testPlainAttachHasNoVirtioHeader() throws {
+        let name = try make("tun")
+        let tun = try attach(name, offload: false)
+        XCTAssertFalse(tun.vnetHeader)
+        let copy = try tun.fd.duplicate()
+        defer { copy.close() }
+        XCTAssertFalse(Tun(adopting: copy, name: name).vnetHeader)
     }
 
     func testOwnerAndGroupAreRead() throws {

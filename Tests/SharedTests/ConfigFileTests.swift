@@ -79,6 +79,7 @@ final class ConfigFileTests: XCTestCase {
             chroot /var/lib/squtun/empty
             pidfile /run/squtun/a#b.pid
             control /run/squtun/squtun-tun0.sock\r
+            no-offload
             """
         let file = try ConfigFile.parse(text, path: "f")
         XCTAssertEqual(file.entries.map(\.setting), TunnelSetting.allCases)
@@ -86,6 +87,7 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(file[.remotePort]?.value, "3457")
         XCTAssertEqual(file[.interface]?.line, 6)
         XCTAssertEqual(file[.foreground]?.value, nil)
+        XCTAssertEqual(file[.noOffload]?.value, nil)
         XCTAssertEqual(file[.pidfile]?.value, "/run/squtun/a#b.pid", "a '#' inside a word is not a comment")
         XCTAssertEqual(file[.control]?.value, "/run/squtun/squtun-tun0.sock", "CRLF line ends are fine")
     }
@@ -167,6 +169,7 @@ final class ConfigFileTests: XCTestCase {
             user nobody
             chroot /srv/empty
             foreground
+            no-offload
             """)
         // Even an option given with its default value wins over the file.
         let c = try tunnel(["--config", path, "-l", "3456", "-i", "tun9", "-a", "0", "-u", "squtun",
@@ -181,6 +184,7 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(c.peer, "198.51.100.2")
         XCTAssertEqual(c.keyPath, "/etc/k")
         XCTAssertTrue(c.foreground, "a flag in the file is on")
+        XCTAssertFalse(c.offload, "no-offload in the file turns the offloads off")
         XCTAssertEqual(try tunnel(["--config", path, "-f"]).foreground, true)
     }
 

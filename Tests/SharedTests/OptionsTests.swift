@@ -53,17 +53,18 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(c.pidfile, "/run/squtun/squtun-sq1.pid")
         XCTAssertEqual(c.controlSocket, "/run/squtun/squtun-sq1.sock")
         XCTAssertEqual(c.keyPath, "key")
+        XCTAssertTrue(c.offload, "offloads on unless --no-offload")
     }
 
     func testLongNames() throws {
         let c = try tunnel(["--local-port", "1", "--peer", "vpn.example.org", "--remote-port", "65535",
                             "--interface", "a.b-c_d", "--key", "/k", "--keepalive", "3600", "--skew", "0",
                             "--bind", "::1", "--foreground", "--user", "nobody", "--chroot", "/srv/empty",
-                            "--pidfile", "/run/x.pid", "--control", "/run/x.sock"])
+                            "--pidfile", "/run/x.pid", "--control", "/run/x.sock", "--no-offload"])
         XCTAssertEqual(c, TunnelConfig(
             localPort: 1, peer: "vpn.example.org", remotePort: 65535, interface: "a.b-c_d", keyPath: "/k",
             keepaliveSeconds: 3600, skewSeconds: 0, bindAddress: "::1", foreground: true, user: "nobody",
-            chrootDirectory: "/srv/empty", pidfile: "/run/x.pid", controlSocket: "/run/x.sock"))
+            chrootDirectory: "/srv/empty", pidfile: "/run/x.pid", controlSocket: "/run/x.sock", offload: false))
     }
 
     func testAcceptedEdgeValues() throws {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The data path allocates nothing per packet: squtun (single-process mode,
 # the same DataPath, Sealer and Opener as the worker) runs with an
-# LD_PRELOAD allocation counter; thousands of packets each way change the
-# count by less than a handful.
+# LD_PRELOAD allocation counter; thousands of packets each way (pings, and
+# TCP through the tun offloads: super-packets cut, segments merged) change
+# the count by nothing.
 . "$(dirname "$0")/lib.sh"
 tun_mode=$(stat -c %a /dev/net/tun)
 trap 'chmod $tun_mode /dev/net/tun; cleanup' EXIT
@@ -22,6 +23,16 @@ check "tunnel up" wait_for 8 ping_from "$NS_A" "$TUN_B"
 # Warm up both directions and sizes: first uses may set up runtime metadata once.
 ip netns exec "$NS_A" ping -c 20 -i 0.01 -q "$TUN_B" >/dev/null
 ip netns exec "$NS_B" ping -c 20 -i 0.01 -s 1300 -q "$TUN_A" >/dev/null
+tcp_both_ways() { # seconds: iperf3 A → B, then B → A (-R)
+    local r
+    for r in "" -R; do
+        ip netns exec "$NS_B" iperf3 -s -1 -B "$TUN_B" >/dev/null 2>&1 &
+        PIDS+=($!)
+        wait_for 5 sh -c "ip netns exec $NS_B ss -ltn | grep -q ':5201 '"
+        ip netns exec "$NS_A" iperf3 -c "$TUN_B" -t "$1" $r >/dev/null 2>&1
+    done
+}
+tcp_both_ways 1
 allocs() {
     local before; before=$(grep -c '^allocations:' "$WORK/a.log")
     kill -USR2 "$P"
@@ -31,12 +42,16 @@ allocs() {
 field() { ip netns exec "$NS_A" "$SQUTUN" status tun0 --control "$RUN/a.sock" | awk -F': ' -v f="$1" '$1==f {print $2}'; }
 a0=$(allocs)
 tx0=$(field tx-packets); rx0=$(field rx-packets)
-a1=$(allocs)   # the difference is what two status requests cost
+tso0=$(field tun-tso-segments); gro0=$(field tun-gro-packets)
+a1=$(allocs)   # the difference is what four status requests cost
 ip netns exec "$NS_A" ping -c 1000 -i 0.002 -q "$TUN_B" >/dev/null
 ip netns exec "$NS_B" ping -c 1000 -i 0.002 -s 1300 -q "$TUN_A" >/dev/null
+tcp_both_ways 2
 a2=$(allocs)
 tx=$(( $(field tx-packets) - tx0 )); rx=$(( $(field rx-packets) - rx0 ))
-log "packets sealed $tx, opened $rx; allocations during them: $((a2 - a1)) (two status requests: $((a1 - a0)))"
+tso=$(( $(field tun-tso-segments) - tso0 )); gro=$(( $(field tun-gro-packets) - gro0 ))
+log "packets sealed $tx, opened $rx (segments cut from super-packets $tso, merged $gro); allocations during them: $((a2 - a1)) (four status requests: $((a1 - a0)))"
 check "4000 packets moved" test $((tx + rx)) -ge 4000
+check "TCP went through the offload paths both ways" test "$tso" -gt 1000 -a "$gro" -gt 1000
 check "no allocation per packet ($((a2 - a1)) for $((tx + rx)) packets)" test $((a2 - a1)) -eq 0
 finish

@@ -106,4 +106,16 @@ int squtun_send_gso(int fd, const void *base, size_t slot, unsigned first, unsig
 /// setsockopt(SOL_UDP, UDP_GRO, on): 0 or -1 with errno set.
 int squtun_set_udp_gro(int fd, int on);
 
+// ---- The Internet checksum (RFC 1071) for tun offloads. -----------------
+
+/// Adds `len` bytes at `data` to a ones'-complement accumulator, summed as
+/// native-order 16-bit words (RFC 1071 §2(B): the folded result is then in
+/// native order too, ready to be stored as is). `data` must start at an
+/// even offset of the checksummed region; an odd last byte is padded with
+/// zero. Fold the result with squtun_csum_fold.
+uint64_t squtun_csum_add(uint64_t acc, const void *data, size_t len);
+
+/// Folds an accumulator to 16 bits (not complemented).
+uint16_t squtun_csum_fold(uint64_t acc);
+
 #endif

@@ -13,32 +13,59 @@ struct TunFlags: OptionSet, Sendable {
     static let multiQueue = TunFlags(rawValue: 0x0100)   // IFF_MULTI_QUEUE
     static let persist = TunFlags(rawValue: 0x0800)      // IFF_PERSIST (made by ip tuntap)
     static let noPacketInfo = TunFlags(rawValue: 0x1000) // IFF_NO_PI: no 4-byte header per packet
+    static let vnetHeader = TunFlags(rawValue: 0x4000)   // IFF_VNET_HDR: a virtio_net_hdr per packet
+}
+
+/// TUNSETOFFLOAD's bits (linux/if_tun.h): what the kernel may leave to us.
+struct TunOffloads: OptionSet, Sendable {
+    let rawValue: UInt32
+    static let checksum = TunOffloads(rawValue: 0x01)  // TUN_F_CSUM: checksums left partial
+    static let tso4 = TunOffloads(rawValue: 0x02)      // TUN_F_TSO4: TCP/IPv4 super-packets
+    static let tso6 = TunOffloads(rawValue: 0x04)      // TUN_F_TSO6: TCP/IPv6 super-packets
 }
 
 /// An fd attached to a PRE-CREATED tun device. squtun never creates or
 /// configures interfaces (`ip tuntap add dev NAME mode tun user squtun` and
 /// the addresses/routes are the operator's). Reads and writes are one IP
-/// packet each, non-blocking.
+/// packet each, non-blocking; with `vnetHeader`, each behind the 10-byte
+/// `VirtioNetHeader`, and a read may be a TCP super-packet to segment.
 struct Tun: Sendable {
     let name: String
     let fd: FileDescriptor
     /// The device's owner uid / group gid, nil when unrestricted (-1).
     let owner: UInt32?
     let group: UInt32?
+    /// Attached with IFF_VNET_HDR and TSO/checksum offloads on.
+    let vnetHeader: Bool
 
     static let devicePath = "/dev/net/tun"
     static let TUNSETIFF: UInt = 0x4004_54ca
+    static let TUNSETOFFLOAD: UInt = 0x4004_54d0
+    static let TUNGETIFF: UInt = 0x8004_54d2
+    /// What squtun takes on when offloads are wanted. Not UDP (USO): the
+    /// tunnel's own traffic is what benefits, and TCP is most of it.
+    static let offloads: TunOffloads = [.checksum, .tso4, .tso6]
 
-    /// Wraps an fd the helper attached (the worker side).
+    /// Wraps an fd the helper attached (the worker side). Asks the kernel
+    /// (TUNGETIFF) whether it was attached with IFF_VNET_HDR, so that the
+    /// helper's choice needs no field in the channel protocol. Call before
+    /// seccomp (no ioctl is allowed after).
     init(adopting fd: FileDescriptor, name: String) {
-        self.init(name: name, fd: fd, owner: nil, group: nil)
+        let flags = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> UInt16 in
+            ifreq.initializeMemory(as: UInt8.self, repeating: 0)
+            guard ioctl(fd.rawValue, Self.TUNGETIFF, ifreq.baseAddress!) == 0 else { return 0 }
+            return ifreq.load(fromByteOffset: 16, as: UInt16.self)
+        }
+        self.init(name: name, fd: fd, owner: nil, group: nil,
+                  vnetHeader: TunFlags(rawValue: flags).contains(.vnetHeader))
     }
 
-    private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?) {
+    private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool) {
         self.name = name
         self.fd = fd
         self.owner = owner
         self.group = group
+        self.vnetHeader = vnetHeader
     }
 
     /// Interface names squtun accepts: 1...15 bytes (IFNAMSIZ - 1) of
@@ -56,8 +83,10 @@ struct Tun: Sendable {
     /// Attaches to the existing tun device `name`. Checks, in this order:
     /// it exists (TUNSETIFF as root would otherwise CREATE it), it is a tun
     /// (not tap, not another kind of interface), and a non-root caller owns
-    /// it; then opens /dev/net/tun and attaches with IFF_TUN | IFF_NO_PI.
-    static func attach(name: String) throws(SystemError) -> Tun {
+    /// it; then opens /dev/net/tun and attaches with IFF_TUN | IFF_NO_PI,
+    /// and with `offload` also IFF_VNET_HDR and TUNSETOFFLOAD (a kernel
+    /// that refuses the offloads gets a plain attach instead).
+    static func attach(name: String, offload: Bool = true) throws(SystemError) -> Tun {
         guard isValidName(name) else { throw .badInterfaceName(name) }
         let index = if_nametoindex(name)
         guard index != 0 else { throw .tunMissing(name: name) }
@@ -85,6 +114,7 @@ struct Tun: Sendable {
         // for what it is. Packet-info and the rest are ours to choose.
         var request: TunFlags = [.tun, .noPacketInfo]
         if present.contains(.multiQueue) { request.insert(.multiQueue) }
+        if offload { request.insert(.vnetHeader) }
         let result = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> Int32 in
             // struct ifreq: char ifr_name[16]; then a union whose first member is short ifr_flags.
             ifreq.initializeMemory(as: UInt8.self, repeating: 0)
@@ -108,7 +138,23 @@ struct Tun: Sendable {
             fd.close()
             throw .tunVanished(name: name)
         }
-        return Tun(name: name, fd: fd, owner: owner, group: group)
+        // The offloads are the device's (they outlive us): set them to what
+        // this fd can take, also to none, so that a super-packet never
+        // reaches a reader without a virtio header.
+        let wanted: TunOffloads = offload ? offloads : []
+        if ioctl(fd.rawValue, TUNSETOFFLOAD, CInt(wanted.rawValue)) != 0 && offload {
+            fd.close()
+            return try attach(name: name, offload: false)
+        }
+        return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: offload)
+    }
+
+    /// Leaves the device as squtun found it: offloads off, so that a later
+    /// reader without virtio headers is never handed a super-packet. Best
+    /// effort, after the worker is gone (the device may be gone too; attach
+    /// never creates one).
+    static func clearOffloads(name: String) {
+        (try? attach(name: name, offload: false))?.close()
     }
 
     /// The kernel's rule (tun_not_capable) for callers without CAP_NET_ADMIN:

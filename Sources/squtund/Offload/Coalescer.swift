@@ -1,0 +1,198 @@
+import Glibc
+
+/// GRO for the tun side: the authenticated packets of one received batch
+/// that are consecutive segments of one TCP flow go to the kernel as one
+/// super-packet (one writev, one trip through the stack) instead of one
+/// write each. Only what Linux's own GRO (tcp_gro_receive) would merge is
+/// merged: same addresses and ports, same IP header fields, same ACK,
+/// window and options, sequence numbers that follow on, plain ACK segments
+/// with PSH only on the last, every checksum verified first (a bad segment
+/// goes to the kernel alone and unchanged, so it is dropped there as it
+/// would have been). Everything else is written as it came.
+///
+/// Nothing is copied: a merged packet is a writev of a rebuilt header and
+/// the payloads where they were decrypted. So the caller's packets must
+/// stay in place until `flush()`, and the 10 bytes in front of each packet
+/// are ours (for its virtio header): in the datagram, that is the IV,
+/// which opening has consumed.
+final class Coalescer {
+    static let maxFlows = 8
+    /// Segments per super-packet (and iovecs per writev, header included).
+    static let maxSegments = 64
+    /// Virtio header + IPv4 (no options) or IPv6 + TCP with options.
+    static let headerRoom = VirtioNetHeader.size + 40 + 60
+
+    struct Flow {
+        var active = false
+        var packet: TCPSegmentView = .none
+        /// The first packet, in the caller's buffer.
+        var first: UnsafeMutableRawPointer?
+        var count = 0
+        var payloadBytes = 0
+        var nextSequence: UInt32 = 0
+        /// PSH seen, or a segment shorter than the first: nothing may follow.
+        var closed = false
+        var push = false
+    }
+
+    /// Bytes and packets handed to the kernel, and what it refused.
+    struct Counters {
+        var packets: UInt64 = 0
+        var bytes: UInt64 = 0
+        var failedPackets: UInt64 = 0
+        /// Super-packets written, and the packets in them.
+        var mergedWrites: UInt64 = 0
+        var mergedPackets: UInt64 = 0
+    }
+
+    private let fd: FileDescriptor
+    private let flows: UnsafeMutablePointer<Flow>
+    private let iovecs: UnsafeMutablePointer<iovec>
+    private let headers: UnsafeMutableRawPointer
+    private var evict = 0
+    private(set) var counters = Counters()
+
+    init(fd: FileDescriptor) {
+        self.fd = fd
+        flows = .allocate(capacity: Self.maxFlows)
+        flows.initialize(repeating: Flow(), count: Self.maxFlows)
+        iovecs = .allocate(capacity: Self.maxFlows * (Self.maxSegments + 1))
+        iovecs.initialize(repeating: iovec(), count: Self.maxFlows * (Self.maxSegments + 1))
+        headers = .allocate(byteCount: Self.maxFlows * Self.headerRoom, alignment: 8)
+        headers.initializeMemory(as: UInt8.self, repeating: 0, count: Self.maxFlows * Self.headerRoom)
+    }
+
+    deinit {
+        flows.deallocate()
+        iovecs.deallocate()
+        headers.deallocate()
+    }
+
+    /// Takes one authenticated IP packet of `length` bytes at `p`: holds it
+    /// to merge, or writes it (after the held packets of its flow).
+    func add(_ p: UnsafeMutableRawPointer, length: Int) {
+        let view = TCPSegmentView(p, length: length)
+        guard view.isTCP else { writeSingle(p, length: length); return }
+        var mergeable = view.isMergeable
+        var checked = false
+        for i in 0..<Self.maxFlows where flows[i].active && view.sameFlow(p, as: flows[i].first!, head: flows[i].packet) {
+            if mergeable {
+                checked = true
+                mergeable = view.checksumsValid(p)
+                if mergeable && canAppend(i, view, p) {
+                    append(i, view, p)
+                    return
+                }
+            }
+            flush(i)  // order within a flow is kept
+            break
+        }
+        if mergeable && (checked || view.checksumsValid(p)) {
+            start(view, p)
+        } else {
+            writeSingle(p, length: length)
+        }
+    }
+
+    /// Writes every held flow. Call before the packets' buffer is reused.
+    func flush() {
+        for i in 0..<Self.maxFlows where flows[i].active { flush(i) }
+    }
+
+    // MARK: Merging
+
+    private func canAppend(_ i: Int, _ v: TCPSegmentView, _ p: UnsafeRawPointer) -> Bool {
+        let f = flows[i]
+        let head = f.packet
+        guard !f.closed, f.count < Self.maxSegments, v.sequence == f.nextSequence,
+              v.payloadLength <= head.payloadLength,
+              v.headerLength == head.headerLength, v.ipHeaderLength == head.ipHeaderLength,
+              head.headerLength + f.payloadBytes + v.payloadLength <= (v.ipv6 ? 65535 + 40 : 65535)
+        else { return false }
+        return v.sameHeaderFields(p, as: f.first!)
+    }
+
+    private func start(_ v: TCPSegmentView, _ p: UnsafeMutableRawPointer) {
+        var slot = -1
+        for i in 0..<Self.maxFlows where !flows[i].active { slot = i; break }
+        if slot < 0 {
+            slot = evict
+            evict = (evict + 1) % Self.maxFlows
+            flush(slot)
+        }
+        flows[slot] = Flow(active: true, packet: v, first: p, count: 1, payloadBytes: v.payloadLength,
+                           nextSequence: v.sequence &+ UInt32(v.payloadLength), closed: v.push, push: v.push)
+        let iov = iovecs + slot * (Self.maxSegments + 1)
+        iov[1] = iovec(iov_base: p + v.headerLength, iov_len: v.payloadLength)
+    }
+
+    private func append(_ i: Int, _ v: TCPSegmentView, _ p: UnsafeMutableRawPointer) {
+        let iov = iovecs + i * (Self.maxSegments + 1)
+        flows[i].count += 1
+        iov[flows[i].count] = iovec(iov_base: p + v.headerLength, iov_len: v.payloadLength)
+        flows[i].payloadBytes += v.payloadLength
+        flows[i].nextSequence = v.sequence &+ UInt32(v.payloadLength)
+        if v.push || v.payloadLength < flows[i].packet.payloadLength { flows[i].closed = true }
+        flows[i].push = flows[i].push || v.push
+    }
+
+    private func flush(_ i: Int) {
+        let f = flows[i]
+        flows[i].active = false
+        guard f.count > 1 else {
+            writeSingle(f.first!, length: f.packet.headerLength + f.packet.payloadLength)
+            return
+        }
+        // The first packet's headers, with the merged lengths, PSH if any
+        // segment had it, the IPv4 header checksum recomputed and the TCP
+        // checksum left partial (the pseudo-header sum): NEEDS_CSUM tells
+        // the kernel the payload's checksums were verified.
+        let h = f.packet
+        let out = headers + i * Self.headerRoom
+        let ip = out + VirtioNetHeader.size
+        ip.copyMemory(from: f.first!, byteCount: h.headerLength)
+        let tcpLength = h.tcpHeaderLength + f.payloadBytes
+        if h.ipv6 {
+            ip.storeBytes(of: UInt16(tcpLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+        } else {
+            ip.storeBytes(of: UInt16(h.ipHeaderLength + tcpLength).bigEndian, toByteOffset: 2, as: UInt16.self)
+            Checksum.setIPv4Header(ip, headerLength: h.ipHeaderLength)
+        }
+        let tcp = ip + h.ipHeaderLength
+        if f.push {
+            tcp.storeBytes(of: tcp.load(fromByteOffset: 13, as: UInt8.self) | TSOPlan.flagPSH, toByteOffset: 13,
+                           as: UInt8.self)
+        }
+        let pseudo = Checksum.pseudoHeader(ip: ip, ipv6: h.ipv6, protocol: TSOPlan.tcp, length: tcpLength)
+        tcp.storeBytes(of: Checksum.fold(pseudo), toByteOffset: 16, as: UInt16.self)
+        VirtioNetHeader(flags: VirtioNetHeader.needsChecksum,
+                        gsoType: h.ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
+                        headerLength: UInt16(h.headerLength), gsoSize: UInt16(h.payloadLength),
+                        checksumStart: UInt16(h.ipHeaderLength), checksumOffset: 16).store(to: out)
+
+        let iov = iovecs + i * (Self.maxSegments + 1)
+        iov[0] = iovec(iov_base: out, iov_len: VirtioNetHeader.size + h.headerLength)
+        let written = writev(fd.rawValue, iov, Int32(f.count + 1))
+        let n = UInt64(f.count)
+        if written == VirtioNetHeader.size + h.headerLength + f.payloadBytes {
+            counters.packets &+= n
+            counters.bytes &+= UInt64(h.headerLength) &* n &+ UInt64(f.payloadBytes)
+            counters.mergedWrites &+= 1
+            counters.mergedPackets &+= n
+        } else {
+            counters.failedPackets &+= n
+        }
+    }
+
+    /// One packet as it is, behind a plain virtio header in its 10 spare bytes.
+    private func writeSingle(_ p: UnsafeMutableRawPointer, length: Int) {
+        let start = p - VirtioNetHeader.size
+        VirtioNetHeader.storePlain(to: start)
+        if Glibc.write(fd.rawValue, start, VirtioNetHeader.size + length) == VirtioNetHeader.size + length {
+            counters.packets &+= 1
+            counters.bytes &+= UInt64(length)
+        } else {
+            counters.failedPackets &+= 1
+        }
+    }
+}
