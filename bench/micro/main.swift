@@ -1,6 +1,8 @@
 // squtun-microbench: seal/open cost per packet against `openssl speed` for
 // the same work. Not a test. Run in release:
 //   swift run -c release --scratch-path .build-crypto squtun-microbench [payload-bytes]
+// or, for instruction counts under valgrind (see bench/callgrind):
+//   squtun-microbench --count N --only seal|open [payload-bytes]
 import Foundation
 import Glibc
 import Shared
@@ -10,11 +12,36 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-let payloadLength = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? -1 : 1400
-guard (0...Wire.maxPayloadLength).contains(payloadLength) else {
-    printError("usage: squtun-microbench [payload-bytes 0...\(Wire.maxPayloadLength)]")
+func usage() -> Never {
+    printError("usage: squtun-microbench [--count N --only seal|open] [payload-bytes 0...\(Wire.maxPayloadLength)]")
     exit(2)
 }
+
+// `--count N --only seal|open`: exactly N operations and nothing else (no
+// clock, no warm-up, no openssl speed), so that the instruction count under
+// `valgrind --tool=callgrind` is a function of N alone: bench/callgrind runs
+// N and 2N and divides the difference by N. Without them: the timed
+// comparison, as before.
+var countOnly: (count: Int, open: Bool)?
+var payloadArgument: String?
+do {
+    var count: Int?, only: String?
+    var args = CommandLine.arguments.dropFirst()
+    while let arg = args.popFirst() {
+        switch arg {
+        case "--count": guard let n = args.popFirst().flatMap({ Int($0) }), n >= 0 else { usage() }; count = n
+        case "--only": guard let o = args.popFirst(), o == "seal" || o == "open" else { usage() }; only = o
+        default: guard payloadArgument == nil else { usage() }; payloadArgument = arg
+        }
+    }
+    switch (count, only) {
+    case let (count?, only?): countOnly = (count, only == "open")
+    case (nil, nil): break
+    default: usage()  // one without the other is a mistake, not a default
+    }
+}
+let payloadLength = payloadArgument.map { Int($0) ?? -1 } ?? 1400
+guard (0...Wire.maxPayloadLength).contains(payloadLength) else { usage() }
 let padded = Wire.paddedLength(payloadLength)
 let packetLength = Wire.packetLength(payload: payloadLength)
 let macInput = packetLength - Wire.macLength  // header + IV + ciphertext
@@ -76,6 +103,29 @@ do {
         fail("sealed packet does not open")
     }
 } catch { fail("seal: \(error)") }
+
+// The loops the timed mode measures, minus the timing. Opening decrypts in
+// place, so each round restores the datagram first, as below; callgrind
+// counts only inside seal/verify/decrypt (--toggle-collect), so the copy is
+// not in the figure. Nothing is allocated in either loop.
+if let (count, open) = countOnly {
+    var failures = 0
+    if open {
+        for _ in 0..<count {
+            buffer.copyMemory(from: UnsafeRawBufferPointer(master))
+            if !receiver.verify(UnsafeRawBufferPointer(buffer)) || receiver.decrypt(buffer) == nil { failures += 1 }
+        }
+    } else {
+        do {
+            for _ in 0..<count {
+                header.counter &+= 1
+                _ = try sender.seal(header: header, payloadLength: payloadLength, packet: buffer)
+            }
+        } catch { fail("seal: \(error)") }
+    }
+    if failures > 0 { fail("\(failures) opens failed") }
+    exit(0)
+}
 
 print("squtun-microbench: payload \(payloadLength) B, datagram \(packetLength) B (CBC \(padded) B, HMAC over \(macInput) B); \(measureSeconds) s per measurement")
 
