@@ -89,7 +89,7 @@ final class DataPath {
         txPayload.initialize(repeating: 0, count: tx.capacity)
         if tun.vnetHeader {
             tunBuffer = .allocate(byteCount: VirtioNetHeader.size + 65536, alignment: 64)
-            coalescer = Coalescer(fd: tun.fd)
+            coalescer = Coalescer(fd: tun.fd, mergeUDP: tun.udpOffload)
         } else {
             tunBuffer = nil
             coalescer = nil
@@ -297,8 +297,8 @@ final class DataPath {
                 continue
             }
             handled += plan.count
-            stats.tsoReads &+= 1
-            stats.tsoSegments &+= UInt64(plan.count)
+            stats.gsoReads &+= 1
+            stats.gsoSegments &+= UInt64(plan.count)
             if peer == nil {
                 stats.noPeer &+= UInt64(plan.count)
                 continue
@@ -400,7 +400,7 @@ final class DataPath {
             stats.groWrites = c.mergedWrites
             stats.groPackets = c.mergedPackets
         }
-        stats.offload = tun.vnetHeader
+        stats.offload = tun.vnetHeader ? (tun.udpOffload ? "tcp udp" : "tcp") : "off"
         return stats.render(interface: settings.interface, peer: peer.map { "\($0)" } ?? "none",
                      peerSession: opener.peerSession, ownSession: sealer.session,
                      derivations: opener.derivations, nowMonotonicMs: monotonicMs())

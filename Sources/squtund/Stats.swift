@@ -20,12 +20,13 @@ struct Stats {
     var tunWriteErrors: UInt64 = 0
     var tunReadErrors: UInt64 = 0
     var peerChanges: UInt64 = 0
-    /// Tun offloads: on or not; TCP super-packets read and the segments
-    /// cut from them; merged super-packets written and the packets in them;
-    /// reads whose virtio header made no sense.
-    var offload = false
-    var tsoReads: UInt64 = 0
-    var tsoSegments: UInt64 = 0
+    /// Tun offloads: "off", "tcp" or "tcp udp" (which super-packets the tun
+    /// takes); super-packets read and the packets cut from them; merged
+    /// super-packets written and the packets in them; reads whose virtio
+    /// header made no sense.
+    var offload = "off"
+    var gsoReads: UInt64 = 0
+    var gsoSegments: UInt64 = 0
     var groWrites: UInt64 = 0
     var groPackets: UInt64 = 0
     var offloadErrors: UInt64 = 0
@@ -64,9 +65,9 @@ struct Stats {
             ("tun-read-errors", String(tunReadErrors)),
             ("tun-write-errors", String(tunWriteErrors)),
             ("key-derivations", String(derivations)),
-            ("offload", offload ? "on" : "off"),
-            ("tun-tso-reads", String(tsoReads)),
-            ("tun-tso-segments", String(tsoSegments)),
+            ("offload", offload),
+            ("tun-gso-reads", String(gsoReads)),
+            ("tun-gso-segments", String(gsoSegments)),
             ("tun-gro-writes", String(groWrites)),
             ("tun-gro-packets", String(groPackets)),
             ("tun-offload-errors", String(offloadErrors)),

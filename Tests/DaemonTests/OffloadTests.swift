@@ -157,6 +157,59 @@ final class OffloadTests: XCTestCase {
         }
     }
 
+    /// A UDP datagram with a correct checksum (or `zeroChecksum`).
+    static func udpPacket(v6: Bool = false, payload: [UInt8], srcPort: UInt16 = 5000, ttl: UInt8 = 64,
+                          zeroChecksum: Bool = false) -> [UInt8] {
+        let udpLength = 8 + payload.count
+        var udp: [UInt8] = [UInt8(srcPort >> 8), UInt8(srcPort & 0xff), 0x23, 0x29,
+                            UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0] + payload
+        var ip: [UInt8]
+        if v6 {
+            ip = [0x60, 0, 0, 0, UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 17, ttl]
+            ip += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]
+            ip += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [2]
+        } else {
+            let total = 20 + udpLength
+            ip = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 7, 0x40, 0, ttl, 17, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2]
+            let c = ~referenceSum(ip)
+            ip[10] = UInt8(c >> 8)
+            ip[11] = UInt8(c & 0xff)
+        }
+        if !zeroChecksum {
+            let pseudo = (v6 ? Array(ip[8..<40]) : Array(ip[12..<20])) + [0, 17, UInt8(udpLength >> 8), UInt8(udpLength & 0xff)]
+            var c = ~referenceSum(pseudo + udp)
+            if c == 0 { c = 0xffff }
+            udp[6] = UInt8(c >> 8)
+            udp[7] = UInt8(c & 0xff)
+        }
+        return ip + udp
+    }
+
+    func testSplitCutsAUDPSuperPacketIntoItsDatagrams() throws {
+        for v6 in [false, true] {
+            let payload = Self.randomBytes(5 * 1200 + 17, seed: 7)
+            let big = Self.udpPacket(v6: v6, payload: payload)
+            let ihl = v6 ? 40 : 20
+            let header = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.gsoUDPL4,
+                                         headerLength: 0, gsoSize: 1200, checksumStart: UInt16(ihl), checksumOffset: 6)
+            let segments = try big.withUnsafeBytes { p in
+                let plan = try XCTUnwrap(TSOPlan(packet: p, header: header, maxSegment: 65423))
+                XCTAssertTrue(plan.udp)
+                var out = [UInt8](repeating: 0, count: 65536)
+                return (0..<plan.count).map { k in
+                    Array(out[0..<out.withUnsafeMutableBytes { plan.write(segment: k, of: p, to: $0.baseAddress!) }])
+                }
+            }
+            XCTAssertEqual(segments.map(\.count), [Int](repeating: ihl + 8 + 1200, count: 5) + [ihl + 8 + 17])
+            for (k, s) in segments.enumerated() {
+                XCTAssertTrue(Self.transportChecksumOK(s, proto: 17), "v6 \(v6) datagram \(k)")
+                XCTAssertEqual(Int(s[ihl + 4]) << 8 | Int(s[ihl + 5]), s.count - ihl, "UDP length")
+                if !v6 { XCTAssertTrue(Self.ipv4HeaderOK(s)) }
+            }
+            XCTAssertEqual(segments.flatMap { $0[(ihl + 8)...] }, payload)
+        }
+    }
+
     func testSplitRefusesWhatIsNotATCPSuperPacket() {
         let good = Self.tcpPacket(seq: 1, payload: Self.randomBytes(3000, seed: 1))
         func plan(_ p: [UInt8], _ h: VirtioNetHeader) -> Bool {
@@ -218,7 +271,7 @@ final class OffloadTests: XCTestCase {
 
     /// A coalescer writing into one end of a SOCK_SEQPACKET pair; `read`
     /// returns each write as one message.
-    private func makeCoalescer() -> (Coalescer, () -> [[UInt8]]) {
+    private func makeCoalescer(mergeUDP: Bool = true) -> (Coalescer, () -> [[UInt8]]) {
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds), 0)
         var size: Int32 = 4 << 20
@@ -226,7 +279,7 @@ final class OffloadTests: XCTestCase {
         setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &size, 4)
         sockets += fds
         let reader = fds[1]
-        return (Coalescer(fd: FileDescriptor(rawValue: fds[0])), {
+        return (Coalescer(fd: FileDescriptor(rawValue: fds[0]), mergeUDP: mergeUDP), {
             var out: [[UInt8]] = []
             var buffer = [UInt8](repeating: 0, count: 70_000)
             while true {
@@ -375,6 +428,51 @@ final class OffloadTests: XCTestCase {
             let n = read().count
             XCTAssertEqual(n, name == "same" ? 1 : 2, name)
         }
+    }
+
+    func testEqualUDPDatagramsMergeAndTheKernelCanCutThemBack() throws {
+        for v6 in [false, true] {
+            let (c, read) = makeCoalescer()
+            let arena = Arena()
+            let sizes = [1000, 1000, 1000, 400, 1000]  // the short one ends the run
+            let input = sizes.enumerated().map { Self.udpPacket(v6: v6, payload: Self.randomBytes($1, seed: UInt64($0))) }
+            feed(c, arena, input)
+            let out = read().map(unwrap)
+            XCTAssertEqual(out.count, 2)
+            let (h, p) = out[0]
+            let ihl = v6 ? 40 : 20
+            XCTAssertEqual(h.gsoType, VirtioNetHeader.gsoUDPL4)
+            XCTAssertEqual(h.gsoSize, 1000)
+            XCTAssertEqual(h.checksumOffset, 6)
+            XCTAssertEqual(Int(p[ihl + 4]) << 8 | Int(p[ihl + 5]), 8 + 3400, "UDP length of the whole")
+            XCTAssertTrue(Self.transportChecksumOK(p, proto: 17))
+            // Cutting it as the kernel would gives back the datagrams exactly.
+            let back = try p.withUnsafeBytes { q in
+                let plan = try XCTUnwrap(TSOPlan(packet: q, header: h, maxSegment: 65423))
+                var o = [UInt8](repeating: 0, count: 65536)
+                return (0..<plan.count).map { k in
+                    Array(o[0..<o.withUnsafeMutableBytes { plan.write(segment: k, of: q, to: $0.baseAddress!) }])
+                }
+            }
+            XCTAssertEqual(back.map { Array($0[(ihl + 8)...]) }, input[0..<4].map { Array($0[(ihl + 8)...]) })
+            XCTAssertEqual(out[1].1, input[4], "after the short one, alone")
+        }
+    }
+
+    func testUDPIsNotMergedWithoutUSOOrWithoutAChecksum() {
+        let input = (0..<3).map { Self.udpPacket(payload: Self.randomBytes(500, seed: UInt64($0))) }
+        let (c, read) = makeCoalescer(mergeUDP: false)
+        feed(c, Arena(), input)
+        XCTAssertEqual(read().count, 3, "device without USO: one write each")
+        let (c2, read2) = makeCoalescer()
+        let bare = (0..<3).map { Self.udpPacket(payload: Self.randomBytes(500, seed: UInt64($0)), zeroChecksum: true) }
+        feed(c2, Arena(), bare)
+        XCTAssertEqual(read2().map { $0.count - 10 }, bare.map(\.count), "IPv4 UDP without checksum: nothing to verify, not merged")
+        let (c3, read3) = makeCoalescer()
+        var mixed = input
+        mixed[1] = Self.udpPacket(payload: Self.randomBytes(500, seed: 1), ttl: 63)
+        feed(c3, Arena(), mixed)
+        XCTAssertEqual(read3().count, 3, "different TTLs")
     }
 
     func testALongRunIsCutAtSixtyFourSegments() {

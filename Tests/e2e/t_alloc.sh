@@ -42,14 +42,14 @@ allocs() {
 field() { ip netns exec "$NS_A" "$SQUTUN" status tun0 --control "$RUN/a.sock" | awk -F': ' -v f="$1" '$1==f {print $2}'; }
 a0=$(allocs)
 tx0=$(field tx-packets); rx0=$(field rx-packets)
-tso0=$(field tun-tso-segments); gro0=$(field tun-gro-packets)
+tso0=$(field tun-gso-segments); gro0=$(field tun-gro-packets)
 a1=$(allocs)   # the difference is what four status requests cost
 ip netns exec "$NS_A" ping -c 1000 -i 0.002 -q "$TUN_B" >/dev/null
 ip netns exec "$NS_B" ping -c 1000 -i 0.002 -s 1300 -q "$TUN_A" >/dev/null
 tcp_both_ways 2
 a2=$(allocs)
 tx=$(( $(field tx-packets) - tx0 )); rx=$(( $(field rx-packets) - rx0 ))
-tso=$(( $(field tun-tso-segments) - tso0 )); gro=$(( $(field tun-gro-packets) - gro0 ))
+tso=$(( $(field tun-gso-segments) - tso0 )); gro=$(( $(field tun-gro-packets) - gro0 ))
 log "packets sealed $tx, opened $rx (segments cut from super-packets $tso, merged $gro); allocations during them: $((a2 - a1)) (four status requests: $((a1 - a0)))"
 check "4000 packets moved" test $((tx + rx)) -ge 4000
 check "TCP went through the offload paths both ways" test "$tso" -gt 1000 -a "$gro" -gt 1000

@@ -2,7 +2,10 @@
 # Tun offloads (docs/PERFORMANCE.md): TCP super-packets cut into segments
 # on the sending side and merged on the receiving side carry every byte
 # unchanged, over IPv4 and IPv6 inside the tunnel, both ways; UDP whose
-# checksum the kernel left to squtun arrives with a valid one; the kernel
+# checksum the kernel left to squtun arrives with a valid one; bursts of
+# equal-sized UDP datagrams (sent one by one, or as one UDP_SEGMENT send
+# that the tun hands over whole) are merged and arrive as exactly the
+# datagrams sent; the kernel
 # counts no checksum errors; --no-offload works on a device that had them
 # (no super-packet reaches a reader without virtio headers); and an end
 # with offloads talks to an end without (the wire format is the same).
@@ -43,6 +46,21 @@ udp_transfer() {
     [ -n "$sent" ] && [ "$sent" = "$(cat "$out")" ] || { log "sent: $sent / received: $(cat "$out")"; return 1; }
 }
 
+# udp_bursts FROM_NS TO_NS TO_ADDR SEED [gso]: 3200 datagrams of 1000 bytes.
+udp_bursts() {
+    local out="$WORK/burst.$4"
+    ip netns exec "$2" $CHECK udp-check "$3" 9002 3200 1000 "$4" >"$out" 2>&1 &
+    local server=$!
+    PIDS+=("$server")
+    wait_for 5 sh -c "ip netns exec $2 ss -lun | grep -q ':9002 '"
+    ip netns exec "$1" $CHECK udp-burst "$3" 9002 3200 1000 "$4" ${5:-} >/dev/null 2>&1
+    wait "$server"
+    log "UDP bursts${5:+ ($5)}: $(cat "$out") of 3200"
+    local ok bad
+    ok=$(sed -nE 's/^ok=([0-9]+) bad=([0-9]+)$/\1/p' "$out"); bad=$(sed -nE 's/^ok=([0-9]+) bad=([0-9]+)$/\2/p' "$out")
+    [ "${bad:-1}" = 0 ] && [ "${ok:-0}" -ge 2400 ]
+}
+
 csum_errors() { # ns: TCP and UDP checksum errors the kernel counted
     ip netns exec "$1" nstat -az TcpInCsumErrors UdpInCsumErrors | awk 'NR > 1 {s += $2} END {print s + 0}'
 }
@@ -61,18 +79,24 @@ stop_pair() {
 }
 
 start_pair "" ""
-check "status says offload: on (both ends)" \
-    test "$(counter "$NS_A" a offload)/$(counter "$NS_B" b offload)" = "on/on"
+check "status says offload: tcp udp (both ends)" \
+    test "$(counter "$NS_A" a offload)/$(counter "$NS_B" b offload)" = "tcp udp/tcp udp"
 check "32 MiB TCP A → B over IPv4, byte for byte" transfer "$NS_A" "$NS_B" "$TUN_B" 1
 check "32 MiB TCP B → A over IPv4, byte for byte" transfer "$NS_B" "$NS_A" "$TUN_A" 2
 check "32 MiB TCP A → B over IPv6, byte for byte" transfer "$NS_A" "$NS_B" 2001:db8:77::2 3
 check "300 UDP datagrams A → B, checksums completed by squtun" udp_transfer "$NS_A" "$NS_B" "$TUN_B" 4
-tso=$(counter "$NS_A" a tun-tso-segments); reads=$(counter "$NS_A" a tun-tso-reads)
+gro0=$(counter "$NS_B" b tun-gro-writes)
+check "UDP bursts A → B: merged datagrams arrive exactly as sent" udp_bursts "$NS_A" "$NS_B" "$TUN_B" 9
+check "B merged UDP datagrams" test "$(counter "$NS_B" b tun-gro-writes)" -gt "$gro0"
+gso0=$(counter "$NS_A" a tun-gso-reads)
+check "UDP_SEGMENT sends A → B over IPv6: cut by A, arrive exactly as sent" udp_bursts "$NS_A" "$NS_B" 2001:db8:77::2 10 gso
+check "A's tun handed over UDP super-packets" test "$(counter "$NS_A" a tun-gso-reads)" -gt "$gso0"
+tso=$(counter "$NS_A" a tun-gso-segments); reads=$(counter "$NS_A" a tun-gso-reads)
 gro=$(counter "$NS_B" b tun-gro-packets); writes=$(counter "$NS_B" b tun-gro-writes)
 log "A cut $reads super-packets into $tso segments; B merged $gro packets into $writes writes"
 check "A's tun handed over TCP super-packets and A cut them" test "${tso:-0}" -gt "$((${reads:-0} * 2))"
 check "B merged received segments into super-packets" test "${gro:-0}" -gt "$((${writes:-0} * 2))"
-check "B → A used the offloads too" test "$(counter "$NS_B" b tun-tso-reads)" -gt 0 -a "$(counter "$NS_A" a tun-gro-writes)" -gt 0
+check "B → A used the offloads too" test "$(counter "$NS_B" b tun-gso-reads)" -gt 0 -a "$(counter "$NS_A" a tun-gro-writes)" -gt 0
 check "no offload errors, no drops, no tun write errors" sh -c "
     for s in a b; do $SQUTUN status tun0 --control $WORK/\$s.sock; done |
     awk -F': ' '(\$1 ~ /^drop-|offload-errors|write-errors/) && \$2 != 0 {bad=1} END {exit bad}'"
@@ -87,14 +111,16 @@ check "after the helper exits, the device's TSO is off again (left as found)" te
 start_pair "--no-offload" "--no-offload"
 check "--no-offload: status says offload: off" test "$(counter "$NS_A" a offload)" = off
 check "--no-offload: 32 MiB TCP A → B, byte for byte" transfer "$NS_A" "$NS_B" "$TUN_B" 5
+check "--no-offload: UDP_SEGMENT sends arrive as sent" udp_bursts "$NS_A" "$NS_B" "$TUN_B" 11 gso
 check "--no-offload: nothing was cut or merged" \
-    test "$(counter "$NS_A" a tun-tso-reads)/$(counter "$NS_B" b tun-gro-writes)/$(counter "$NS_A" a send-errors)" = "0/0/0"
+    test "$(counter "$NS_A" a tun-gso-reads)/$(counter "$NS_B" b tun-gro-writes)/$(counter "$NS_A" a send-errors)" = "0/0/0"
 stop_pair
 
 start_pair "" "--no-offload"
 check "offload ↔ no offload: 32 MiB TCP A → B" transfer "$NS_A" "$NS_B" "$TUN_B" 6
 check "offload ↔ no offload: 32 MiB TCP B → A" transfer "$NS_B" "$NS_A" "$TUN_A" 7
 check "offload ↔ no offload: UDP B → A" udp_transfer "$NS_B" "$NS_A" "$TUN_A" 8
+check "offload ↔ no offload: UDP bursts B → A, merged by A" udp_bursts "$NS_B" "$NS_A" "$TUN_A" 12
 check "still no checksum errors" test "$(csum_errors "$NS_A")/$(csum_errors "$NS_B")" = "0/0"
 stop_pair
 finish

@@ -1,14 +1,17 @@
 import Glibc
 
 /// GRO for the tun side: the authenticated packets of one received batch
-/// that are consecutive segments of one TCP flow go to the kernel as one
-/// super-packet (one writev, one trip through the stack) instead of one
-/// write each. Only what Linux's own GRO (tcp_gro_receive) would merge is
-/// merged: same addresses and ports, same IP header fields, same ACK,
+/// that are consecutive segments of one TCP flow, or equal-sized datagrams
+/// of one UDP flow, go to the kernel as one super-packet (one writev, one
+/// trip through the stack) instead of one write each. Only what Linux's
+/// own GRO (tcp_gro_receive, udp_gro_receive) would merge is merged: same
+/// addresses and ports, same IP header fields; for TCP the same ACK,
 /// window and options, sequence numbers that follow on, plain ACK segments
-/// with PSH only on the last, every checksum verified first (a bad segment
+/// with PSH only on the last; every checksum verified first (a bad segment
 /// goes to the kernel alone and unchanged, so it is dropped there as it
-/// would have been). Everything else is written as it came.
+/// would have been). Everything else is written as it came. The kernel
+/// cuts a UDP super-packet back into the same datagrams for a socket that
+/// did not ask for UDP GRO itself.
 ///
 /// Nothing is copied: a merged packet is a writev of a rebuilt header and
 /// the payloads where they were decrypted. So the caller's packets must
@@ -21,10 +24,13 @@ final class Coalescer {
     static let maxSegments = 64
     /// Virtio header + IPv4 (no options) or IPv6 + TCP with options.
     static let headerRoom = VirtioNetHeader.size + 40 + 60
+    /// UDP super-packets only when the device takes them (TUN_F_USO4/6,
+    /// Linux 6.2); TCP ones always.
+    let mergeUDP: Bool
 
     struct Flow {
         var active = false
-        var packet: TCPSegmentView = .none
+        var packet: SegmentView = .none
         /// The first packet, in the caller's buffer.
         var first: UnsafeMutableRawPointer?
         var count = 0
@@ -52,8 +58,9 @@ final class Coalescer {
     private var evict = 0
     private(set) var counters = Counters()
 
-    init(fd: FileDescriptor) {
+    init(fd: FileDescriptor, mergeUDP: Bool) {
         self.fd = fd
+        self.mergeUDP = mergeUDP
         flows = .allocate(capacity: Self.maxFlows)
         flows.initialize(repeating: Flow(), count: Self.maxFlows)
         iovecs = .allocate(capacity: Self.maxFlows * (Self.maxSegments + 1))
@@ -71,9 +78,9 @@ final class Coalescer {
     /// Takes one authenticated IP packet of `length` bytes at `p`: holds it
     /// to merge, or writes it (after the held packets of its flow).
     func add(_ p: UnsafeMutableRawPointer, length: Int) {
-        let view = TCPSegmentView(p, length: length)
-        guard view.isTCP else { writeSingle(p, length: length); return }
-        var mergeable = view.isMergeable
+        let view = SegmentView(p, length: length)
+        guard view.isSegment else { writeSingle(p, length: length); return }
+        var mergeable = view.isMergeable && (mergeUDP || !view.isUDP)
         var checked = false
         for i in 0..<Self.maxFlows where flows[i].active && view.sameFlow(p, as: flows[i].first!, head: flows[i].packet) {
             if mergeable {
@@ -101,18 +108,18 @@ final class Coalescer {
 
     // MARK: Merging
 
-    private func canAppend(_ i: Int, _ v: TCPSegmentView, _ p: UnsafeRawPointer) -> Bool {
+    private func canAppend(_ i: Int, _ v: SegmentView, _ p: UnsafeRawPointer) -> Bool {
         let f = flows[i]
         let head = f.packet
-        guard !f.closed, f.count < Self.maxSegments, v.sequence == f.nextSequence,
+        guard !f.closed, f.count < Self.maxSegments, v.isUDP || v.sequence == f.nextSequence,
               v.payloadLength <= head.payloadLength,
-              v.headerLength == head.headerLength, v.ipHeaderLength == head.ipHeaderLength,
+              v.transportHeaderLength == head.transportHeaderLength, v.ipHeaderLength == head.ipHeaderLength,
               head.headerLength + f.payloadBytes + v.payloadLength <= (v.ipv6 ? 65535 + 40 : 65535)
         else { return false }
         return v.sameHeaderFields(p, as: f.first!)
     }
 
-    private func start(_ v: TCPSegmentView, _ p: UnsafeMutableRawPointer) {
+    private func start(_ v: SegmentView, _ p: UnsafeMutableRawPointer) {
         var slot = -1
         for i in 0..<Self.maxFlows where !flows[i].active { slot = i; break }
         if slot < 0 {
@@ -126,7 +133,7 @@ final class Coalescer {
         iov[1] = iovec(iov_base: p + v.headerLength, iov_len: v.payloadLength)
     }
 
-    private func append(_ i: Int, _ v: TCPSegmentView, _ p: UnsafeMutableRawPointer) {
+    private func append(_ i: Int, _ v: SegmentView, _ p: UnsafeMutableRawPointer) {
         let iov = iovecs + i * (Self.maxSegments + 1)
         flows[i].count += 1
         iov[flows[i].count] = iovec(iov_base: p + v.headerLength, iov_len: v.payloadLength)
@@ -144,31 +151,37 @@ final class Coalescer {
             return
         }
         // The first packet's headers, with the merged lengths, PSH if any
-        // segment had it, the IPv4 header checksum recomputed and the TCP
-        // checksum left partial (the pseudo-header sum): NEEDS_CSUM tells
-        // the kernel the payload's checksums were verified.
+        // segment had it, the IPv4 header checksum recomputed and the
+        // transport checksum left partial (the pseudo-header sum):
+        // NEEDS_CSUM tells the kernel the payload's checksums were verified.
         let h = f.packet
         let out = headers + i * Self.headerRoom
         let ip = out + VirtioNetHeader.size
         ip.copyMemory(from: f.first!, byteCount: h.headerLength)
-        let tcpLength = h.tcpHeaderLength + f.payloadBytes
+        let transportLength = h.transportHeaderLength + f.payloadBytes
         if h.ipv6 {
-            ip.storeBytes(of: UInt16(tcpLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+            ip.storeBytes(of: UInt16(transportLength).bigEndian, toByteOffset: 4, as: UInt16.self)
         } else {
-            ip.storeBytes(of: UInt16(h.ipHeaderLength + tcpLength).bigEndian, toByteOffset: 2, as: UInt16.self)
+            ip.storeBytes(of: UInt16(h.ipHeaderLength + transportLength).bigEndian, toByteOffset: 2, as: UInt16.self)
             Checksum.setIPv4Header(ip, headerLength: h.ipHeaderLength)
         }
-        let tcp = ip + h.ipHeaderLength
-        if f.push {
-            tcp.storeBytes(of: tcp.load(fromByteOffset: 13, as: UInt8.self) | TSOPlan.flagPSH, toByteOffset: 13,
-                           as: UInt8.self)
+        let transport = ip + h.ipHeaderLength
+        let gsoType: UInt8
+        if h.isUDP {
+            transport.storeBytes(of: UInt16(transportLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+            gsoType = VirtioNetHeader.gsoUDPL4
+        } else {
+            if f.push {
+                transport.storeBytes(of: transport.load(fromByteOffset: 13, as: UInt8.self) | SegmentView.flagPSH,
+                                     toByteOffset: 13, as: UInt8.self)
+            }
+            gsoType = h.ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4
         }
-        let pseudo = Checksum.pseudoHeader(ip: ip, ipv6: h.ipv6, protocol: TSOPlan.tcp, length: tcpLength)
-        tcp.storeBytes(of: Checksum.fold(pseudo), toByteOffset: 16, as: UInt16.self)
-        VirtioNetHeader(flags: VirtioNetHeader.needsChecksum,
-                        gsoType: h.ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
+        let pseudo = Checksum.pseudoHeader(ip: ip, ipv6: h.ipv6, protocol: h.proto, length: transportLength)
+        transport.storeBytes(of: Checksum.fold(pseudo), toByteOffset: h.checksumOffset, as: UInt16.self)
+        VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: gsoType,
                         headerLength: UInt16(h.headerLength), gsoSize: UInt16(h.payloadLength),
-                        checksumStart: UInt16(h.ipHeaderLength), checksumOffset: 16).store(to: out)
+                        checksumStart: UInt16(h.ipHeaderLength), checksumOffset: UInt16(h.checksumOffset)).store(to: out)
 
         let iov = iovecs + i * (Self.maxSegments + 1)
         iov[0] = iovec(iov_base: out, iov_len: VirtioNetHeader.size + h.headerLength)

@@ -1,16 +1,19 @@
-/// Splitting what a tun with TSO hands us. With TUN_F_TSO4/TSO6 the kernel
-/// gives the reader one TCP super-packet of up to 64 KiB where it would
-/// have given ~45 MTU-sized packets: one read instead of 45. squtun cuts it
-/// back into the segments the kernel would have sent, each with its own
-/// complete IP and TCP checksums, and seals each as an ordinary datagram:
-/// the wire format, and every check the peer makes, are unchanged.
+/// Splitting what a tun with TSO/USO hands us. With TUN_F_TSO4/TSO6 the
+/// kernel gives the reader one TCP super-packet of up to 64 KiB where it
+/// would have given ~45 MTU-sized packets: one read instead of 45 (and
+/// with TUN_F_USO4/6 the same for a UDP_SEGMENT sender's datagrams).
+/// squtun cuts it back into the packets the kernel would have sent, each
+/// with its own complete IP and transport checksums, and seals each as an
+/// ordinary datagram: the wire format, and every check the peer makes, are
+/// unchanged.
 ///
-/// Segment k (RFC 793 sequence space, as Linux's tcp_gso_segment does it):
-/// the first packet's headers, payload bytes [k·size, (k+1)·size), sequence
-/// number + k·size, IPv4 id + k, FIN and PSH only on the last segment, CWR
-/// only on the first; lengths and checksums recomputed.
+/// Segment k (as Linux's tcp_gso_segment / __udp_gso_segment do it): the
+/// first packet's headers, payload bytes [k·size, (k+1)·size), IPv4 id + k,
+/// lengths and checksums recomputed; for TCP the sequence number + k·size,
+/// FIN and PSH only on the last segment, CWR only on the first.
 struct TSOPlan {
     let ipv6: Bool
+    let udp: Bool
     /// Bytes of IP header (the kernel's csum_start): TCP starts here.
     let ipHeaderLength: Int
     /// IP + TCP headers, copied in front of every segment.
@@ -21,41 +24,39 @@ struct TSOPlan {
     private let firstSequence: UInt32
     private let firstID: UInt16
 
-    static let tcp: UInt8 = 6
-    static let flagFIN: UInt8 = 0x01
-    static let flagPSH: UInt8 = 0x08
-    static let flagCWR: UInt8 = 0x80
-
-    /// Nil when the packet is not the TCP super-packet the header says it is
+    /// Nil when the packet is not the super-packet the header says it is
     /// (the kernel's hdr_len is not trusted: it can be the whole first
     /// packet; the TCP header length comes from the packet itself).
     init?(packet p: UnsafeRawBufferPointer, header h: VirtioNetHeader, maxSegment: Int) {
         guard p.count >= 20, let base = p.baseAddress else { return nil }
         let version = p[0] >> 4
         let l4 = Int(h.checksumStart)
+        let proto: UInt8
         switch h.gsoType & ~VirtioNetHeader.gsoECN {
-        case VirtioNetHeader.gsoTCPv4:
-            guard version == 4, Int(p[0] & 0x0f) * 4 == l4, l4 >= 20, p[9] == Self.tcp else { return nil }
-            ipv6 = false
-        case VirtioNetHeader.gsoTCPv6:
-            // Extension headers would need walking; Linux's TSO6 output for
-            // a local socket has none, and anything else is refused.
-            guard version == 6, l4 == 40, p.count >= 40, p[6] == Self.tcp else { return nil }
-            ipv6 = true
-        default:
-            return nil
+        case VirtioNetHeader.gsoTCPv4: (proto, ipv6) = (SegmentView.tcp, false)
+        case VirtioNetHeader.gsoTCPv6: (proto, ipv6) = (SegmentView.tcp, true)
+        case VirtioNetHeader.gsoUDPL4: (proto, ipv6) = (SegmentView.udp, version == 6)
+        default: return nil
         }
-        guard h.flags & VirtioNetHeader.needsChecksum != 0, h.checksumOffset == 16,
-              p.count >= l4 + 20 else { return nil }
-        let tcpLength = Int(p[l4 + 12] >> 4) * 4
-        guard tcpLength >= 20, p.count >= l4 + tcpLength else { return nil }
+        udp = proto == SegmentView.udp
+        if ipv6 {
+            // Extension headers would need walking; Linux's GSO output for
+            // a local socket has none, and anything else is refused.
+            guard version == 6, l4 == 40, p.count >= 40, p[6] == proto else { return nil }
+        } else {
+            guard version == 4, Int(p[0] & 0x0f) * 4 == l4, l4 >= 20, p[9] == proto else { return nil }
+        }
+        guard h.flags & VirtioNetHeader.needsChecksum != 0, h.checksumOffset == (udp ? 6 : 16),
+              p.count >= l4 + (udp ? 8 : 20) else { return nil }
+        let transportLength = udp ? 8 : Int(p[l4 + 12] >> 4) * 4
+        guard transportLength >= (udp ? 8 : 20), p.count >= l4 + transportLength else { return nil }
         ipHeaderLength = l4
-        headerLength = l4 + tcpLength
+        headerLength = l4 + transportLength
         segmentSize = Int(h.gsoSize)
         payloadLength = p.count - headerLength
         guard segmentSize > 0, payloadLength > 0, headerLength + segmentSize <= maxSegment else { return nil }
         count = (payloadLength + segmentSize - 1) / segmentSize
-        firstSequence = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: l4 + 4, as: UInt32.self))
+        firstSequence = udp ? 0 : UInt32(bigEndian: base.loadUnaligned(fromByteOffset: l4 + 4, as: UInt32.self))
         firstID = ipv6 ? 0 : UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
     }
 
@@ -76,18 +77,28 @@ struct TSOPlan {
             out.storeBytes(of: (firstID &+ UInt16(truncatingIfNeeded: k)).bigEndian, toByteOffset: 4, as: UInt16.self)
             Checksum.setIPv4Header(out, headerLength: ipHeaderLength)
         }
-        let tcp = out + ipHeaderLength
-        tcp.storeBytes(of: (firstSequence &+ UInt32(truncatingIfNeeded: offset)).bigEndian, toByteOffset: 4,
-                       as: UInt32.self)
-        var flags = tcp.load(fromByteOffset: 13, as: UInt8.self)
-        if k != count - 1 { flags &= ~(Self.flagFIN | Self.flagPSH) }
-        if k != 0 { flags &= ~Self.flagCWR }
-        tcp.storeBytes(of: flags, toByteOffset: 13, as: UInt8.self)
-        let tcpLength = total - ipHeaderLength
-        tcp.storeBytes(of: 0, toByteOffset: 16, as: UInt16.self)
-        let sum = Checksum.add(Checksum.pseudoHeader(ip: out, ipv6: ipv6, protocol: Self.tcp, length: tcpLength),
-                               tcp, tcpLength)
-        tcp.storeBytes(of: ~Checksum.fold(sum), toByteOffset: 16, as: UInt16.self)
+        let transport = out + ipHeaderLength
+        let transportLength = total - ipHeaderLength
+        let checksumAt: Int
+        if udp {
+            transport.storeBytes(of: UInt16(transportLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+            checksumAt = 6
+        } else {
+            transport.storeBytes(of: (firstSequence &+ UInt32(truncatingIfNeeded: offset)).bigEndian,
+                                 toByteOffset: 4, as: UInt32.self)
+            var flags = transport.load(fromByteOffset: 13, as: UInt8.self)
+            if k != count - 1 { flags &= ~(SegmentView.flagFIN | SegmentView.flagPSH) }
+            if k != 0 { flags &= ~SegmentView.flagCWR }
+            transport.storeBytes(of: flags, toByteOffset: 13, as: UInt8.self)
+            checksumAt = 16
+        }
+        transport.storeBytes(of: 0, toByteOffset: checksumAt, as: UInt16.self)
+        let proto = udp ? SegmentView.udp : SegmentView.tcp
+        let sum = ~Checksum.fold(Checksum.add(
+            Checksum.pseudoHeader(ip: out, ipv6: ipv6, protocol: proto, length: transportLength),
+            transport, transportLength))
+        // UDP spells a zero checksum 0xffff (0 means none); for TCP both are the same value.
+        transport.storeBytes(of: sum == 0 && udp ? 0xffff : sum, toByteOffset: checksumAt, as: UInt16.self)
         return total
     }
 

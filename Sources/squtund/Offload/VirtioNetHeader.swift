@@ -17,6 +17,7 @@ struct VirtioNetHeader: Equatable {
     static let gsoTCPv4: UInt8 = 1
     static let gsoUDP: UInt8 = 3
     static let gsoTCPv6: UInt8 = 4
+    static let gsoUDPL4: UInt8 = 5  // VIRTIO_NET_HDR_GSO_UDP_L4: UDP_SEGMENT-style datagrams
     static let gsoECN: UInt8 = 0x80
 
     var flags: UInt8 = 0

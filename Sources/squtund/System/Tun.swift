@@ -22,6 +22,8 @@ struct TunOffloads: OptionSet, Sendable {
     static let checksum = TunOffloads(rawValue: 0x01)  // TUN_F_CSUM: checksums left partial
     static let tso4 = TunOffloads(rawValue: 0x02)      // TUN_F_TSO4: TCP/IPv4 super-packets
     static let tso6 = TunOffloads(rawValue: 0x04)      // TUN_F_TSO6: TCP/IPv6 super-packets
+    static let uso4 = TunOffloads(rawValue: 0x20)      // TUN_F_USO4: UDP/IPv4 super-packets (Linux 6.2)
+    static let uso6 = TunOffloads(rawValue: 0x40)      // TUN_F_USO6: UDP/IPv6 super-packets
 }
 
 /// An fd attached to a PRE-CREATED tun device. squtun never creates or
@@ -37,35 +39,47 @@ struct Tun: Sendable {
     let group: UInt32?
     /// Attached with IFF_VNET_HDR and TSO/checksum offloads on.
     let vnetHeader: Bool
+    /// UDP segmentation offload on too: UDP super-packets may be read and written.
+    let udpOffload: Bool
 
     static let devicePath = "/dev/net/tun"
     static let TUNSETIFF: UInt = 0x4004_54ca
     static let TUNSETOFFLOAD: UInt = 0x4004_54d0
     static let TUNGETIFF: UInt = 0x8004_54d2
-    /// What squtun takes on when offloads are wanted. Not UDP (USO): the
-    /// tunnel's own traffic is what benefits, and TCP is most of it.
-    static let offloads: TunOffloads = [.checksum, .tso4, .tso6]
+    /// What squtun takes on when offloads are wanted, best first: a kernel
+    /// without USO (before 6.2) still gets TSO.
+    static let offloadChoices: [TunOffloads] = [[.checksum, .tso4, .tso6, .uso4, .uso6], [.checksum, .tso4, .tso6]]
+
+    /// Switches the device's offloads to the best choice it takes; nil if none.
+    private static func negotiateOffloads(_ fd: FileDescriptor) -> TunOffloads? {
+        offloadChoices.first { ioctl(fd.rawValue, TUNSETOFFLOAD, CInt($0.rawValue)) == 0 }
+    }
 
     /// Wraps an fd the helper attached (the worker side). Asks the kernel
-    /// (TUNGETIFF) whether it was attached with IFF_VNET_HDR, so that the
-    /// helper's choice needs no field in the channel protocol. Call before
-    /// seccomp (no ioctl is allowed after).
+    /// (TUNGETIFF) whether it was attached with IFF_VNET_HDR, and which
+    /// offloads the device takes (negotiated again: the same answer as the
+    /// helper's), so that the helper's choice needs no field in the channel
+    /// protocol. Call before seccomp (no ioctl is allowed after).
     init(adopting fd: FileDescriptor, name: String) {
         let flags = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> UInt16 in
             ifreq.initializeMemory(as: UInt8.self, repeating: 0)
             guard ioctl(fd.rawValue, Self.TUNGETIFF, ifreq.baseAddress!) == 0 else { return 0 }
             return ifreq.load(fromByteOffset: 16, as: UInt16.self)
         }
-        self.init(name: name, fd: fd, owner: nil, group: nil,
-                  vnetHeader: TunFlags(rawValue: flags).contains(.vnetHeader))
+        let vnet = TunFlags(rawValue: flags).contains(.vnetHeader)
+        let offloads = vnet ? Self.negotiateOffloads(fd) : nil
+        self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: vnet,
+                  udpOffload: offloads?.contains(.uso4) ?? false)
     }
 
-    private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool) {
+    private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool,
+                 udpOffload: Bool) {
         self.name = name
         self.fd = fd
         self.owner = owner
         self.group = group
         self.vnetHeader = vnetHeader
+        self.udpOffload = udpOffload
     }
 
     /// Interface names squtun accepts: 1...15 bytes (IFNAMSIZ - 1) of
@@ -141,12 +155,16 @@ struct Tun: Sendable {
         // The offloads are the device's (they outlive us): set them to what
         // this fd can take, also to none, so that a super-packet never
         // reaches a reader without a virtio header.
-        let wanted: TunOffloads = offload ? offloads : []
-        if ioctl(fd.rawValue, TUNSETOFFLOAD, CInt(wanted.rawValue)) != 0 && offload {
+        guard offload else {
+            _ = ioctl(fd.rawValue, TUNSETOFFLOAD, CInt(0))
+            return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: false, udpOffload: false)
+        }
+        guard let offloads = negotiateOffloads(fd) else {
             fd.close()
             return try attach(name: name, offload: false)
         }
-        return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: offload)
+        return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: true,
+                   udpOffload: offloads.contains(.uso4))
     }
 
     /// Leaves the device as squtun found it: offloads off, so that a later
