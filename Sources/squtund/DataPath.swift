@@ -61,8 +61,11 @@ final class DataPath {
     /// UDP GSO for runs of equal-sized datagrams, until the kernel refuses it.
     private var useGSO = true
     /// One batch per direction: slots big enough for the largest datagram.
+    /// Received slots fill up to 64 KiB each with UDP GRO (a slot holds up
+    /// to 64 coalesced datagrams), so 16 of them take up to ~1000 datagrams
+    /// per call while keeping the resident set 3 MiB below 64 slots'.
     private let tx = DatagramBatch()
-    private let rx = DatagramBatch()
+    private let rx = DatagramBatch(capacity: 16)
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
     /// With tun offloads: where a (super-)packet is read, behind its

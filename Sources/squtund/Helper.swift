@@ -3,7 +3,8 @@ import Shared
 
 /// The root helper: the process the user starts as root. It
 ///  1. checks and opens everything (Prepared: key, peer, user, chroot,
-///     OpenSSL, tun, UDP) — every failure one line on stderr, exit 1;
+///     tun, UDP; OpenSSL is the worker's) — every failure one line on
+///     stderr, exit 1;
 ///  2. detaches unless -f (the starting command waits for the verdict);
 ///  3. takes the pid file and creates the root-only status socket;
 ///  4. spawns the worker (`squtun --worker`, channel on fd 3) and hands it

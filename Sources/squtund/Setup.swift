@@ -5,7 +5,8 @@ import squtun_crypto
 /// What both start modes (root helper, unprivileged single process) open and
 /// check before anything runs, in this order, each failure one line:
 /// key file, peer address, user and chroot (root only), OpenSSL with this
-/// key, tun device, UDP socket.
+/// key (non-root only: the root helper's worker checks it), tun device,
+/// UDP socket.
 struct Prepared {
     let config: TunnelConfig
     let psk: SecretBytes
@@ -33,7 +34,13 @@ struct Prepared {
         }
         let session = WallClock.nowNs()
         // OpenSSL must work with this key before we go on (and before any fork).
-        _ = try TunnelCrypto(psk: psk, session: session, startMs: 0, skewSeconds: 0)
+        // The root helper leaves that to its worker, the only process that
+        // encrypts: initialising OpenSSL here would keep ~2 MiB of libcrypto
+        // resident in the helper for its whole life, and the worker's failure
+        // reaches the terminal the same way (its one line, exit 1).
+        if !privileged {
+            _ = try TunnelCrypto(psk: psk, session: session, startMs: 0, skewSeconds: 0)
+        }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
