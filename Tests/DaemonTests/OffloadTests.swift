@@ -102,6 +102,12 @@ final class OffloadTests: XCTestCase {
             let ours = bytes.withUnsafeBytes { Checksum.fold(Checksum.add(0, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, length)) }
             XCTAssertEqual(UInt16(bigEndian: ours), Self.referenceSum(bytes), "length \(length)")
         }
+        for length in [1399, 1400, 1401, 4096, 65_535] {
+            let bytes = Self.randomBytes(length, seed: UInt64(length))
+            let ours = bytes.withUnsafeBytes { Checksum.fold(Checksum.add(0x1234_5678_9abc, $0.baseAddress!, length)) }
+            let initial = Self.referenceSum([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc].reversed())
+            XCTAssertEqual(UInt16(bigEndian: ours), Self.referenceSum(bytes, initial: UInt32(initial)), "length \(length) on a running sum")
+        }
         // All-ones words: the end-around carry of the 64-bit sum matters.
         let ones = [UInt8](repeating: 0xff, count: 4096)
         ones.withUnsafeBytes { XCTAssertEqual(Checksum.fold(Checksum.add(0, $0.baseAddress!, 4096)), 0xffff) }
