@@ -17,7 +17,7 @@ enum Solo {
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")
         try Privileges.unprivilegedHardening()
-        try Seccomp.install(mode: .singleProcess)
+        try Seccomp.install(mode: .singleProcess, tunFD: p.tun.vnetHeader ? p.tun.fd.rawValue : nil)
         Log.notice("tunnel on \(config.interface) is up" + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
         daemon?.succeed()
         let path = DataPath(
@@ -25,6 +25,9 @@ enum Solo {
                             configuredPeer: p.peer, statusUID: uid),
             tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
             sealer: crypto.sealer, opener: crypto.opener, log: Log.write)
-        return DataPath.exitStatus(path.run())
+        let end = path.run()
+        // No helper to do it: the device's offloads off again (Tun.clearOffloads).
+        if p.tun.vnetHeader { p.tun.switchOffloadsOff() }
+        return DataPath.exitStatus(end)
     }
 }

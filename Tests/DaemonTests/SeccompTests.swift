@@ -41,6 +41,12 @@ final class SeccompTests: XCTestCase {
         }
         #endif
         XCTAssertEqual(Seccomp.defaultAction, SCMP_ACT_KILL_PROCESS)
+        // The single process with tun offloads: one ioctl, fully pinned down.
+        XCTAssertFalse(Seccomp.allowList(mode: .singleProcess).contains { $0.syscall == "ioctl" })
+        let ioctlRule = Seccomp.allowList(mode: .singleProcess, tunFD: 7).filter { $0.syscall == "ioctl" }
+        XCTAssertEqual(ioctlRule.count, 1)
+        XCTAssertEqual(ioctlRule.first?.conditions.map(\.a), [7, UInt64(Tun.TUNSETOFFLOAD), 0])
+        XCTAssertFalse(Seccomp.allowList(mode: .worker, tunFD: 7).contains { $0.syscall == "ioctl" })
     }
 
     func testFilterBuilds() throws {

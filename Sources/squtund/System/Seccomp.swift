@@ -47,8 +47,10 @@ enum Seccomp {
 
     /// THE allow-list. Names that do not exist on this architecture (e.g.
     /// `poll` on arm64) are skipped. Everything else kills the process.
-    static func allowList(mode: Mode = .worker, pid: Int32 = getpid()) -> [Rule] {
-        let extra: [Rule] = mode == .worker ? [] : [
+    /// `tunFD` (single process with tun offloads): the one ioctl that
+    /// switches the device's offloads off at exit, on that fd, with 0.
+    static func allowList(mode: Mode = .worker, pid: Int32 = getpid(), tunFD: Int32? = nil) -> [Rule] {
+        var extra: [Rule] = mode == .worker ? [] : [
             Rule(syscall: "unlink", why: "remove the pid file and control socket at exit"),
             Rule(syscall: "pread64", why: "check the pid file still holds our pid before removing it"),
             // (lstat of the same-inode check is newfstatat, already in the base list.)
@@ -56,6 +58,11 @@ enum Seccomp {
                  conditions: [.equal(0, UInt64(AF_UNIX))]),
             Rule(syscall: "connect", why: "syslog() reconnecting to /dev/log"),
         ]
+        if mode == .singleProcess, let tunFD {
+            extra.append(Rule(syscall: "ioctl", why: "TUNSETOFFLOAD 0 on the tun at exit: the device left as found",
+                              conditions: [.equal(0, UInt64(UInt32(bitPattern: tunFD))),
+                                           .equal(1, UInt64(Tun.TUNSETOFFLOAD)), .equal(2, 0)]))
+        }
         return base(pid: pid) + extra
     }
 
@@ -147,8 +154,8 @@ enum Seccomp {
     /// Loads the allow-list into the kernel for this process. Irreversible.
     /// Also sets no_new_privs (libseccomp's default), which the privilege
     /// drop already did.
-    static func install(mode: Mode = .worker, allThreads: Bool = true) throws(SystemError) {
-        let filter = try makeFilter(rules: allowList(mode: mode), allThreads: allThreads)
+    static func install(mode: Mode = .worker, tunFD: Int32? = nil, allThreads: Bool = true) throws(SystemError) {
+        let filter = try makeFilter(rules: allowList(mode: mode, tunFD: tunFD), allThreads: allThreads)
         defer { seccomp_release(filter) }
         let result = seccomp_load(filter)
         if result < 0 { throw .seccompFailed(step: "seccomp_load", errno: Errno(-result)) }

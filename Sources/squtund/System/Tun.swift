@@ -175,6 +175,12 @@ struct Tun: Sendable {
         (try? attach(name: name, offload: false))?.close()
     }
 
+    /// The same through this fd (the single process, whose seccomp filter
+    /// allows exactly this ioctl).
+    func switchOffloadsOff() {
+        _ = ioctl(fd.rawValue, Self.TUNSETOFFLOAD, CInt(0))
+    }
+
     /// The kernel's rule (tun_not_capable) for callers without CAP_NET_ADMIN:
     /// a set owner must be our euid and a set group must be one of ours.
     /// (With neither set, anyone may attach.)
