@@ -66,6 +66,15 @@ let package = Package(
             path: "Sources/FuzzChannel",
             swiftSettings: fuzzFlags
         ),
+        // 5. Tun offloads: TSOPlan cutting what the kernel hands over, the
+        // Coalescer merging what a peer sends. Compiled in through symlinks
+        // to Sources/squtund/Offload, like the channel target.
+        .executableTarget(
+            name: "fuzz-offload",
+            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
+            path: "Sources/FuzzOffload",
+            swiftSettings: fuzzFlags
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

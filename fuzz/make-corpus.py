@@ -10,6 +10,9 @@ fuzz/corpus/options/  command lines, one argument per line (NUL also separates)
 fuzz/corpus/channel/  helper<->worker messages: one control byte (bits 0-1
                       the fd count, bits 2-3 how many fd numbers are held),
                       then the datagram (ChannelMessage.swift's format)
+fuzz/corpus/offload/  mode byte 0 (cut): a virtio header and a TCP/UDP
+                      super-packet; mode byte 1/3 (merge, UDP off/on):
+                      packets behind 2-byte lengths, with valid checksums
 
 Re-running it rewrites these seeds and leaves any other file (regression
 seeds added by hand, named regress-*) alone. Usage: fuzz/make-corpus.py
@@ -168,11 +171,77 @@ def channel():
         write("channel", name, data)
 
 
+def csum(data, initial=0):
+    """RFC 1071: big-endian 16-bit words, end-around carry (not complemented)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = initial
+    for (w,) in struct.iter_unpack("!H", data):
+        total += w
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def ip_packet(v6, proto, transport, ident=0, ttl=64):
+    """An IPv4/IPv6 packet around `transport` (its checksum field zero),
+    the transport checksum and the IPv4 header checksum filled in."""
+    if v6:
+        src, dst = bytes.fromhex("20010db8" + "00" * 11 + "01"), bytes.fromhex("20010db8" + "00" * 11 + "02")
+        ip = struct.pack("!IHBB", 6 << 28, len(transport), proto, ttl) + src + dst
+    else:
+        src, dst = bytes([10, 77, 0, 1]), bytes([10, 77, 0, 2])
+        ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(transport), ident, 0x4000, ttl, proto, 0) + src + dst
+        ip = ip[:10] + struct.pack("!H", 0xFFFF - csum(ip)) + ip[12:]
+    at = 16 if proto == 6 else 6
+    pseudo = csum(src + dst + struct.pack("!HH", proto, len(transport)))
+    c = 0xFFFF - csum(transport, pseudo)
+    if proto == 17 and c == 0:
+        c = 0xFFFF
+    return ip + transport[:at] + struct.pack("!H", c) + transport[at + 2:]
+
+
+def tcp(seq, payload, flags=0x10):
+    options = bytes([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2])
+    return struct.pack("!HHIIBBHHH", 40000, 5201, seq, 777, (20 + len(options)) // 4 << 4, flags, 512, 0, 0) + options + payload
+
+
+def udp(payload, sport=5000):
+    return struct.pack("!HHHH", sport, 9001, 8 + len(payload), 0) + payload
+
+
+def vnet(flags, gso_type, hdr_len, gso_size, start, offset):
+    return struct.pack("<BBHHHH", flags, gso_type, hdr_len, gso_size, start, offset)
+
+
+def offload():
+    body = bytes(range(256)) * 20
+    seeds = {
+        "cut-tcp4": b"\x00" + vnet(1, 1, 52, 1000, 20, 16) + ip_packet(False, 6, tcp(1, body[:5000], 0x18)),
+        "cut-tcp6": b"\x00" + vnet(1, 4, 72, 1200, 40, 16) + ip_packet(True, 6, tcp(9, body[:4801])),
+        "cut-udp4": b"\x00" + vnet(1, 5, 28, 700, 20, 6) + ip_packet(False, 17, udp(body[:2101])),
+        "partial-udp4": b"\x00" + vnet(1, 0, 0, 0, 20, 6) + ip_packet(False, 17, udp(body[:33])),
+    }
+    def batch(packets):
+        return b"".join(struct.pack("!H", len(p)) + p for p in packets)
+    seeds["merge-tcp4"] = b"\x01" + batch(
+        [ip_packet(False, 6, tcp(1000 + 500 * i, body[i:i + 500], 0x18 if i == 5 else 0x10), ident=i) for i in range(6)]
+        + [ip_packet(False, 1, bytes([8, 0, 0, 0, 0, 0, 0, 0]))])
+    seeds["merge-tcp6-gap"] = b"\x01" + batch(
+        [ip_packet(True, 6, tcp(s, body[:300])) for s in (1, 301, 700, 1000)])
+    seeds["merge-udp6"] = b"\x03" + batch([ip_packet(True, 17, udp(body[i:i + 400])) for i in range(5)])
+    seeds["merge-udp4-mixed"] = b"\x03" + batch(
+        [ip_packet(False, 17, udp(body[:n], 7)) for n in (600, 600, 200, 600)]
+        + [ip_packet(False, 6, tcp(5, body[:100]))])
+    for name, data in seeds.items():
+        write("offload", name, data)
+
+
 def main():
     packets()
     keyfiles()
     options()
     channel()
+    offload()
     for t in sorted(os.listdir(CORPUS)):
         print("%s: %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
 

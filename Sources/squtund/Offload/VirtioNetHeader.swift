@@ -81,11 +81,14 @@ enum Checksum {
 
     /// The TCP/UDP pseudo-header (RFC 793 / RFC 8200 §8.1) of an IP packet
     /// at `ip`: both addresses, the protocol and the transport length.
+    /// The addresses' sum is folded before the small words are added: an
+    /// accumulator can be as large as 2^64 - 1 (all-ones addresses: the
+    /// fuzzer found it), and a plain addition would drop the carry.
     @inline(__always)
     static func pseudoHeader(ip: UnsafeRawPointer, ipv6: Bool, protocol proto: UInt8, length: Int) -> UInt64 {
-        let addresses = ipv6 ? add(0, ip + 8, 32) : add(0, ip + 12, 8)
-        return addresses &+ word(UInt16(proto)) &+ word(UInt16(truncatingIfNeeded: length))
-            &+ word(UInt16(truncatingIfNeeded: length >> 16))
+        let addresses = fold(ipv6 ? add(0, ip + 8, 32) : add(0, ip + 12, 8))
+        return UInt64(addresses) + word(UInt16(proto)) + word(UInt16(truncatingIfNeeded: length))
+            + word(UInt16(truncatingIfNeeded: length >> 16))
     }
 
     /// The IPv4 header checksum, computed afresh into bytes 10–11.

@@ -1,0 +1,1 @@
+../../../Sources/squtund/System/FileDescriptor.swift

@@ -1,0 +1,1 @@
+../../../Sources/squtund/Offload/Segmenter.swift
