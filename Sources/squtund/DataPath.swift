@@ -224,22 +224,19 @@ final class DataPath {
             var sealed = 0
             var drained = false
             let now = WallClock.nowMs()
-            while sealed < tx.capacity {
+            filling: while sealed < tx.capacity {
                 let slot = tx.slot(sealed)
                 let room = UnsafeMutableRawBufferPointer(
                     rebasing: slot[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
                 let length: Int
-                do {
-                    guard let n = try tun.read(into: room) else { drained = true; break }
-                    length = n
-                } catch {
-                    if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
-                        flush(sealed)
-                        return .tunGone("tun device \(settings.interface) is gone (\(error))")
-                    }
-                    stats.tunReadErrors &+= 1
+                switch readTun(into: room) {
+                case .packet(let n): length = n
+                case .drained:
                     drained = true
-                    break
+                    break filling
+                case .gone(let end):
+                    flush(sealed)
+                    return end
                 }
                 if length == 0 { continue }
                 if peer == nil {
@@ -261,18 +258,14 @@ final class DataPath {
         var sealed = 0
         var handled = 0  // packets this wakeup (fairness)
         let now = WallClock.nowMs()
-        while handled < tx.capacity * Self.batchesPerWakeup {
+        reading: while handled < tx.capacity * Self.batchesPerWakeup {
             let n: Int
-            do {
-                guard let got = try tun.read(into: buffer) else { break }
-                n = got
-            } catch {
-                if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
-                    flush(sealed)
-                    return .tunGone("tun device \(settings.interface) is gone (\(error))")
-                }
-                stats.tunReadErrors &+= 1
-                break
+            switch readTun(into: buffer) {
+            case .packet(let got): n = got
+            case .drained: break reading
+            case .gone(let end):
+                flush(sealed)
+                return end
             }
             guard n > VirtioNetHeader.size else { continue }
             let header = VirtioNetHeader(loading: buffer.baseAddress!)
@@ -315,6 +308,28 @@ final class DataPath {
         }
         flush(sealed)
         return nil
+    }
+
+    private enum TunRead {
+        case packet(Int)
+        /// Nothing waiting, or a read error (counted).
+        case drained
+        case gone(DataPathExit)
+    }
+
+    /// One tun read, its errors sorted: the device gone ends the data path.
+    @inline(__always)
+    private func readTun(into buffer: UnsafeMutableRawBufferPointer) -> TunRead {
+        do {
+            guard let n = try tun.read(into: buffer) else { return .drained }
+            return .packet(n)
+        } catch {
+            if error.rawValue == EBADFD || error.rawValue == ENODEV || error.rawValue == EIO {
+                return .gone(.tunGone("tun device \(settings.interface) is gone (\(error))"))
+            }
+            stats.tunReadErrors &+= 1
+            return .drained
+        }
     }
 
     /// Seals the payload in tx slot `i`; false (counted) if it could not be.
