@@ -8,15 +8,17 @@ import squtun_crypto
 //
 //  1. ppoll-style wait: tun, UDP, the wake pipe of the signal handler, the
 //     helper channel, the status listener; timeout = next keepalive due.
-//  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun; up to
-//     64 datagrams per recvmmsg, UDP-GRO-coalesced ones split first. An
-//     authenticated datagram from a new address moves the peer there.
-//     With tun offloads, consecutive TCP segments of a batch go to the
-//     tun as one super-packet (Coalescer).
+//  2. UDP → open (every check of PROTOCOL.md §6, in order) → tun; 16 slots
+//     per recvmmsg, each one datagram or up to 64 coalesced by UDP GRO
+//     (split first). An authenticated datagram from a new address moves
+//     the peer there. With tun offloads, consecutive TCP segments (and
+//     equal-sized UDP datagrams) of a flow in one batch go to the tun as
+//     one super-packet (Coalescer).
 //  3. tun → seal → UDP to the current peer, up to 64 packets per batch,
 //     runs of equal size as one UDP GSO send (counted as no-peer if there
-//     is no peer yet). With tun offloads, a TCP super-packet read from the
-//     tun is first cut into its segments (TSOPlan), each sealed alone.
+//     is no peer yet). With tun offloads, a TCP or UDP super-packet read
+//     from the tun is first cut into its packets (TSOPlan), each sealed
+//     alone.
 //  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
 //  5. Status connection → the counters as text; channel hang-up → exit;
 //     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
@@ -252,8 +254,8 @@ final class DataPath {
     }
 
     /// The same with tun offloads: each read is a virtio header and a packet
-    /// whose checksum may still be ours to finish, or a TCP super-packet to
-    /// cut into segments; the batch is sent whenever it is full.
+    /// whose checksum may still be ours to finish, or a TCP/UDP super-packet
+    /// to cut into packets; the batch is sent whenever it is full.
     private func sendFromOffloadTun(_ buffer: UnsafeMutableRawBufferPointer) -> DataPathExit? {
         var sealed = 0
         var handled = 0  // packets this wakeup (fairness)
