@@ -109,6 +109,9 @@ ensure_pkgs() {
 
 genkey() { rm -f "$1"; "$SQUTUN" genkey "$1"; }
 
+# tso_state NS: "on" or "off", the TSO setting of NS's tun0 (ethtool).
+tso_state() { ip netns exec "$1" ethtool -k tun0 | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
+
 # status NS NAME: `squtun status` of instance NAME.
 status_of() { ip netns exec "$1" "$SQUTUN" status tun0 --control "$WORK/$2.sock"; }
 

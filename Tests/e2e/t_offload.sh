@@ -101,7 +101,6 @@ check "no offload errors, no drops, no tun write errors" sh -c "
     for s in a b; do $SQUTUN status tun0 --control $WORK/\$s.sock; done |
     awk -F': ' '(\$1 ~ /^drop-|offload-errors|write-errors/) && \$2 != 0 {bad=1} END {exit bad}'"
 check "the kernels counted no TCP/UDP checksum errors" test "$(csum_errors "$NS_A")/$(csum_errors "$NS_B")" = "0/0"
-tso_state() { ip netns exec "$1" ethtool -k tun0 | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
 check "while running, the tun device has TSO on" test "$(tso_state "$NS_A")" = on
 stop_pair
 check "after the helper exits, the device's TSO is off again (left as found)" test "$(tso_state "$NS_A")/$(tso_state "$NS_B")" = off/off

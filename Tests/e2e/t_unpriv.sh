@@ -33,11 +33,10 @@ check "NoNewPrivs 1" test "$(field NoNewPrivs)" = 1
 check "Seccomp 2" test "$(field Seccomp)" = 2
 check "CapEff 0" test "$(field CapEff)" = 0000000000000000
 check "the user can read its status" sh -c "ip netns exec $NS_A setpriv --reuid=$uid --regid=$gid --clear-groups $SQUTUN status tun0 --control $RUN/a.sock | grep -q '^rx-packets: [1-9]'"
-tso_a() { ip netns exec "$NS_A" ethtool -k tun0 | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
-check "the user's tunnel uses the tun offloads (TSO on)" test "$(tso_a)" = on
+check "the user's tunnel uses the tun offloads (TSO on)" test "$(tso_state "$NS_A")" = on
 kill -TERM "$PID_a"
 check "SIGTERM: it exits" wait_for 2 dead "$PID_a"
-check "and switched the device's offloads off again (under seccomp)" test "$(tso_a)" = off
+check "and switched the device's offloads off again (under seccomp)" test "$(tso_state "$NS_A")" = off
 wait "$PID_a"; rc=$?
 check "exit status 0 ($rc)" test "$rc" = 0
 check "pid file removed" test ! -e "$RUN/a.pid"
