@@ -167,6 +167,25 @@ cleanup() {
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "    (logs kept in $WORK)"; else rm -rf "$WORK"; fi
 }
 
+# diagnose NAME...: what a failed transfer leaves to go on, printed next to
+# its FAIL line (CI shows only part of a run's output): a ping each way,
+# then per instance whether its processes live, its non-zero counters,
+# the tun device's kernel counters and the last lines of its log.
+diagnose() {
+    local name ns pid
+    ping_from "$NS_A" "$TUN_B" && log "diagnose: ping A → B ok" || log "diagnose: ping A → B FAILED"
+    ping_from "$NS_B" "$TUN_A" && log "diagnose: ping B → A ok" || log "diagnose: ping B → A FAILED"
+    for name in "$@"; do
+        ns=$NS_A; [ "$name" = b ] && ns=$NS_B
+        pid=$(eval "echo \${PID_$name:-}")
+        log "diagnose $name: pid ${pid:-?} $(alive "${pid:-0}" && echo alive || echo dead), worker $(worker_of "${pid:-0}")"
+        log "diagnose $name: $(status_of "$ns" "$name" 2>&1 | grep -vE ': (0|0\.0)$|^(interface|own-session|peer-session):' | tr '\n' ' ')"
+        log "diagnose $name: tun0 $(ip -n "$ns" -s -o link show tun0 2>&1 | tr -s ' ' | cut -c1-400)"
+        log "diagnose $name: kernel $(ip netns exec "$ns" nstat -az TcpInSegs TcpOutSegs TcpRetransSegs TcpInCsumErrors UdpInDatagrams UdpInErrors UdpInCsumErrors IpInDiscards IpInHdrErrors 2>&1 | awk 'NR > 1 {printf "%s=%s ", $1, $2}')"
+        tail -n 4 "$WORK/$name.log" 2>/dev/null | sed "s/^/    diagnose $name log: /"
+    done
+}
+
 dump_logs() {
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "    --- $f"; sed 's/^/    | /' "$f" | tail -n 30; }; done
 }

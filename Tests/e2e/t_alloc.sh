@@ -29,7 +29,8 @@ tcp_both_ways() { # seconds: iperf3 A → B, then B → A (-R)
         ip netns exec "$NS_B" iperf3 -s -1 -B "$TUN_B" >/dev/null 2>&1 &
         PIDS+=($!)
         wait_for 5 sh -c "ip netns exec $NS_B ss -ltn | grep -q ':5201 '"
-        ip netns exec "$NS_A" iperf3 -c "$TUN_B" -t "$1" $r >/dev/null 2>&1
+        ip netns exec "$NS_A" timeout $(($1 + 30)) iperf3 -c "$TUN_B" -t "$1" $r >/dev/null 2>&1 ||
+            { log "iperf3 -t $1 $r did not complete"; diagnose b; }
     done
 }
 tcp_both_ways 1

@@ -24,11 +24,12 @@ log "ping RTT A → B (20 pings): ${rtt:-?} ms"
 ip netns exec "$NS_B" iperf3 -s -1 -B "$TUN_B" >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.5
-if ip netns exec "$NS_A" iperf3 -c "$TUN_B" -t 5 -J > "$WORK/iperf.json" 2>&1; then
+if ip netns exec "$NS_A" timeout 40 iperf3 -c "$TUN_B" -t 5 -J > "$WORK/iperf.json" 2>&1; then
     bps=$(/usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6,1))' "$WORK/iperf.json")
     pass "5 s iperf3 TCP run through the tunnel completes"
     log "iperf3 TCP A → B: $bps Mbit/s"
 else
+    log "iperf3: $(grep -m1 '"error"' "$WORK/iperf.json")"; diagnose a b
     fail "5 s iperf3 TCP run through the tunnel completes"
 fi
 

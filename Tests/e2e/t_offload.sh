@@ -30,7 +30,8 @@ transfer() {
     local sent
     sent=$(ip netns exec "$1" $CHECK send "$3" 9000 "$BYTES" "$4" 2>&1)
     wait "$server"
-    [ -n "$sent" ] && [ "$sent" = "$(cat "$out")" ] || { log "sent: $sent / received: $(cat "$out")"; return 1; }
+    [ -n "$sent" ] && [ "$sent" = "$(cat "$out")" ] || {
+        log "sent: $sent / received: $(cat "$out")"; diagnose a b; return 1; }
 }
 
 # udp_transfer FROM_NS TO_NS TO_ADDR SEED: 300 datagrams of 1..1300 bytes.
@@ -43,7 +44,8 @@ udp_transfer() {
     local sent
     sent=$(ip netns exec "$1" $CHECK udp-send "$3" 9001 300 "$4" 2>&1)
     wait "$server"
-    [ -n "$sent" ] && [ "$sent" = "$(cat "$out")" ] || { log "sent: $sent / received: $(cat "$out")"; return 1; }
+    [ -n "$sent" ] && [ "$sent" = "$(cat "$out")" ] || {
+        log "sent: $sent / received: $(cat "$out")"; diagnose a b; return 1; }
 }
 
 # udp_bursts FROM_NS TO_NS TO_ADDR SEED [gso]: 3200 datagrams of 1000 bytes.
@@ -69,7 +71,7 @@ start_pair() { # extra args for A, for B
     start_squtun "$NS_A" a -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 5 $1
     start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 5 $2
     wait_for 5 test -S "$WORK/a.sock" -a -S "$WORK/b.sock"
-    wait_for 5 ping_from "$NS_A" "$TUN_B"
+    check "A ${1:-offload}, B ${2:-offload}: tunnel up (ping A → B)" wait_for 5 ping_from "$NS_A" "$TUN_B"
 }
 
 stop_pair() {
@@ -121,5 +123,23 @@ check "offload ↔ no offload: 32 MiB TCP B → A" transfer "$NS_B" "$NS_A" "$TU
 check "offload ↔ no offload: UDP B → A" udp_transfer "$NS_B" "$NS_A" "$TUN_A" 8
 check "offload ↔ no offload: UDP bursts B → A, merged by A" udp_bursts "$NS_B" "$NS_A" "$TUN_A" 12
 check "still no checksum errors" test "$(csum_errors "$NS_A")/$(csum_errors "$NS_B")" = "0/0"
+stop_pair
+
+# A parent that started squtun with its signals blocked (the mask survives
+# exec; some supervisors and runners do this) must not turn SIGTERM into
+# the SIGKILL after which nobody switches the device's offloads off.
+printf '%s\n' '#!/usr/bin/python3' 'import os, signal, sys' \
+    'signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD})' \
+    "os.execv('$SQUTUN', ['$SQUTUN'] + sys.argv[1:])" > "$WORK/blocked"
+chmod 755 "$WORK/blocked"
+sigblk() { awk '$1 == "SigBlk:" {print $2}' "/proc/$1/status"; }
+real=$SQUTUN; SQUTUN="$WORK/blocked"
+start_pair "" ""
+SQUTUN=$real
+check "started with signals blocked: TSO on, nothing blocked in the helper ($(sigblk "$PID_a"))" \
+    test "$(tso_state "$NS_A")/$(sigblk "$PID_a")" = on/0000000000000000
+kill -TERM "$PID_a"
+check "started with signals blocked: SIGTERM still stops it within 2 s" wait_for 2 dead "$PID_a"
+check "started with signals blocked: TSO off after SIGTERM" test "$(tso_state "$NS_A")" = off
 stop_pair
 finish
