@@ -528,7 +528,7 @@ h=$(cat "$WORK/a.pid"); w=$(worker_of "$h")
 ip -n "$NS_A" link del tun0
 td=$(now)
 check "tun deleted: A's helper exits" wait_for 5 sh -c "! kill -0 $h 2>/dev/null"
-wait "$PID_a" 2> /dev/null; rc=$?
+reap "$PID_a"; rc=$?
 te=$(now)
 check "tun deleted: exit status 1 (a worker error)" test "$rc" = 1
 check "tun deleted: the worker is gone" sh -c "! kill -0 $w 2>/dev/null"

@@ -150,6 +150,14 @@ worker_of() { # helper pid -> worker pid (its only child)
     cat "/proc/$1/task/$1/children" 2>/dev/null | awk '{print $1}'
 }
 
+# reap PID [SECONDS]: the exit status of a child this test started, after
+# waiting at most SECONDS (default 5) for it to end by itself and then
+# SIGKILLing it, so that a check that just failed cannot hang the test.
+reap() {
+    wait_for "${2:-5}" dead "$1" || kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 stop_pid() { # pid: SIGTERM, then SIGKILL after 3 s
     local p=$1
     kill -0 "$p" 2>/dev/null || return 0

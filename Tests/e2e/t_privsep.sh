@@ -39,7 +39,7 @@ log "helper fds: $(ls /proc/$helper/fd | wc -l), worker fds: $(ls /proc/$worker/
 # SIGKILL to the worker: the helper logs it, removes the pid file, exits non-zero.
 kill -KILL "$worker"
 check "SIGKILL worker: helper exits" wait_for 3 dead "$helper"
-wait "$PID_a" 2>/dev/null; rc=$?
+reap "$PID_a"; rc=$?
 check "SIGKILL worker: helper exit status is non-zero ($rc)" test "$rc" -ne 0
 check "SIGKILL worker: helper logged it" grep -q "killed by signal 9" "$WORK/a.log"
 check "SIGKILL worker: pid file removed" test ! -e "$WORK/a.pid"

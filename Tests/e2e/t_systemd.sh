@@ -146,7 +146,7 @@ ka=$(ip netns exec "$NS_A" "$SQUTUN" status tun0 --control "$WORK/a/runsq/squtun
 check "the config's keepalive 25 is in effect (keepalives-sent: ${ka:-none}; the default 0 sends none)" \
     test "${ka:-0}" -ge 1
 kill -TERM "$helper"
-wait "$helper"; rc=$?
+reap "$helper"; rc=$?
 check "SIGTERM to the main process: exit status 0 ($rc)" test "$rc" = 0
 check "... the worker is gone too" dead "${worker:-999999999}"
 check "... pid file and status socket removed" test -z "$(ls -A "$WORK/a/runsq")"

@@ -37,7 +37,7 @@ check "the user's tunnel uses the tun offloads (TSO on)" test "$(tso_state "$NS_
 kill -TERM "$PID_a"
 check "SIGTERM: it exits" wait_for 2 dead "$PID_a"
 check "and switched the device's offloads off again (under seccomp)" test "$(tso_state "$NS_A")" = off
-wait "$PID_a"; rc=$?
+reap "$PID_a"; rc=$?
 check "exit status 0 ($rc)" test "$rc" = 0
 check "pid file removed" test ! -e "$RUN/a.pid"
 finish
