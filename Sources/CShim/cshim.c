@@ -156,13 +156,13 @@ int squtun_signals_install(const int *signals, int count, int wake_fd) {
         if (signals[i] <= 0 || signals[i] >= 64) { errno = EINVAL; return -1; }
         if (sigaction(signals[i], &sa, NULL) != 0) return -1;
     }
-    // The signal mask survives exec: a parent that blocked these (some
+    // The signal mask survives exec: a parent that blocked signals (some
     // supervisors and runners do) would otherwise turn SIGTERM into a
     // later SIGKILL, and a helper killed that way cannot restore the tun.
-    sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
-    return sigprocmask(SIG_UNBLOCK, &set, NULL);
+    // A daemon starts from an empty mask.
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 uint64_t squtun_take_signals(void) {

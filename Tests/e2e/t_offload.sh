@@ -125,7 +125,7 @@ check "offload ↔ no offload: UDP bursts B → A, merged by A" udp_bursts "$NS_
 check "still no checksum errors" test "$(csum_errors "$NS_A")/$(csum_errors "$NS_B")" = "0/0"
 stop_pair
 
-# A parent that started squtun with its signals blocked (the mask survives
+# A parent that started squtun with signals blocked (the mask survives
 # exec; some supervisors and runners do this) must not turn SIGTERM into
 # the SIGKILL after which nobody switches the device's offloads off.
 printf '%s\n' '#!/usr/bin/python3' 'import os, signal, sys' \

@@ -65,8 +65,8 @@ ssize_t squtun_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, i
 /// while it runs) for each of `signals` (each 1...63). The handler only
 /// records the signal and, if wake_fd >= 0, writes one byte to it (make it
 /// a non-blocking pipe that the poll loop watches, so a signal arriving
-/// just before poll() still wakes it), then unblocks them (a blocked mask
-/// is inherited across exec). 0 or -1 with errno set.
+/// just before poll() still wakes it), then empties the signal mask (a
+/// blocked mask is inherited across exec). 0 or -1 with errno set.
 int squtun_signals_install(const int *signals, int count, int wake_fd);
 
 /// Returns the signals recorded since the last call, as a bitmask
