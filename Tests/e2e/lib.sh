@@ -58,12 +58,18 @@ undo_package_defaults() {
     return 0
 }
 
-make_world() {
-    ensure_user
-    mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
-    ip netns add "$NS_A"
-    ip netns add "$NS_B"
-    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
+# make_underlay: the two namespaces and the veth pair between them.
+make_underlay() {
+    # Pids wrap (pid_max is 32768 here), so a run killed before its cleanup
+    # may have left namespaces with our names: reusing them would test a
+    # half-configured world. They are ours by name; start from scratch.
+    local ns
+    for ns in "$NS_A" "$NS_B"; do
+        ip netns del "$ns" 2>/dev/null
+        ip netns add "$ns" || { echo "make_underlay: cannot create namespace $ns" >&2; exit 1; }
+    done
+    ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B" ||
+        { echo "make_underlay: cannot create the veth pair" >&2; exit 1; }
     ip -n "$NS_A" addr add "$UNDER_A/24" dev "$VETH_A"
     ip -n "$NS_B" addr add "$UNDER_B/24" dev "$VETH_B"
     for ns in "$NS_A" "$NS_B"; do
@@ -71,6 +77,12 @@ make_world() {
     done
     ip -n "$NS_A" link set "$VETH_A" up
     ip -n "$NS_B" link set "$VETH_B" up
+}
+
+make_world() {
+    ensure_user
+    mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
+    make_underlay
     local mtu
     mtu=$("$SQUTUN" -m 1500)
     make_tun "$NS_A" "$TUN_A" "$TUN_B" "$mtu"

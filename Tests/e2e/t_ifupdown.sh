@@ -49,14 +49,7 @@ ensure_package_defaults
 SQUTUN_UID=$(id -u squtun)
 
 # The underlay only: ifup makes the tun devices.
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
-ip -n "$NS_A" addr add "$UNDER_A/24" dev "$VETH_A"
-ip -n "$NS_B" addr add "$UNDER_B/24" dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_A" link set "$VETH_A" up
-ip -n "$NS_B" link set "$VETH_B" up
+make_underlay
 
 SBIN=""
 if [ "$INSTALLED" != 1 ]; then
