@@ -81,18 +81,22 @@ stop_pair() {
 }
 
 start_pair "" ""
-check "status says offload: tcp udp (both ends)" \
-    test "$(counter "$NS_A" a offload)/$(counter "$NS_B" b offload)" = "tcp udp/tcp udp"
+# UDP segmentation offload on tun devices came with Linux 6.2; before it
+# squtun takes TSO only (Tun.offloadChoices), and merges no UDP.
+kernel=$(uname -r | awk -F. '{print $1 * 1000 + $2}')
+if [ "$kernel" -ge 6002 ]; then want="tcp udp"; else want="tcp"; fi
+check "status says offload: $want (both ends; kernel $(uname -r))" \
+    test "$(counter "$NS_A" a offload)/$(counter "$NS_B" b offload)" = "$want/$want"
 check "32 MiB TCP A → B over IPv4, byte for byte" transfer "$NS_A" "$NS_B" "$TUN_B" 1
 check "32 MiB TCP B → A over IPv4, byte for byte" transfer "$NS_B" "$NS_A" "$TUN_A" 2
 check "32 MiB TCP A → B over IPv6, byte for byte" transfer "$NS_A" "$NS_B" 2001:db8:77::2 3
 check "300 UDP datagrams A → B, checksums completed by squtun" udp_transfer "$NS_A" "$NS_B" "$TUN_B" 4
 gro0=$(counter "$NS_B" b tun-gro-writes)
 check "UDP bursts A → B: merged datagrams arrive exactly as sent" udp_bursts "$NS_A" "$NS_B" "$TUN_B" 9
-check "B merged UDP datagrams" test "$(counter "$NS_B" b tun-gro-writes)" -gt "$gro0"
+[ "$want" = "tcp" ] || check "B merged UDP datagrams" test "$(counter "$NS_B" b tun-gro-writes)" -gt "$gro0"
 gso0=$(counter "$NS_A" a tun-gso-reads)
 check "UDP_SEGMENT sends A → B over IPv6: cut by A, arrive exactly as sent" udp_bursts "$NS_A" "$NS_B" 2001:db8:77::2 10 gso
-check "A's tun handed over UDP super-packets" test "$(counter "$NS_A" a tun-gso-reads)" -gt "$gso0"
+[ "$want" = "tcp" ] || check "A's tun handed over UDP super-packets" test "$(counter "$NS_A" a tun-gso-reads)" -gt "$gso0"
 tso=$(counter "$NS_A" a tun-gso-segments); reads=$(counter "$NS_A" a tun-gso-reads)
 gro=$(counter "$NS_B" b tun-gro-packets); writes=$(counter "$NS_B" b tun-gro-writes)
 log "A cut $reads super-packets into $tso segments; B merged $gro packets into $writes writes"
