@@ -97,9 +97,10 @@ make_tun() { # ns local-addr peer-addr mtu
 
 # start_squtun NS NAME ARGS...: runs squtun in the foreground (-f) inside NS
 # with the test's chroot/user/pid file; its stderr goes to $WORK/NAME.log.
+# $LAUNCH, if set, is put in front of the command (a wrapper that execs it).
 start_squtun() {
     local ns=$1 name=$2; shift 2
-    ip netns exec "$ns" "$SQUTUN" -f -u "$TEST_USER" --chroot "$EMPTY" \
+    ip netns exec "$ns" ${LAUNCH:-} "$SQUTUN" -f -u "$TEST_USER" --chroot "$EMPTY" \
         --pidfile "$WORK/$name.pid" --control "$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")

@@ -132,14 +132,11 @@ stop_pair
 # A parent that started squtun with signals blocked (the mask survives
 # exec; some supervisors and runners do this) must not turn SIGTERM into
 # the SIGKILL after which nobody switches the device's offloads off.
-printf '%s\n' '#!/usr/bin/python3' 'import os, signal, sys' \
+printf '%s\n' 'import os, signal, sys' \
     'signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD})' \
-    "os.execv('$SQUTUN', ['$SQUTUN'] + sys.argv[1:])" > "$WORK/blocked"
-chmod 755 "$WORK/blocked"
+    'os.execv(sys.argv[1], sys.argv[1:])' > "$WORK/blocked.py"
 sigblk() { awk '$1 == "SigBlk:" {print $2}' "/proc/$1/status"; }
-real=$SQUTUN; SQUTUN="$WORK/blocked"
-start_pair "" ""
-SQUTUN=$real
+LAUNCH="/usr/bin/python3 $WORK/blocked.py" start_pair "" ""
 check "started with signals blocked: TSO on, nothing blocked in the helper ($(sigblk "$PID_a"))" \
     test "$(tso_state "$NS_A")/$(sigblk "$PID_a")" = on/0000000000000000
 kill -TERM "$PID_a"
