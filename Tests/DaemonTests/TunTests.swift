@@ -119,6 +119,23 @@ final class TunTests: XCTestCase {
         XCTAssertTrue(try out.withUnsafeMutableBytes { try tun.write(UnsafeRawBufferPointer($0)) })
     }
 
+    func testOffloadNegotiationFallsBackToTheNextChoice() throws {
+        let name = try make("tun")
+        let tun = try attach(name, offload: true)
+        let release = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? ""
+        let version = release.split(separator: ".").prefix(2).compactMap { Int($0) }
+        let hasUSO = version.count == 2 && version[0] * 1000 + version[1] >= 6002
+        XCTAssertEqual(Tun.negotiateOffloads(tun.fd), Tun.offloadChoices[hasUSO ? 0 : 1], "kernel \(release)")
+        // A kernel before 6.2 refuses TUN_F_USO4/6 with EINVAL, as every
+        // kernel refuses a bit it does not know (bit 30 here; 0x80, newer
+        // than USO, is known to this 6.18 kernel): the next choice is taken.
+        let tsoOnly = Tun.offloadChoices[1]
+        XCTAssertFalse(tsoOnly.contains(.uso4))
+        let refused = tsoOnly.union(TunOffloads(rawValue: 0x4000_0000))
+        XCTAssertEqual(Tun.negotiateOffloads(tun.fd, choices: [refused, tsoOnly]), tsoOnly)
+        XCTAssertNil(Tun.negotiateOffloads(tun.fd, choices: [refused]), "nothing taken: nil, a plain attach follows")
+    }
+
     func testPlainAttachHasNoVirtioHeader() throws {
         let name = try make("tun")
         let tun = try attach(name, offload: false)

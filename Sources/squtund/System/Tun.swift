@@ -51,8 +51,8 @@ struct Tun: Sendable {
     static let offloadChoices: [TunOffloads] = [[.checksum, .tso4, .tso6, .uso4, .uso6], [.checksum, .tso4, .tso6]]
 
     /// Switches the device's offloads to the best choice it takes; nil if none.
-    private static func negotiateOffloads(_ fd: FileDescriptor) -> TunOffloads? {
-        offloadChoices.first { ioctl(fd.rawValue, TUNSETOFFLOAD, CInt($0.rawValue)) == 0 }
+    static func negotiateOffloads(_ fd: FileDescriptor, choices: [TunOffloads] = offloadChoices) -> TunOffloads? {
+        choices.first { ioctl(fd.rawValue, TUNSETOFFLOAD, CInt($0.rawValue)) == 0 }
     }
 
     /// Wraps an fd the helper attached (the worker side). Asks the kernel
