@@ -8,6 +8,10 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case unknownSender
     case timeSkew
     case replay
+    /// Not a check of its own: a datagram that would need a key derivation
+    /// (a new session, from an address other than the peer's) while the
+    /// derivation budget is spent; dropped before check 4.
+    case rateLimited
 
     /// The name used in PROTOCOL.md, logs and `squtun status`.
     public var name: String {
@@ -19,6 +23,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .unknownSender: "unknown-sender"
         case .timeSkew: "time-skew"
         case .replay: "replay"
+        case .rateLimited: "rate-limited"
         }
     }
 

@@ -50,33 +50,43 @@ public final class Opener {
     /// an attacker can cause; shown by `status`).
     public private(set) var derivations: UInt64 = 0
 
-    private let psk: SecretBytes
+    /// Derivations for new sessions from addresses other than the peer's:
+    /// a flood of forged new sessions from anywhere costs at most
+    /// `derivationsPerSecond` derivations a second (PROTOCOL.md §6).
+    public static let derivationsPerSecond: UInt64 = 20_000
+    public static let derivationBurst: UInt64 = 2_000
+
+    private let deriver: SessionKeyDeriver
     private var current: PacketCipher
-    /// Keys for the last newer session tried, so a restarted peer's stream
-    /// costs one derivation, not one per datagram.
+    /// The MAC key (and, once a datagram passed the MAC, all keys) of the
+    /// last newer session tried, so a restarted peer's stream costs one
+    /// derivation, not one per datagram.
     private var candidate: PacketCipher
     private var candidateSession: UInt64?
-    private let scratchKeys: SessionKeys
+    private var budget: TokenBucket
     private var window = ReplayWindow()
 
-    /// `psk` is kept (the caller's object, wiped when all owners drop it):
-    /// a peer's new session needs new keys.
+    /// Only the PRK of the PSK is kept (inside `SessionKeyDeriver`): a
+    /// peer's new session needs new keys.
     public init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
-                startMs: UInt64, skewSeconds: Int) throws {
-        self.psk = psk
+                startMs: UInt64, skewSeconds: Int,
+                derivationsPerSecond: UInt64 = Opener.derivationsPerSecond,
+                derivationBurst: UInt64 = Opener.derivationBurst) throws {
         self.ownSession = ownSession
         self.startMs = startMs
         self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
+        deriver = try SessionKeyDeriver(psk: psk)
         current = try PacketCipher(algorithms: algorithms)
         candidate = try PacketCipher(algorithms: algorithms)
-        // Derived for a session nobody uses, then wiped; re-filled per new session.
-        scratchKeys = try SessionKeys(algorithms: algorithms, psk: psk, session: 0)
-        scratchKeys.wipe()
+        budget = TokenBucket(perSecond: derivationsPerSecond, burst: derivationBurst)
     }
 
     /// Runs every check on `packet` (a whole datagram, decrypted in place if
     /// authentic). `fromPeer`: it came from the peer's current address.
-    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64) -> OpenOutcome {
+    /// `nowMs`: the wall clock (checks 5 and 6); `monotonicMs`: a monotonic
+    /// clock for the derivation budget.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
         // 1. Length and header syntax.
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
@@ -85,24 +95,22 @@ public final class Opener {
         if h.session == ownSession { return .drop(.reflected) }
         // 3. Older than the peer's current session.
         if let p = peerSession, h.session < p { return .drop(.oldSession) }
-        // 4. MAC, with the keys of the datagram's session.
+        // 4. MAC, with the keys of the datagram's session. A session not
+        // seen before gets its MAC key only (SessionKeyDeriver), and only
+        // within the budget unless the datagram comes from the peer's address.
         let isCurrent = h.session == peerSession
         let cipher: PacketCipher
         if isCurrent {
             cipher = current
         } else {
             if candidateSession != h.session {
+                if !fromPeer && !budget.take(nowMs: monotonicMs) { return .drop(.rateLimited) }
                 candidateSession = nil
-                do {
-                    try scratchKeys.rederive(psk: psk, session: h.session)
-                    try candidate.setKeys(scratchKeys)
-                } catch {
-                    scratchKeys.wipe()
+                derivations += 1
+                guard deriver.setMACKey(of: h.session, in: candidate) else {
                     return .drop(fromPeer ? .badMAC : .unknownSender)
                 }
-                scratchKeys.wipe()
                 candidateSession = h.session
-                derivations += 1
             }
             cipher = candidate
         }
@@ -118,7 +126,14 @@ public final class Opener {
         }
         // 7. Replay window of the current session (a newer one starts empty).
         if isCurrent && !window.check(h.counter) { return .drop(.replay) }
-        // 8. Decrypt. 9. Padding.
+        // 8. Decrypt (a new session's AES keys are made now, once: the MAC passed).
+        // 9. Padding.
+        if !cipher.hasCipherKeys {
+            do { try deriver.setKeys(of: h.session, in: cipher) } catch {
+                candidateSession = nil
+                return .drop(.malformed)
+            }
+        }
         guard let length = cipher.decrypt(packet) else { return .drop(.malformed) }
         // 10. Type rules.
         switch h.type {

@@ -35,7 +35,10 @@ public final class PacketCipher {
     /// 64 bytes: [0..<32] the MAC computed by `verify`, [32..<48] the
     /// encryption context's chaining block, [48..<64] the decryption one's.
     private let scratch: UnsafeMutableRawBufferPointer
+    /// The AES contexts and the MAC are keyed for one session.
     private var keyed = false
+    /// The MAC is keyed (`verify` works); `keyed` implies it.
+    private var macKeyed = false
 
     private static let encChainOffset = 32
     private static let decChainOffset = 48
@@ -81,51 +84,62 @@ public final class PacketCipher {
     /// `keys` may be wiped or dropped afterwards: the contexts hold their own
     /// copies (cleared by OpenSSL when replaced or freed).
     public func setKeys(_ keys: SessionKeys) throws {
-        keyed = false
+        try keys.enc.withUnsafeBytes { enc in
+            try keys.mac.withUnsafeBytes { mac in
+                try keys.iv.withUnsafeBytes { iv in try setKeys(enc: enc, mac: mac, iv: iv) }
+            }
+        }
+    }
+
+    /// `setKeys` from the three 32-byte keys.
+    func setKeys(enc: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws {
+        unkey()
+        guard enc.count == Wire.keyLength, iv.count == Wire.keyLength else {
+            throw CryptoError.keyLength(what: "AES-256 key", expected: Wire.keyLength,
+                                        actual: enc.count == Wire.keyLength ? iv.count : enc.count)
+        }
         let zero = UnsafeRawPointer(scratch.baseAddress! + Self.encChainOffset).assumingMemoryBound(to: UInt8.self)
         clearChains()
-        try keys.enc.withUnsafeBytes { k in
-            let kp = k.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            guard EVP_CipherInit_ex2(cbcEncrypt, nil, kp, zero, 1, nil) == 1 else {
-                throw CryptoError.failed("AES-256-CBC encrypt key setup")
-            }
-            guard EVP_CipherInit_ex2(cbcDecrypt, nil, kp, zero, 0, nil) == 1 else {
-                throw CryptoError.failed("AES-256-CBC decrypt key setup")
-            }
+        let ek = enc.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        guard EVP_CipherInit_ex2(cbcEncrypt, nil, ek, zero, 1, nil) == 1 else {
+            throw CryptoError.failed("AES-256-CBC encrypt key setup")
         }
-        try keys.iv.withUnsafeBytes { k in
-            guard EVP_CipherInit_ex2(ecb, nil, k.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil) == 1 else {
-                throw CryptoError.failed("AES-256-ECB key setup")
-            }
+        guard EVP_CipherInit_ex2(cbcDecrypt, nil, ek, zero, 0, nil) == 1 else {
+            throw CryptoError.failed("AES-256-CBC decrypt key setup")
         }
-        try keys.mac.withUnsafeBytes { k in
-            guard k.count <= 64, setHMACKey(k) else { throw CryptoError.failed("HMAC-SHA256 key setup") }
+        guard EVP_CipherInit_ex2(ecb, nil, iv.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, 1, nil) == 1 else {
+            throw CryptoError.failed("AES-256-ECB key setup")
         }
+        guard setMACKey(mac) else { throw CryptoError.failed("HMAC-SHA256 key setup") }
         keyed = true
     }
 
-    /// sha[0] := SHA-256 state after (K ‖ 0…) ⊕ ipad, sha[1] after ⊕ opad.
-    private func setHMACKey(_ key: UnsafeRawBufferPointer) -> Bool {
-        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { pad in
-            var ok = true
-            for (state, byte) in [(0, UInt8(0x36)), (1, UInt8(0x5c))] {
-                for i in 0..<64 { pad[i] = (i < key.count ? key[i] : 0) ^ byte }
-                ok = ok && SHA256_Init(sha + state) == 1 && SHA256_Update(sha + state, pad.baseAddress, 64) == 1
-            }
-            OPENSSL_cleanse(pad.baseAddress, 64)
-            return ok
-        }
+    /// Keys the MAC alone (`verify` works, `seal`/`decrypt` refuse until
+    /// `setKeys`): a receiver checks a datagram of a session it has not seen
+    /// before paying for the AES key schedules (SessionKeyDeriver).
+    func setMACKey(_ key: UnsafeRawBufferPointer) -> Bool {
+        unkey()
+        guard key.count <= 64, hmacSHA256Key(key, inner: sha, outer: sha + 1) else { return false }
+        macKeyed = true
+        return true
     }
+
+    /// Refuses every operation until keyed again (the old key schedules stay
+    /// in the contexts until replaced or freed, but are never used).
+    func unkey() {
+        keyed = false
+        macKeyed = false
+    }
+
+    /// True once `setKeys` succeeded: `seal` and `decrypt` work.
+    public var hasCipherKeys: Bool { keyed }
 
     /// HMAC-SHA256 of `count` bytes at `data` into the 32 bytes at `out`.
     @inline(__always)
     private func hmac(_ data: UnsafeRawPointer, _ count: Int, into out: UnsafeMutableRawPointer) -> Bool {
         let work = sha + 2
-        let digest = out.assumingMemoryBound(to: UInt8.self)
         work.pointee = sha[0]
-        guard SHA256_Update(work, data, count) == 1, SHA256_Final(digest, work) == 1 else { return false }
-        work.pointee = sha[1]
-        return SHA256_Update(work, out, 32) == 1 && SHA256_Final(digest, work) == 1
+        return SHA256_Update(work, data, count) == 1 && hmacSHA256Finish(work, outer: sha + 1, into: out)
     }
 
     private func clearChains() {
@@ -207,7 +221,7 @@ public final class PacketCipher {
     /// before `decrypt`. The caller has checked the length (false if shorter
     /// than `Wire.minPacketLength`).
     public func verify(_ packet: UnsafeRawBufferPointer) -> Bool {
-        guard keyed, packet.count >= Wire.minPacketLength, let base = packet.baseAddress else { return false }
+        guard macKeyed, packet.count >= Wire.minPacketLength, let base = packet.baseAddress else { return false }
         let authenticated = packet.count - Wire.macLength
         let computed = scratch.baseAddress!
         guard hmac(base, authenticated, into: computed) else { return false }

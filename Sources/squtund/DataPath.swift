@@ -187,7 +187,7 @@ final class DataPath {
     private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64,
                               monotonicNow: UInt64) {
         let fromPeer = peer == from
-        switch opener.open(packet, fromPeer: fromPeer, nowMs: nowMs) {
+        switch opener.open(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
         case .drop(let reason):
             stats.drop(reason)
             return

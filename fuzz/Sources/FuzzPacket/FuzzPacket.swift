@@ -174,7 +174,7 @@ private func isAccepted(_ o: OpenOutcome) -> Bool {
 private func open(_ opener: Opener, _ bytes: UnsafeRawBufferPointer, fromPeer: Bool) -> (OpenOutcome, [UInt8]) {
     let b = copy(bytes)
     defer { b.deallocate() }
-    let outcome = opener.open(b, fromPeer: fromPeer, nowMs: nowMs)
+    let outcome = opener.open(b, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: nowMs)
     var payload: [UInt8] = []
     if case .data(let length) = outcome {
         require(length >= 1 && 44 + length <= bytes.count - 32 - 1,
