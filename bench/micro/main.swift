@@ -164,6 +164,62 @@ row("seal", sealNs)
 row("open", openNs, String(format: "  (%.1f ns measured incl. a %.1f ns restoring copy)", openGrossNs, copyNs))
 row("seal+open", bothGrossNs)
 
+// What an unauthenticated datagram costs the receiver (PROTOCOL.md §6,
+// check 4), through Opener as the daemon calls it: one that fails the MAC
+// of the peer's current session, one naming a session never seen (a key
+// derivation each: the MAC key only) from the peer's address, and the same
+// from elsewhere once the derivation budget is spent (refused unverified).
+// The forged datagrams have the length of this run's datagram.
+@MainActor func openAt(_ o: Opener, _ p: UnsafeMutableRawBufferPointer, fromPeer: Bool, ms: UInt64) -> OpenOutcome {
+    o.open(p, fromPeer: fromPeer, nowMs: ms, monotonicMs: ms)
+}
+let opener: Opener
+let peerSession: UInt64 = 0x5eed
+do {
+    let psk = SecretBytes(count: Wire.pskLength)
+    try psk.withUnsafeMutableBytes { try randomBytes($0) }
+    opener = try Opener(algorithms: algorithms, psk: psk, ownSession: 1, startMs: 0, skewSeconds: 0)
+    let keys = try SessionKeys(algorithms: algorithms, psk: psk, session: peerSession)
+    let c = try PacketCipher(algorithms: algorithms)
+    try c.setKeys(keys)
+    let h = Header(type: payloadLength == 0 ? .keepalive : .data, session: peerSession, counter: 0, timestampMs: 1)
+    let n = try c.seal(header: h, payloadLength: payloadLength, packet: buffer)
+    if case .drop(let r) = openAt(opener, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]), fromPeer: true, ms: 0) {
+        fail("the first datagram of the peer's session was dropped: \(r.name)")
+    }
+} catch { fail("setup: \(error)") }
+for i in 0..<packetLength { master[i] = UInt8(truncatingIfNeeded: i &* 13 &+ 5) }
+var forgedHeader = Header(type: .data, session: peerSession, counter: 0, timestampMs: 1)
+forgedHeader.write(to: master)
+@MainActor func forge(session: UInt64, fromPeer: Bool, ms: UInt64, expected: OpenOutcome) {
+    buffer.copyMemory(from: UnsafeRawBufferPointer(master))
+    buffer.storeBigEndian(session, at: 4)
+    let o = openAt(opener, buffer, fromPeer: fromPeer, ms: ms)
+    if o != expected { fail("forged datagram: \(o), expected \(expected)") }
+}
+let badMACNs = measure(measureSeconds) {
+    forge(session: peerSession, fromPeer: true, ms: 0, expected: .drop(.badMAC))
+} - copyNs
+var nextSession = peerSession + 1
+let derivations0 = opener.derivations
+let newSessionNs = measure(measureSeconds) {
+    nextSession &+= 1
+    forge(session: nextSession, fromPeer: true, ms: 0, expected: .drop(.badMAC))
+} - copyNs
+if opener.derivations - derivations0 < nextSession - peerSession - 1 { fail("a new session did not cost a derivation") }
+for _ in 0..<Int(Opener.derivationBurst) {
+    nextSession &+= 1
+    forge(session: nextSession, fromPeer: false, ms: 0, expected: .drop(.unknownSender))
+}
+let limitedNs = measure(measureSeconds) {
+    nextSession &+= 1
+    forge(session: nextSession, fromPeer: false, ms: 0, expected: .drop(.rateLimited))
+} - copyNs
+print("unauthenticated \(packetLength) B datagrams at the receiver (Opener.open, ns each):")
+print(String(format: "  bad MAC, the peer's session          %9.1f ns", badMACNs))
+print(String(format: "  new session each (a key derivation)  %9.1f ns", newSessionNs))
+print(String(format: "  new session, budget spent            %9.1f ns", limitedNs))
+
 // openssl speed, machine-readable: "+F:<n>:<alg>:<bytes per second>".
 func opensslRate(_ args: String) -> Double {
     let cmd = "openssl speed -mr -elapsed -seconds 3 \(args) 2>&1"

