@@ -89,6 +89,8 @@ sleep 1
 kv() { tr ' ' '\n' < "$1" | awk -F= -v k="$2" '$1==k {print $2; exit}'; }
 # A status field of a snapshot; 0 when absent (a counter this squtun does not have).
 field() { awk -F': ' -v f="$2" '$1==f {print $2; found=1; exit} END { if (!found) print 0 }' "$1"; }
+# quit_counts FILE: "received transmitted" from the live pinger's last SIGQUIT line.
+quit_counts() { tr -d '\r' < "$1" | sed -nE 's|^([0-9]+)/([0-9]+) packets.*|\1 \2|p' | tail -n 1; }
 rx_of() { ip netns exec "$(ns_of "$1")" cat /sys/class/net/tun0/statistics/rx_packets 2>/dev/null || echo 0; }
 # tunsnap: foreign dup live for a, then for b.
 tunsnap() {
@@ -313,7 +315,15 @@ check "tunnel still carries traffic A → B" lping "$NS_A" "$TUN_B" 3
 check "tunnel still carries traffic B → A" lping "$NS_B" "$TUN_A" 3
 kill -QUIT $LIVE_AB $LIVE_BA 2> /dev/null
 sleep 0.2
-for f in live.ab live.ba; do figure "live traffic, adversarial part|$f: $(tr -d '\r' < "$WORK/$f" | grep -E '^[0-9]+/[0-9]+ packets' | tail -n 1 | sed 's/, min.*//') (two restarts in this part)"; done
+# Live pings (20 a second each way) over the adversarial part: at most 1 %
+# lost, plus a second's worth (20) for each of the two restarts in it.
+for f in live.ab live.ba; do
+    read -r r t <<<"$(quit_counts "$WORK/$f")"
+    r=${r:-0} t=${t:-0}
+    check "live traffic, adversarial part ($f): $((t - r)) of $t lost (<= 1 % + 2 restarts × 20)" \
+        test "$t" -gt 0 -a $(( (t - r) * 100 )) -le $(( t + 2 * 20 * 100 ))
+    figure "live traffic, adversarial part|$f: $(tr -d '\r' < "$WORK/$f" | grep -E '^[0-9]+/[0-9]+ packets' | tail -n 1 | sed 's/, min.*//') (two restarts in this part)"
+done
 ADV_T=$((SECONDS - T0))
 
 # ---------------------------------------------------------------------------
@@ -344,7 +354,10 @@ frate=$(kv "$WORK/flood1.out" rate); fsent=$(kv "$WORK/flood1.out" sent)
 fmal=$(( $(field "$WORK/st.after" drop-malformed) - $(field "$WORK/st.before" drop-malformed) ))
 fdrops=$(( $(field "$WORK/st.after" kernel-udp-inerrors) - $(field "$WORK/st.before" kernel-udp-inerrors) ))
 check "iperf3 without flood: $base Mbit/s" test "$base" != failed
-check "iperf3 during a ${frate:-?}/s junk flood: $flooded Mbit/s" test "$flooded" != failed
+# The flood's senders share the two cores with iperf3 and both daemons:
+# the tunnel must keep at least half its throughput (the full run keeps ~80 %).
+check "iperf3 during a ${frate:-?}/s junk flood: $flooded Mbit/s (>= half of $base)" \
+    awk -v f="$flooded" -v b="$base" 'BEGIN { exit !(f != "failed" && b != "failed" && f * 2 >= b) }'
 [ "$MODE" = full ] && check "the flood reached 100,000 datagrams/s (${frate:-0}/s)" test "${frate:-0}" -ge 100000
 figure "throughput|iperf3 TCP A → B, ${IPERF_S} s: $base Mbit/s without flood, $flooded Mbit/s during a random-junk flood at B's port of ${fsent:-?} datagrams (${frate:-?}/s); B counted +$fmal malformed, the kernel dropped $fdrops at B's full socket buffer"
 check "tunnel works after the flood" lping "$NS_A" "$TUN_B" 3
@@ -396,8 +409,6 @@ nfd() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 declare -A RSS0 FD0
 read -r HA WA <<<"$(procs a)"; read -r HB WB <<<"$(procs b)"
 for p in $HA $WA $HB $WB; do RSS0[$p]=$(rss $p); FD0[$p]=$(nfd $p); done
-# quit_counts FILE: "received transmitted" from the live pinger's last SIGQUIT line.
-quit_counts() { tr -d '\r' < "$1" | sed -nE 's|^([0-9]+)/([0-9]+) packets.*|\1 \2|p' | tail -n 1; }
 kill -QUIT $LIVE_AB $LIVE_BA 2> /dev/null; sleep 0.2
 read -r lr0 lt0 <<<"$(quit_counts "$WORK/live.ab")"
 snap b "$WORK/st.before"
@@ -412,6 +423,9 @@ sleep 0.8
 snap b "$WORK/st.after"
 derivs=$(( $(field "$WORK/st.after" key-derivations) - $(field "$WORK/st.before" key-derivations) ))
 kd=$(( $(field "$WORK/st.after" kernel-udp-inerrors) - $(field "$WORK/st.before" kernel-udp-inerrors) ))
+# At most 1 % lost, plus the one ping that may be in flight at a snapshot.
+check "resource flood: live pings A → B lost $(( (lt1 - lt0) - (lr1 - lr0) )) of $((lt1 - lt0)) (<= 1 % + 1)" \
+    test $((lt1 - lt0)) -gt 0 -a $(( ((lt1 - lt0) - (lr1 - lr0)) * 100 )) -le $(( lt1 - lt0 + 100 ))
 figure "resource flood|${RES_S} s: $(kv "$WORK/flood2.out" sent) datagrams at B ($(kv "$WORK/flood2.out" rate)/s) and $(kv "$WORK/flood3.out" sent) at A ($(kv "$WORK/flood3.out" rate)/s), half of them valid-looking headers with random sessions (B derived keys $derivs times; the kernel dropped $kd at B's full socket buffer); live pings A → B meanwhile: $((lr1 - lr0)) of $((lt1 - lt0)) answered"
 for side in a b; do
     if [ $side = a ]; then h=$HA w=$WA; else h=$HB w=$WB; fi
@@ -474,6 +488,8 @@ fault_kill() { # a|b: kill -9 helper and worker mid-transfer, start it again
     check "kill -9 $side mid-transfer: traffic resumes ${rec:-never} s after the restart (≤ 5 s)" \
         awk -v g="${rec:-99}" 'BEGIN { exit !(g <= 5) }'
     check "kill -9 $side mid-transfer: the 8 s iperf3 transfer completes (${mbps:-failed} Mbit/s)" test "$ok" = 1
+    check "kill -9 $side: outage ${out:-never} s (<= 6 s: the restart, then at most 5 s)" \
+        awk -v g="${out:-99}" 'BEGIN { exit !(g <= 6) }'
     figure "kill -9 $side|outage ${out:-?} s (restart after $(awk -v a="$tk" -v b="$ts" 'BEGIN{printf "%.2f", b-a}') s), traffic back ${rec:-never} s after the restart; the 8 s iperf3 transfer completed: ${mbps:-failed} Mbit/s"
 }
 fault_kill a
@@ -555,6 +571,14 @@ for f in live.ab live.ba; do
     st=$(grep -E "packets transmitted" "$WORK/$f")
     dups=$(sed -nE 's/.*\+([0-9]+) duplicates.*/\1/p' <<<"$st")
     check "live pings ($f): no duplicate replies (${st:-no summary})" test "${dups:-0}" = 0
+    # Lost over the whole run: at most 1 %, plus 20 a second for the
+    # blackhole (and one second more), and one second's worth for each of
+    # the six other outages (two restarts, two kill -9, two address changes).
+    read -r t r <<<"$(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' <<<"$st")"
+    t=${t:-0} r=${r:-0}
+    allow=$(( t / 100 + 20 * (BLACKHOLE_S + 1) + 6 * 20 ))
+    check "live pings ($f): $((t - r)) of $t lost over the whole run (<= $allow: 1 % + the blackhole + 6 outages × 20)" \
+        test "$t" -gt 0 -a $((t - r)) -le $allow
     figure "live traffic|$f: ${st:-?}"
 done
 
