@@ -354,10 +354,10 @@ frate=$(kv "$WORK/flood1.out" rate); fsent=$(kv "$WORK/flood1.out" sent)
 fmal=$(( $(field "$WORK/st.after" drop-malformed) - $(field "$WORK/st.before" drop-malformed) ))
 fdrops=$(( $(field "$WORK/st.after" kernel-udp-inerrors) - $(field "$WORK/st.before" kernel-udp-inerrors) ))
 check "iperf3 without flood: $base Mbit/s" test "$base" != failed
-# The flood's senders share the two cores with iperf3 and both daemons:
-# the tunnel must keep at least half its throughput (the full run keeps ~80 %).
-check "iperf3 during a ${frate:-?}/s junk flood: $flooded Mbit/s (>= half of $base)" \
-    awk -v f="$flooded" -v b="$base" 'BEGIN { exit !(f != "failed" && b != "failed" && f * 2 >= b) }'
+# The flood's two senders share the two cores with iperf3 and both daemons:
+# the tunnel must keep a third of its throughput (runs keep 55-80 %).
+check "iperf3 during a ${frate:-?}/s junk flood: $flooded Mbit/s (>= a third of $base)" \
+    awk -v f="$flooded" -v b="$base" 'BEGIN { exit !(f != "failed" && b != "failed" && f * 3 >= b) }'
 [ "$MODE" = full ] && check "the flood reached 100,000 datagrams/s (${frate:-0}/s)" test "${frate:-0}" -ge 100000
 figure "throughput|iperf3 TCP A → B, ${IPERF_S} s: $base Mbit/s without flood, $flooded Mbit/s during a random-junk flood at B's port of ${fsent:-?} datagrams (${frate:-?}/s); B counted +$fmal malformed, the kernel dropped $fdrops at B's full socket buffer"
 check "tunnel works after the flood" lping "$NS_A" "$TUN_B" 3
