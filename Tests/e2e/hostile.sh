@@ -329,6 +329,9 @@ ADV_T=$((SECONDS - T0))
 # ---------------------------------------------------------------------------
 # Load: junk flood during iperf3.
 echo "  -- load: junk flood"
+# The flood checks need the two cores to themselves (docs/HOSTILE.md): the
+# load average says whether something else was running when one fails.
+log "load average before the floods: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 iperf_run() { # seconds json → Mbit/s, or "failed"
     ip netns exec "$NS_B" iperf3 -s -1 -B "$TUN_B" > /dev/null 2>&1 &
     local srv=$!
