@@ -5,7 +5,8 @@
 # count on the tun side — independently of squtun — what got through (must
 # be nothing), and check that squtun's drop counters grew by exactly the
 # number the protocol prescribes for each class. Then load and faults:
-# a junk flood during iperf3, RSS and fds around a long flood, kill -9 and
+# a junk flood during iperf3, a flood of new-session forgeries during
+# pings, RSS and fds around a long flood, kill -9 and
 # restart of either end, a roaming client, a 10 s underlay blackhole, and
 # the tun device deleted under a running daemon. Ends with a table.
 #
