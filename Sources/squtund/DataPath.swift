@@ -161,6 +161,7 @@ final class DataPath {
             // One clock reading per batch, for every datagram in it.
             let now = WallClock.nowMs()
             let monotonicNow = monotonicMs()
+            opener.clockRead(wallMs: now, monotonicMs: monotonicNow)
             for i in 0..<count {
                 let slot = rx.datagram(i)
                 let from = rx.sender(i)

@@ -32,7 +32,7 @@ enum Helper {
         theirs.close()
         guard let user = p.user else { preconditionFailure("helper without a user") }
         try mine.send(.config(WorkerConfig(
-            session: p.session, startTimeMs: p.startMs, skewSeconds: UInt32(config.skewSeconds),
+            session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
             uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
             interface: config.interface)))

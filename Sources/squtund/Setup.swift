@@ -16,8 +16,7 @@ struct Prepared {
     let tun: Tun
     let udp: UDPSocket
     /// This run's session id and start time (PROTOCOL.md §2, §6).
-    let session: UInt64
-    let startMs: UInt64
+    let start: RunStart
 
     static func prepare(_ config: TunnelConfig, privileged: Bool) throws -> Prepared {
         let psk = try KeyFile.read(path: config.keyPath)
@@ -32,19 +31,19 @@ struct Prepared {
             try Privileges.checkChrootDirectory(config.chrootDirectory)
             user = (config.user, uid, gid)
         }
-        let session = WallClock.nowNs()
+        let start = try RunStart.now()
         // OpenSSL must work with this key before we go on (and before any fork).
         // The root helper leaves that to its worker, the only process that
         // encrypts: initialising OpenSSL here would keep ~2 MiB of libcrypto
         // resident in the helper for its whole life, and the worker's failure
         // reaches the terminal the same way (its one line, exit 1).
         if !privileged {
-            _ = try TunnelCrypto(psk: psk, session: session, startMs: 0, skewSeconds: 0)
+            _ = try TunnelCrypto(psk: psk, start: start, skewSeconds: 0)
         }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
-                        session: session, startMs: WallClock.nowMs())
+                        start: start)
     }
 }
 

@@ -79,7 +79,5 @@ struct Stats {
 /// CLOCK_MONOTONIC in milliseconds: intervals (keepalive, last packet age).
 @inline(__always)
 func monotonicMs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
+    MonotonicClock.nowMs()
 }

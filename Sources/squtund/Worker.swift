@@ -41,8 +41,12 @@ enum Worker {
         let udp = try UDPSocket(adopting: udpFD)
 
         // 2. OpenSSL, before the chroot.
-        let crypto = try TunnelCrypto(psk: psk, session: config.session, startMs: config.startTimeMs,
-                                      skewSeconds: Int(config.skewSeconds))
+        // The helper read both clocks a moment ago; the monotonic one, which
+        // the channel does not carry, is found again from the time since.
+        let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
+        let since = wallNow >= config.startTimeMs ? wallNow - config.startTimeMs : 0
+        let start = RunStart(session: config.session, wallMs: config.startTimeMs, monotonicMs: monotonicNow &- since)
+        let crypto = try TunnelCrypto(psk: psk, start: start, skewSeconds: Int(config.skewSeconds))
         // The PSK stays: the opener derives keys for the peer's next session.
 
         // 3. Signals.
@@ -83,11 +87,11 @@ struct TunnelCrypto {
     let sealer: Sealer
     let opener: Opener
 
-    init(psk: SecretBytes, session: UInt64, startMs: UInt64, skewSeconds: Int) throws {
+    init(psk: SecretBytes, start: RunStart, skewSeconds: Int) throws {
         let algorithms = try CryptoAlgorithms()
-        sealer = try Sealer(algorithms: algorithms, psk: psk, session: session)
-        opener = try Opener(algorithms: algorithms, psk: psk, ownSession: session, startMs: startMs,
-                            skewSeconds: skewSeconds)
+        sealer = try Sealer(algorithms: algorithms, psk: psk, session: start.session)
+        opener = try Opener(algorithms: algorithms, psk: psk, ownSession: start.session, startMs: start.wallMs,
+                            startMonotonicMs: start.monotonicMs, skewSeconds: skewSeconds)
     }
 }
 

@@ -92,8 +92,8 @@ class Receiver:
         # 5. time skew
         if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
             return "drop time-skew"
-        # 6. sent before this receiver started
-        if self.skew_ms and ts < self.start_ms:
+        # 6. a session being established: sent before this receiver started
+        if self.skew_ms and session != self.peer_session and ts < self.start_ms:
             return "drop replay"
         # 7. replay window (only within the current session)
         if session == self.peer_session and self.highest is not None:
@@ -107,8 +107,10 @@ class Receiver:
         if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
             return "drop malformed"
         payload = pt[:-p]
-        # 10. type rules
+        # 10. type rules: data is one IPv4 or IPv6 packet, a keepalive is empty
         if (ptype == TYPE_DATA) != (len(payload) > 0):
+            return "drop malformed"
+        if ptype == TYPE_DATA and payload[0] >> 4 not in (4, 6):
             return "drop malformed"
         # 11. commit
         if session != self.peer_session:
@@ -138,15 +140,24 @@ NOW = 1795000001000            # receiver clock, ms
 PING = bytes.fromhex("45000024a1b2400040018a" "f40a0900010a090002" "0800f7fd00010001" "73717574756e2121")
 
 
+def inet_checksum(b):
+    """RFC 1071 over an even number of bytes."""
+    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
 def fix_ping():
-    # Recompute the IPv4 header checksum so the sample is a valid packet.
+    # The IPv4 header checksum, then the ICMP checksum over the whole ICMP
+    # message (header and data), so that a kernel would take the sample.
     h = bytearray(PING[:20])
     h[10:12] = b"\0\0"
-    s = sum(struct.unpack(">10H", bytes(h)))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    h[10:12] = struct.pack(">H", ~s & 0xFFFF)
-    return bytes(h) + PING[20:]
+    h[10:12] = struct.pack(">H", inet_checksum(bytes(h)))
+    icmp = bytearray(PING[20:])
+    icmp[2:4] = b"\0\0"
+    icmp[2:4] = struct.pack(">H", inet_checksum(bytes(icmp)))
+    return bytes(h) + bytes(icmp)
 
 
 PING = fix_ping()
@@ -208,6 +219,20 @@ def build_vectors():
     seq("accept-time-skew-limit", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30000, PING), peer)])
     seq("accept-time-skew-disabled", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 86400000, PING), peer)], skew=0)
     seq("reject-sent-before-start", [(seal(PSK, TYPE_DATA, S_A, 0, START - 1, PING), peer)])
+    # Check 6 holds while a session is established, not after.
+    seq("accept-established-sent-before-start", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A, 2, START - 1, PING), peer)])
+    seq("reject-newer-session-sent-before-start", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A + 1, 0, START - 1, PING), peer)])
+    # No peer known yet: any address is "other" (peer discovery); then the
+    # peer roams: an authenticated datagram from another address is taken.
+    seq("accept-first-from-other", [(data, "other")])
+    seq("accept-roaming-from-other", [(data, peer), (ka, "other")])
+    seq("reject-bad-mac-no-peer-is-unknown-sender", [(flip(data, 50), "other")])
+    # An authenticated data payload that is not an IP packet.
+    seq("reject-data-not-ip", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, bytes([0x50]) + PING[1:]), peer)])
     # 35 payload bytes + 13 bytes of wrong padding = 3 blocks, MAC valid.
     seq("reject-bad-padding", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([12] * 12 + [13])), peer)])
     seq("reject-padding-too-long", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([17] * 13)), peer)])
