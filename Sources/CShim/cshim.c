@@ -323,3 +323,15 @@ uint16_t squtun_csum_fold(uint64_t acc) {
     acc = (acc & 0xffffu) + (acc >> 16);
     return (uint16_t)acc;
 }
+
+int squtun_share_lock(int fd) {
+    // An open-file-description lock: tied to this descriptor (not the
+    // process), so closing another descriptor of the same file (reading
+    // the key) does not drop it, and it lives as long as the descriptor.
+    struct flock probe = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_OFD_GETLK, &probe) != 0) return -1;
+    int held = probe.l_type != F_UNLCK;
+    struct flock shared = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_OFD_SETLK, &shared) != 0) return -1;
+    return held;
+}

@@ -17,9 +17,13 @@ struct Prepared {
     let udp: UDPSocket
     /// This run's session id and start time (PROTOCOL.md §2, §6).
     let start: RunStart
+    /// The key file, held open for this run's life (KeyFileUse).
+    let keyFileShare: FileDescriptor?
 
     static func prepare(_ config: TunnelConfig, privileged: Bool) throws -> Prepared {
         let psk = try KeyFile.read(path: config.keyPath)
+        let share = KeyFileUse.claim(path: config.keyPath)
+        if share?.shared == true { Log.warning(KeyFileUse.warning(path: config.keyPath)) }
         let peer = try config.peer.map { host throws(SystemError) in
             try SocketAddress.resolve(host: host, port: config.remotePort)
         }
@@ -43,7 +47,7 @@ struct Prepared {
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
-                        start: start)
+                        start: start, keyFileShare: share?.fd)
     }
 }
 

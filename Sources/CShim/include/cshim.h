@@ -119,4 +119,9 @@ uint64_t squtun_csum_add(uint64_t acc, const void *data, size_t len);
 /// Folds an accumulator to 16 bits (not complemented).
 uint16_t squtun_csum_fold(uint64_t acc);
 
+/// Takes a shared open-file-description lock on the whole of `fd`'s file;
+/// returns 1 if another open file description already held one, 0 if not,
+/// -1 with errno set on failure.
+int squtun_share_lock(int fd);
+
 #endif
