@@ -42,6 +42,8 @@ public enum OpenOutcome: Equatable, Sendable {
 /// The receiving side of one peer (PROTOCOL.md §6 and §7).
 public final class Opener {
     public let ownSession: UInt64
+    /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
+    public let formerSessions: [UInt64]
     /// T_start (PROTOCOL.md §6, check 6) as the wall clock reads now: the
     /// start time given to `init`, moved by `clockRead` with every step the
     /// wall clock has made since.
@@ -69,9 +71,11 @@ public final class Opener {
     /// `startMonotonicMs`: CLOCK_MONOTONIC at the moment `startMs` was read
     /// (for `clockRead`).
     public init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
-                startMs: UInt64, startMonotonicMs: UInt64 = 0, skewSeconds: Int) throws {
+                startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
+                skewSeconds: Int) throws {
         self.psk = psk
         self.ownSession = ownSession
+        self.formerSessions = formerSessions
         self.startMs = startMs
         start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
         self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
@@ -100,8 +104,11 @@ public final class Opener {
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
         }
-        // 2. Our own datagram, sent back.
-        if h.session == ownSession { return .drop(.reflected) }
+        // 2. Our own datagram, sent back: of this run or of a former one
+        // (the current peer session is neither: it passed this check).
+        if h.session != peerSession && (h.session == ownSession || formerSessions.contains(h.session)) {
+            return .drop(.reflected)
+        }
         // 3. Older than the peer's current session.
         if let p = peerSession, h.session < p { return .drop(.oldSession) }
         // 4. MAC, with the keys of the datagram's session.

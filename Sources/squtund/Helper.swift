@@ -35,7 +35,7 @@ enum Helper {
             session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
             uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
-            interface: config.interface)))
+            interface: config.interface, formerSessions: p.formerSessions)))
         try mine.send(.key(p.psk))
         try mine.send(.fds(tun: p.tun.fd, udp: p.udp.fd, control: control))
         // The supervisor keeps nothing of the data path.

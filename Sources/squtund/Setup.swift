@@ -16,7 +16,9 @@ struct Prepared {
     let tun: Tun
     let udp: UDPSocket
     /// This run's session id and start time (PROTOCOL.md §2, §6).
-    let start: RunStart
+    var start: RunStart
+    /// This end's former sessions, from its session log (set with the pid file held).
+    var formerSessions: [UInt64] = []
     /// The key file, held open for this run's life (KeyFileUse).
     let keyFileShare: FileDescriptor?
 
@@ -58,12 +60,16 @@ extension Prepared {
     /// detaching reaches the waiting command as its one line.
     static func run(_ config: TunnelConfig, privileged: Bool,
                     start: (Prepared, _ control: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
-        let prepared = try prepare(config, privileged: privileged)
+        var prepared = try prepare(config, privileged: privileged)
         let daemon = config.foreground ? nil : try Daemonize.detach()
         func withRunFiles() throws -> Int32 {
             let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
             if let note = pidFile.note { Log.notice(note) }
             defer { pidFile.remove() }
+            let log = SessionLog.update(path: SessionLog.path(forPidFile: config.pidfile), start: prepared.start)
+            if let warning = log.warning { Log.warning(warning) }
+            prepared.start = log.start
+            prepared.formerSessions = log.former
             let control = try ControlSocket.listen(path: config.controlSocket)
             defer { ControlSocket.removeFile(path: config.controlSocket) }
             return try start(prepared, control, daemon)

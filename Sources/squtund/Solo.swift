@@ -11,7 +11,7 @@ enum Solo {
 
     private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
-        let crypto = try TunnelCrypto(psk: p.psk, start: p.start, skewSeconds: config.skewSeconds)
+        let crypto = try TunnelCrypto(psk: p.psk, start: p.start, formerSessions: p.formerSessions, skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")

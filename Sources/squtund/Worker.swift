@@ -46,7 +46,8 @@ enum Worker {
         let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
         let since = wallNow >= config.startTimeMs ? wallNow - config.startTimeMs : 0
         let start = RunStart(session: config.session, wallMs: config.startTimeMs, monotonicMs: monotonicNow &- since)
-        let crypto = try TunnelCrypto(psk: psk, start: start, skewSeconds: Int(config.skewSeconds))
+        let crypto = try TunnelCrypto(psk: psk, start: start, formerSessions: config.formerSessions,
+                                      skewSeconds: Int(config.skewSeconds))
         // The PSK stays: the opener derives keys for the peer's next session.
 
         // 3. Signals.
@@ -87,11 +88,12 @@ struct TunnelCrypto {
     let sealer: Sealer
     let opener: Opener
 
-    init(psk: SecretBytes, start: RunStart, skewSeconds: Int) throws {
+    init(psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [], skewSeconds: Int) throws {
         let algorithms = try CryptoAlgorithms()
         sealer = try Sealer(algorithms: algorithms, psk: psk, session: start.session)
         opener = try Opener(algorithms: algorithms, psk: psk, ownSession: start.session, startMs: start.wallMs,
-                            startMonotonicMs: start.monotonicMs, skewSeconds: skewSeconds)
+                            startMonotonicMs: start.monotonicMs, formerSessions: formerSessions,
+                            skewSeconds: skewSeconds)
     }
 }
 

@@ -95,3 +95,32 @@ final class OpenerClockTests: XCTestCase {
         XCTAssertEqual(open(o, try datagram(peer, at: start - 900), now: start + 100), .data(length: 40))
     }
 }
+
+/// Check 2 with former sessions (PROTOCOL.md §2, §6): a restarted end's
+/// own earlier datagrams, sent back, are refused even with the time checks
+/// off, and do not displace the peer's session.
+final class OpenerFormerSessionTests: XCTestCase {
+    func testFormerOwnSessionsAreReflected() throws {
+        let alg = try CryptoAlgorithms()
+        let psk = CT.psk(9)
+        let former: UInt64 = 1_795_000_000_900_000_000
+        let o = try Opener(algorithms: alg, psk: psk, ownSession: 1_795_000_001_000_000_000, startMs: 0,
+                           formerSessions: [former], skewSeconds: 0)
+        let peer = try Sealer(algorithms: alg, psk: psk, session: 1_795_000_000_100_000_000)
+        let old = try Sealer(algorithms: alg, psk: psk, session: former)
+        func datagram(_ s: Sealer) throws -> [UInt8] {
+            var buf = [UInt8](repeating: 0, count: 200)
+            buf[Wire.offsetCiphertext] = 0x45
+            let n = try buf.withUnsafeMutableBytes { try s.seal(type: .data, payloadLength: 20, packet: $0, nowMs: 5) }
+            return Array(buf[0..<n])
+        }
+        func open(_ d: [UInt8]) -> OpenOutcome {
+            var p = d
+            return p.withUnsafeMutableBytes { o.open($0, fromPeer: true, nowMs: 5) }
+        }
+        XCTAssertEqual(open(try datagram(peer)), .data(length: 20))
+        XCTAssertEqual(open(try datagram(old)), .drop(.reflected), "newer than the peer's, but our own")
+        XCTAssertEqual(o.peerSession, 1_795_000_000_100_000_000)
+        XCTAssertEqual(open(try datagram(peer)), .data(length: 20))
+    }
+}

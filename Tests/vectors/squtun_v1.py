@@ -65,8 +65,9 @@ def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
 class Receiver:
     """The receiver's checks, in the order of PROTOCOL.md section 'Receiving'."""
 
-    def __init__(self, psk, own_session, start_ms, skew_s):
+    def __init__(self, psk, own_session, start_ms, skew_s, former=()):
         self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
+        self.former = set(former)
         self.peer_session = None
         self.highest = None
         self.seen = set()
@@ -79,8 +80,8 @@ class Receiver:
         version, ptype, reserved, session, counter, ts = struct.unpack(">BBHQQQ", pkt[:HEADER_LEN])
         if version != VERSION or ptype not in TYPE_NAMES or reserved != 0:
             return "drop malformed"
-        # 2. own session (reflection)
-        if session == self.own:
+        # 2. own session, of this run or a former one (reflection)
+        if session != self.peer_session and (session == self.own or session in self.former):
             return "drop reflected"
         # 3. older session than the current one
         if self.peer_session is not None and session < self.peer_session:
@@ -185,9 +186,12 @@ def build_vectors():
         "payload": "", "k_enc": k_enc.hex(), "k_mac": k_mac.hex(), "k_iv": k_iv.hex(),
         "iv": make_iv(k_iv, S_A, 1).hex(), "packet": ka.hex()}))
 
-    def seq(name, steps, skew=30):
-        v.append((name, {"psk": PSK.hex(), "own_session": S_B, "start_ms": START, "now_ms": NOW,
-                         "skew_s": skew, "steps": steps}))
+    def seq(name, steps, skew=30, former=None):
+        f = {"psk": PSK.hex(), "own_session": S_B, "start_ms": START, "now_ms": NOW, "skew_s": skew}
+        if former is not None:
+            f["former_sessions"] = " ".join(str(s) for s in former)
+        f["steps"] = steps
+        v.append((name, f))
 
     peer = "peer"
     seq("accept-data-then-keepalive", [(data, peer), (ka, peer)])
@@ -218,6 +222,11 @@ def build_vectors():
     seq("reject-time-skew-future", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30001, PING), peer)])
     seq("accept-time-skew-limit", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30000, PING), peer)])
     seq("accept-time-skew-disabled", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 86400000, PING), peer)], skew=0)
+    # This end's former run (session S_A, older than S_B): its datagrams sent
+    # back are refused even with the time checks off; the peer's are not.
+    seq("reject-reflected-former-session", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A + 2, 0, NOW - 5, PING), peer)], skew=0, former=[S_A + 2])
     seq("reject-sent-before-start", [(seal(PSK, TYPE_DATA, S_A, 0, START - 1, PING), peer)])
     # Check 6 holds while a session is established, not after.
     seq("accept-established-sent-before-start", [
@@ -241,6 +250,10 @@ def build_vectors():
     return v
 
 
+def former_of(f):
+    return [int(x) for x in str(f.get("former_sessions", "")).split()]
+
+
 def render(vectors):
     out = []
     for name, f in vectors:
@@ -248,7 +261,7 @@ def render(vectors):
         out.append(f"name: {name}")
         for k, val in f.items():
             if k == "steps":
-                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"])
+                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))
                 for pkt, src in val:
                     out.append(f"recv: {src} {pkt.hex()}")
                     out.append(f"expect: {r.open(pkt, src == 'peer', f['now_ms'])}")
@@ -293,7 +306,8 @@ def check(path):
             ok = (got.hex() == f["packet"] and k_enc.hex() == f["k_enc"] and k_mac.hex() == f["k_mac"]
                   and k_iv.hex() == f["k_iv"] and make_iv(k_iv, int(f["session"]), int(f["counter"])).hex() == f["iv"])
         else:
-            r = Receiver(bytes.fromhex(f["psk"]), int(f["own_session"]), int(f["start_ms"]), int(f["skew_s"]))
+            r = Receiver(bytes.fromhex(f["psk"]), int(f["own_session"]), int(f["start_ms"]), int(f["skew_s"]),
+                         former_of(f))
             ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
         print(("ok      " if ok else "FAILED  ") + name)
         failures += 0 if ok else 1
