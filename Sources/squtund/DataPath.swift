@@ -235,9 +235,12 @@ final class DataPath {
             var drained = false
             let now = WallClock.nowMs()
             filling: while sealed < tx.capacity {
+                // Room for more than the largest payload: a longer packet
+                // (a tun MTU above it) must be seen as such, not read cut
+                // to a length that fits (the kernel returns what it copied,
+                // or on some kernels the full length) and sent truncated.
                 let slot = tx.slot(sealed)
-                let room = UnsafeMutableRawBufferPointer(
-                    rebasing: slot[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
+                let room = UnsafeMutableRawBufferPointer(rebasing: slot[Wire.offsetCiphertext...])
                 let length: Int
                 switch readTun(into: room) {
                 case .packet(let n): length = n
@@ -249,9 +252,8 @@ final class DataPath {
                     return end
                 }
                 if length == 0 { continue }
-                // The kernel returns a longer packet's full length, cut to `room`.
                 if length > Wire.maxPayloadLength {
-                    dropOversize(length)
+                    dropOversize(length, packet: UnsafeRawBufferPointer(room))
                     continue
                 }
                 if peer == nil {
@@ -288,7 +290,7 @@ final class DataPath {
             if header.gsoType == VirtioNetHeader.gsoNone {
                 handled += 1
                 if packet.count > Wire.maxPayloadLength {
-                    dropOversize(packet.count)
+                    dropOversize(packet.count, packet: UnsafeRawBufferPointer(packet))
                     continue
                 }
                 if header.flags & VirtioNetHeader.needsChecksum != 0
@@ -392,9 +394,20 @@ final class DataPath {
 
     /// A tun packet longer than any datagram can carry: dropped, counted,
     /// and said at most once a minute (with how many since the last line).
-    private func dropOversize(_ length: Int) {
+    /// Its length for the line comes from its IP header: the read may have
+    /// been cut to the buffer.
+    private func dropOversize(_ read: Int, packet: UnsafeRawBufferPointer) {
         stats.oversize &+= 1
         guard let more = oversizeLog.allow(nowMs: monotonicMs()) else { return }
+        var length = read
+        if packet.count >= 6 {
+            let field = Int(packet[2]) << 8 | Int(packet[3])
+            switch packet[0] >> 4 {
+            case 4: length = max(read, field)
+            case 6: length = max(read, 40 + (Int(packet[4]) << 8 | Int(packet[5])))
+            default: break
+            }
+        }
         log(LOG_WARNING, "dropped a \(length)-byte packet read from \(settings.interface): longer than the "
             + "largest payload squtun can send (\(Wire.maxPayloadLength) bytes)"
             + (more > 0 ? ", and \(more) more since the last such line" : "")
