@@ -192,9 +192,12 @@ int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const u
         int sent = sendmmsg(fd, msgs + done, n - done, MSG_DONTWAIT);
         if (sent < 0) {
             if (errno == EINTR) continue;
-            return done > 0 ? (int)done : -1;
+            return done > 0 ? (int)done : -1;  // errno kept: why the rest did not go
         }
-        if (sent == 0) break;
+        if (sent == 0) {
+            errno = EAGAIN;
+            break;
+        }
         done += (unsigned)sent;
     }
     return (int)done;

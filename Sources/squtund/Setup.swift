@@ -4,9 +4,9 @@ import squtun_crypto
 
 /// What both start modes (root helper, unprivileged single process) open and
 /// check before anything runs, in this order, each failure one line:
-/// key file, peer address, user and chroot (root only), OpenSSL with this
-/// key (non-root only: the root helper's worker checks it), tun device,
-/// UDP socket.
+/// key file, peer address (only of the family -b gives the UDP socket),
+/// user and chroot (root only), OpenSSL with this key (non-root only: the
+/// root helper's worker checks it), tun device, UDP socket.
 struct Prepared {
     let config: TunnelConfig
     let psk: SecretBytes
@@ -26,8 +26,12 @@ struct Prepared {
         let psk = try KeyFile.read(path: config.keyPath)
         let share = KeyFileUse.claim(path: config.keyPath)
         if share?.shared == true { Log.warning(KeyFileUse.warning(path: config.keyPath)) }
-        let peer = try config.peer.map { host throws(SystemError) in
-            try SocketAddress.resolve(host: host, port: config.remotePort)
+        // Only answers the UDP socket can reach: with -b, of its family
+        // (checked again below against the socket itself).
+        let bindFamily = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family }
+        var peer = try config.peer.map { host throws(SystemError) in
+            try SocketAddress.resolve(host: host, port: config.remotePort, family: bindFamily,
+                                      bindAddress: config.bindAddress)
         }
         var user: (String, UInt32, UInt32)?
         if privileged {
@@ -48,6 +52,12 @@ struct Prepared {
         }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
+        // Without -b on a kernel without IPv6 the socket is IPv4-only: an
+        // IPv6 answer would fail every send, so ask again for IPv4.
+        if let host = config.peer, let family = udp.peerFamily, peer?.family != family {
+            peer = try SocketAddress.resolve(host: host, port: config.remotePort, family: family,
+                                             bindAddress: config.bindAddress)
+        }
         return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
                         start: start, keyFileShare: share?.fd)
     }

@@ -17,6 +17,9 @@ struct Stats {
     /// Local trouble, not the peer's: nothing to send to yet, send/write failures.
     var noPeer: UInt64 = 0
     var sendErrors: UInt64 = 0
+    /// tun packets longer than the largest payload (Wire.maxPayloadLength):
+    /// no datagram can carry them (the tun's MTU is too high).
+    var oversize: UInt64 = 0
     var tunWriteErrors: UInt64 = 0
     var tunReadErrors: UInt64 = 0
     var peerChanges: UInt64 = 0
@@ -62,6 +65,7 @@ struct Stats {
         lines += [
             ("no-peer", String(noPeer)),
             ("send-errors", String(sendErrors)),
+            ("tx-oversize", String(oversize)),
             ("tun-read-errors", String(tunReadErrors)),
             ("tun-write-errors", String(tunWriteErrors)),
             ("key-derivations", String(derivations)),

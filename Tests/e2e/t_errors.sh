@@ -103,6 +103,11 @@ check "unresolvable peer -p nonexistent.invalid → exit 1, names the host" \
     expect_error resolve 1 "cannot resolve peer 'nonexistent.invalid': *; check the name given with -p and this host's DNS, or give -p the peer's IP address" glob
 check "unresolvable peer fails within 5 s" test $((SECONDS - t0)) -le 5
 
+# -b makes the socket IPv4-only: an IPv6 peer could never be sent to.
+run_fg family "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/key" -l 3530 -b "$UNDER_A" -p 2001:db8::2
+check "IPv6 peer with an IPv4 -b → exit 1, says the socket is IPv4-only" \
+    expect_error family 1 "peer '2001:db8::2' has no IPv4 address, and -b $UNDER_A makes the UDP socket IPv4-only; give -p the peer's IPv4 address, or -b an IPv6 address (or no -b)"
+
 # --- user and chroot (root start) --------------------------------------------
 run_fg nouser "$NS_A" -u nosuchuser-sqt "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/key" -l 3506
 check "unknown user -u nosuchuser-sqt → exit 1, says how to create it" \

@@ -83,7 +83,9 @@ uint64_t squtun_take_signals(void);
 
 /// sendmmsg(2), MSG_DONTWAIT, of `n` (<= SQUTUN_BATCH_MAX) datagrams to one
 /// address: datagram i is lens[i] bytes at base + i*slot. Returns how many
-/// were sent (fewer when the socket buffer filled up), or -1 with errno set.
+/// were sent, or -1 with errno set. When fewer than `n` went out, errno says
+/// why the next one did not (EAGAIN/ENOBUFS: the socket buffer filled up),
+/// so a caller can count what was sent and still know the error.
 int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
                       const void *to, unsigned tolen);
 
