@@ -98,7 +98,7 @@ int squtun_ambient_caps_any(void) {
     return 0;
 }
 
-ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int dontwait) {
     if (nfds < 0 || nfds > SQUTUN_MAX_FDS) { errno = EINVAL; return -1; }
     union { char buf[CMSG_SPACE(sizeof(int) * SQUTUN_MAX_FDS)]; struct cmsghdr align; } control;
     memset(&control, 0, sizeof control);
@@ -116,7 +116,7 @@ ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, i
         c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
     }
-    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+    return sendmsg(sock, &msg, MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0));
 }
 
 ssize_t squtun_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *msg_flags) {

@@ -23,7 +23,7 @@ enum Helper {
         try Prepared.run(config, privileged: true, start: start)
     }
 
-    private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
+    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
         let wake = try Signals.install()
 

@@ -20,6 +20,7 @@ enum Worker {
         let dumpable = squtun_no_core_dumps()
         let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
         Log.sink = .channel(channel)
+        Log.forDataPath()
         if dumpable != 0 {
             Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
             exit(1)

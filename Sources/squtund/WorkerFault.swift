@@ -31,7 +31,7 @@ enum WorkerFault {
         switch String(cString: raw) {
         case "bad-byte":
             var byte: UInt8 = 0xff
-            _ = squtun_send_fds(channel.fd.rawValue, &byte, 1, nil, 0)
+            _ = squtun_send_fds(channel.fd.rawValue, &byte, 1, nil, 0, 0)
         case "hang-up":
             channel.close()
             while true { _ = poll(nil, 0, -1) }

@@ -68,9 +68,11 @@ int squtun_ambient_caps_any(void);
 #define SQUTUN_MAX_FDS 8
 
 /// sendmsg(2) of one datagram with `nfds` (0...SQUTUN_MAX_FDS) descriptors
-/// as SCM_RIGHTS, with MSG_NOSIGNAL (EPIPE instead of SIGPIPE). Returns the
-/// byte count or -1 with errno set (EINTR is the caller's to retry).
-ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// as SCM_RIGHTS, with MSG_NOSIGNAL (EPIPE instead of SIGPIPE), and with
+/// MSG_DONTWAIT if `dontwait` (EAGAIN instead of blocking when the socket
+/// buffer is full). Returns the byte count or -1 with errno set (EINTR is
+/// the caller's to retry).
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int dontwait);
 
 /// recvmsg(2) of one datagram with MSG_CMSG_CLOEXEC. Received descriptors
 /// (from every SCM_RIGHTS block) go to fds[0..<maxfds]; any beyond maxfds
