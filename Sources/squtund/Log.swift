@@ -33,8 +33,11 @@ enum Log {
     /// Lines lost since start: over the rate limit, or the helper (or
     /// syslog) not taking them.
     nonisolated(unsafe) static private(set) var droppedLines: UInt64 = 0
-    /// Lost lines not yet reported in a log line.
+    /// Lost lines not yet reported in a log line, and when the last such
+    /// report went out (one every `reportIntervalMs` at most).
     nonisolated(unsafe) private static var unreported: UInt64 = 0
+    nonisolated(unsafe) private static var lastReportMs: UInt64?
+    static let reportIntervalMs: UInt64 = 5_000
 
     static func useSyslog(ident: String) {
         // openlog keeps the pointer: give it storage that lives forever.
@@ -56,22 +59,27 @@ enum Log {
     static func write(_ level: Int32, _ message: String) {
         let line = Sanitize.line(message)
         guard var limiter else {
-            emit(level, line)
+            if !emit(level, line) {
+                droppedLines &+= 1
+                unreported &+= 1
+            }
             return
         }
-        let verdict = limiter.admit(line, nowMs: monotonicMs())
+        let now = monotonicMs()
+        let verdict = limiter.admit(line, nowMs: now)
         Log.limiter = limiter
         switch verdict {
         case .repeated:
             break
-        case .drop:
-            droppedLines &+= 1
-            unreported &+= 1
+        case .drop(let repeats):
+            droppedLines &+= 1 &+ repeats
+            unreported &+= 1 &+ repeats
         case .send(let repeated):
-            if unreported > 0 {
+            if unreported > 0 && lastReportMs.map({ now &- $0 >= reportIntervalMs }) ?? true {
                 let n = unreported
                 if emit(LOG_WARNING, "\(n) log line\(n == 1 ? "" : "s") lost (rate limit, or the log reader not keeping up)") {
                     unreported -= n
+                    lastReportMs = now
                 }
             }
             if repeated > 0 { _ = emit(LOG_NOTICE, "(the previous line repeated \(repeated) more time\(repeated == 1 ? "" : "s"))") }
@@ -107,11 +115,13 @@ enum Log {
     static func info(_ m: String) { write(LOG_INFO, m) }
 }
 
-/// The data path's log rate limit: a line identical to the previous one
-/// within `repeatWindowMs` is only counted (and the count logged with the
-/// next line that goes out); beyond that, a token bucket of `burst` lines
-/// refilled at `perSecond` lines a second. Enough for a few SIGUSR1
-/// status dumps in a row; a flood of lines costs at most that rate.
+/// The data path's log rate limit. A line identical to the one before it,
+/// within `repeatWindowMs` of the first of the run, is only counted; the
+/// count goes out with the next line that does ("the previous line
+/// repeated N more times"). Other lines take a token from a bucket of
+/// `burst` refilled at `perSecond` a second; without one they are lost.
+/// Enough for a few SIGUSR1 status dumps in a row; a flood of lines
+/// costs at most that rate.
 struct LogLimiter {
     static let burst = 100.0
     static let perSecond = 10.0
@@ -122,14 +132,14 @@ struct LogLimiter {
         case send(repeated: UInt64)
         /// The previous line again: counted here, not sent.
         case repeated
-        /// Over the rate: lost.
-        case drop
+        /// Over the rate: lost, with `repeats` counted repeats of the previous line.
+        case drop(repeats: UInt64)
     }
 
     private var tokens = LogLimiter.burst
     private var lastRefillMs: UInt64?
     private var lastLine: String?
-    private var lastSentMs: UInt64 = 0
+    private var runStartMs: UInt64 = 0
     private var repeats: UInt64 = 0
 
     mutating func admit(_ line: String, nowMs: UInt64) -> Verdict {
@@ -137,17 +147,17 @@ struct LogLimiter {
             tokens = min(Self.burst, tokens + Double(nowMs &- last) * Self.perSecond / 1000)
         }
         lastRefillMs = nowMs
-        if line == lastLine && nowMs &- lastSentMs < Self.repeatWindowMs {
+        if line == lastLine && nowMs &- runStartMs < Self.repeatWindowMs {
             repeats &+= 1
             return .repeated
         }
-        guard tokens >= 1 else { return .drop }
-        tokens -= 1
-        let repeated = repeats
+        let pending = repeats
         repeats = 0
         lastLine = line
-        lastSentMs = nowMs
-        return .send(repeated: repeated)
+        runStartMs = nowMs
+        guard tokens >= 1 else { return .drop(repeats: pending) }
+        tokens -= 1
+        return .send(repeated: pending)
     }
 }
 
