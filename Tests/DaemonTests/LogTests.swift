@@ -53,4 +53,40 @@ final class LogTests: XCTestCase {
         // What did go through is intact.
         XCTAssertEqual(try helper.receive(from: .worker), .log(level: .info, text: "line 0"))
     }
+
+    /// The single process's syslog: a datagram per line, in syslog(3)'s
+    /// format, sanitized, and never blocking (a full socket loses lines).
+    func testSyslogSocketSendsSanitizedLinesWithoutBlocking() throws {
+        let dir = TestSupport.makeTemporaryDirectory()
+        defer { TestSupport.removeTree(dir) }
+        let path = dir + "/log"
+        let server = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(server) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { dst in
+            for (i, byte) in path.utf8.enumerated() { dst[i] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        let syslog = try XCTUnwrap(SyslogSocket.open(ident: "squtun-test", path: path))
+        defer { syslog.fd.close() }
+        let saved = Log.sink
+        defer { Log.sink = saved }
+        Log.sink = .syslogSocket(syslog)
+        Log.notice("hello \u{1b}[2J")
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = recv(server, &buffer, buffer.count, 0)
+        XCTAssertEqual(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self), "<29>squtun-test[\(getpid())]: hello \\x1b[2J")
+        // Nobody reads: the call still returns, and the loss is counted.
+        let before = Log.droppedLines
+        var written = 0
+        while Log.droppedLines == before && written < 100_000 {
+            Log.info("line \(written)")
+            written += 1
+        }
+        XCTAssertGreaterThan(Log.droppedLines, before, "never filled after \(written) lines")
+    }
 }

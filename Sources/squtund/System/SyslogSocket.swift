@@ -16,8 +16,8 @@ struct SyslogSocket: Sendable {
 
     static let path = "/dev/log"
 
-    /// nil if there is no syslog daemon to connect to.
-    static func open(ident: String, facility: Int32 = LOG_DAEMON) -> SyslogSocket? {
+    /// nil if there is no syslog daemon to connect to (`path`: tests).
+    static func open(ident: String, path: String = SyslogSocket.path) -> SyslogSocket? {
         let raw = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard raw >= 0 else { return nil }
         var address = sockaddr_un()
@@ -37,7 +37,7 @@ struct SyslogSocket: Sendable {
         return SyslogSocket(fd: FileDescriptor(rawValue: raw), prefix: "\(ident)[\(getpid())]: ")
     }
 
-    /// One line at `level` (with the facility given to `open`). False if lost.
+    /// One line at `level`, facility daemon. False if lost.
     func send(level: Int32, _ line: String, facility: Int32 = LOG_DAEMON) -> Bool {
         var datagram = "<\(facility | (level & 7))>" + prefix + line
         return datagram.withUTF8 { bytes in
