@@ -69,20 +69,23 @@ extension Prepared {
     /// and `start`, whose result is the exit status. A failure after
     /// detaching reaches the waiting command as its one line.
     static func run(_ config: TunnelConfig, privileged: Bool,
-                    start: (Prepared, _ control: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
+                    start: (Prepared, _ control: FileDescriptor, _ pidFile: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
         var prepared = try prepare(config, privileged: privileged)
         let daemon = config.foreground ? nil : try Daemonize.detach()
         func withRunFiles() throws -> Int32 {
             let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
             if let note = pidFile.note { Log.notice(note) }
-            defer { pidFile.remove() }
+            // Under a seccomp filter (the single process) there is no
+            // unlink: the pid file is emptied through the fd it holds, and
+            // the next start takes over both files (PidFile, ControlSocket).
+            defer { if Seccomp.isInstalled { pidFile.vacate() } else { pidFile.remove() } }
             let log = SessionLog.update(path: SessionLog.path(forPidFile: config.pidfile), start: prepared.start)
             if let warning = log.warning { Log.warning(warning) }
             prepared.start = log.start
             prepared.formerSessions = log.former
             let control = try ControlSocket.listen(path: config.controlSocket)
-            defer { ControlSocket.removeFile(path: config.controlSocket) }
-            return try start(prepared, control, daemon)
+            defer { if !Seccomp.isInstalled { ControlSocket.removeFile(path: config.controlSocket) } }
+            return try start(prepared, control, pidFile.descriptor, daemon)
         }
         do {
             exit(try withRunFiles())

@@ -75,6 +75,8 @@ struct Stats {
             ("tun-gro-writes", String(groWrites)),
             ("tun-gro-packets", String(groPackets)),
             ("tun-offload-errors", String(offloadErrors)),
+            // Not a data-path counter: log lines this process could not get out.
+            ("log-lines-dropped", String(Log.droppedLines)),
         ]
         return lines.map { "\($0.0): \($0.1)\n" }.joined()
     }

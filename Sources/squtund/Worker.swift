@@ -16,8 +16,15 @@ enum Worker {
     static let channelFD: Int32 = 3
 
     static func main() -> Never {
+        // Before the key arrives: exec made this process dumpable again.
+        let dumpable = squtun_no_core_dumps()
         let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
         Log.sink = .channel(channel)
+        Log.forDataPath()
+        if dumpable != 0 {
+            Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
+            exit(1)
+        }
         do {
             exit(try run(channel))
         } catch {
@@ -64,6 +71,9 @@ enum Worker {
 
         // 6. Run.
         try channel.send(.ready)
+        #if DEBUG
+        WorkerFault.act(channel: channel)
+        #endif
         let path = DataPath(
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
                             configuredPeer: config.peer),

@@ -142,7 +142,7 @@ final class ChannelTests: XCTestCase {
         let pipes = try (0..<count).map { _ in try FileDescriptor.makePipe() }
         let raw = pipes.map(\.write.rawValue)
         let sent = body.withUnsafeBytes { b in
-            raw.withUnsafeBufferPointer { squtun_send_fds(helper.fd.rawValue, b.baseAddress, b.count, $0.baseAddress, Int32(count)) }
+            raw.withUnsafeBufferPointer { squtun_send_fds(helper.fd.rawValue, b.baseAddress, b.count, $0.baseAddress, Int32(count), 0) }
         }
         XCTAssertEqual(sent, body.count, "send errno \(errno)", line: line)
         pipes.forEach { $0.write.close() }
@@ -220,7 +220,7 @@ final class ChannelTests: XCTestCase {
         var big = [UInt8](repeating: 0x41, count: 4000)
         big[0] = ChannelMessageType.log.rawValue
         big[1] = 2
-        XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0) }, 4000)
+        XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, 4000)
         XCTAssertThrowsError(try worker.receive(from: .worker)) { error in
             XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
         }

@@ -95,6 +95,11 @@ run_fg keyopen "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/o
 check "world-readable key file (0644) → exit 1, says chmod 600" \
     expect_error keyopen 1 "key file '$WORK/openkey': permissions 0644 are too open; run chmod 600 '$WORK/openkey'"
 
+cp "$WORK/key" "$WORK/theirkey"; chmod 600 "$WORK/theirkey"; chown "$TEST_USER" "$WORK/theirkey"
+run_fg keyowner "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/theirkey" -l 3505
+check "0600 key file owned by another user → exit 1, says chown root" \
+    expect_error keyowner 1 "key file '$WORK/theirkey': owned by uid $(id -u "$TEST_USER"), not by root or you (uid 0), so that user can change it; run chown root '$WORK/theirkey'"
+
 # --- peer --------------------------------------------------------------------
 # NS_A has no default route: the resolver fails at once, nothing leaves it.
 t0=$SECONDS
