@@ -6,9 +6,11 @@ import Shared
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the peer, the last authenticated packet, traffic and drop counters of a running tunnel.",
+        usage: "squtun status <iface> [--control <path>]",
         discussion: """
-            Reads the daemon's control socket, which only root can open: \(TunnelOptions.controlTemplate) \
-            or the path given with --control PATH.
+            Reads the daemon's control socket, which only root can open.
+            --control <path>: that socket, as given to the daemon with --control \
+            (default: \(TunnelOptions.controlTemplate)).
             """
     )
 
@@ -17,6 +19,10 @@ struct Status: ParsableCommand {
 
     /// The root command's options: `--control PATH` given anywhere on the
     /// line lands here (ArgumentParser's way to share a parent's options).
+    /// Private, or the help would list every tunnel option; --control is
+    /// described in `usage` and `discussion` instead. (A `--control` of
+    /// Status's own is refused as a duplicate name, and the parent would
+    /// take the value anyway.)
     @OptionGroup(visibility: .private) var tunnel: TunnelOptions
 
     func validate() throws {
@@ -31,7 +37,8 @@ struct Status: ParsableCommand {
         let path = tunnel.control ?? TunnelOptions.defaultControlSocket(interface: interface)
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
-            try Output.stdout(text)
+            // The worker wrote it: nothing in it may act on root's terminal.
+            try Output.stdout(Sanitize.text(text))
         } catch let error as SystemError {
             Output.error(error.description)
             throw ExitCode.failure

@@ -16,11 +16,14 @@ final class OpenerBudgetTests: XCTestCase {
                    derivationsPerSecond: perSecond, derivationBurst: burst)
     }
 
+    /// 60 bytes that pass check 10 (an IPv4 version nibble).
+    let ipPayload: [UInt8] = [0x45] + CT.payload(59)
+
     /// A datagram of `session` sealed with the real key (or a wrong one).
     func sealed(_ alg: CryptoAlgorithms, session: UInt64, counter: UInt64 = 0, realKey: Bool = true) throws -> [UInt8] {
         let c = try CT.cipher(alg, psk: realKey ? CT.psk() : CT.psk(0x99), session: session)
         return try CT.seal(c, Header(type: .data, session: session, counter: counter, timestampMs: nowMs),
-                           CT.payload(60))
+                           ipPayload)
     }
 
     func open(_ o: Opener, _ packet: [UInt8], fromPeer: Bool, at ms: UInt64) -> OpenOutcome {

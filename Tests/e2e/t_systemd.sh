@@ -74,6 +74,7 @@ check "the unit has one ExecStart= ($exec_start)" test "$(grep -c '^ExecStart=' 
 check "the unit sets NoNewPrivileges=yes, ProtectSystem=strict, RuntimeDirectory=squtun" sh -c "
     grep -qx NoNewPrivileges=yes '$UNIT' && grep -qx ProtectSystem=strict '$UNIT' && grep -qx RuntimeDirectory=squtun '$UNIT'"
 check "the unit has no User= (the helper starts as root, the worker drops)" sh -c "! grep -q '^User=' '$UNIT'"
+check "the unit sets LimitCORE=0 (no core dump may hold the key)" grep -qx LimitCORE=0 "$UNIT"
 read -r -a START <<<"${exec_start//%i/tun0}"
 bounding="-all"
 for c in $caps; do c=${c#CAP_}; bounding="$bounding,+$(tr 'A-Z' 'a-z' <<<"$c")"; done

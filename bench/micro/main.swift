@@ -183,6 +183,7 @@ do {
     let c = try PacketCipher(algorithms: algorithms)
     try c.setKeys(keys)
     let h = Header(type: payloadLength == 0 ? .keepalive : .data, session: peerSession, counter: 0, timestampMs: 1)
+    if payloadLength > 0 { buffer[Wire.offsetCiphertext] = 0x45 }  // an IPv4 packet, as check 10 wants
     let n = try c.seal(header: h, payloadLength: payloadLength, packet: buffer)
     if case .drop(let r) = openAt(opener, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]), fromPeer: true, ms: 0) {
         fail("the first datagram of the peer's session was dropped: \(r.name)")
