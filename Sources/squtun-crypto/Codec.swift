@@ -72,6 +72,8 @@ public final class Opener {
     private var candidateSession: UInt64?
     private var budget: TokenBucket
     private var window = ReplayWindow()
+    /// The counter of the datagram that established `peerSession` here.
+    private var firstCounter: UInt64 = 0
 
     /// Only the PRK of the PSK is kept (inside `SessionKeyDeriver`): a
     /// peer's new session needs new keys.
@@ -143,15 +145,17 @@ public final class Opener {
         guard cipher.verify(UnsafeRawBufferPointer(packet)) else {
             return .drop(fromPeer ? .badMAC : .unknownSender)
         }
-        // 5. Time skew. 6. A session being established (not the current
-        // one) must not predate our start: traffic recorded before a restart
-        // is not replayed into it. An established session is guarded by its
-        // window alone, so a later step of either clock cannot cut it off.
+        // 5. Time skew. 6. Not sealed before our start, for a session being
+        // established and for counters below the first we accepted in the
+        // current one: the window knows nothing of what the peer sent before
+        // we started, so those could be recordings. Counters above it were
+        // sealed after a datagram that passed this check, so a later step of
+        // either clock cannot cut an established session off.
         if skewMs > 0 {
             let t = h.timestampMs
             let diff = t > nowMs ? t - nowMs : nowMs - t
             if diff > skewMs { return .drop(.timeSkew) }
-            if !isCurrent && t < startMs { return .drop(.replay) }
+            if (!isCurrent || h.counter < firstCounter) && t < startMs { return .drop(.replay) }
         }
         // 7. Replay window of the current session (a newer one starts empty).
         if isCurrent && !window.check(h.counter) { return .drop(.replay) }
@@ -176,6 +180,7 @@ public final class Opener {
             swap(&current, &candidate)
             candidateSession = nil
             peerSession = h.session
+            firstCounter = h.counter
             window.reset()
         }
         window.mark(h.counter)

@@ -81,6 +81,24 @@ final class OpenerClockTests: XCTestCase {
         XCTAssertEqual(open(o, fresh, now: start + 22_000), .drop(.replay))
     }
 
+    /// After a restart the peer's (older) session is established by its
+    /// first fresh datagram; datagrams of that session recorded before the
+    /// restart carry lower counters and must not pass the empty window.
+    func testRecordingsBelowTheFirstCounterStayRefusedAfterARestart() throws {
+        let o = try receiver()
+        let peer = try sealer(start * 1_000_000 - 60_000_000_000)
+        let recorded = try (0..<10).map { k in try datagram(peer, at: start - 1_000 + UInt64(k)) }
+        o.clockRead(wallMs: start + 500, monotonicMs: 50_500)
+        let fresh = try datagram(peer, at: start + 500)
+        XCTAssertEqual(open(o, fresh, now: start + 500), .data(length: 40))
+        for (k, d) in recorded.enumerated() {
+            XCTAssertEqual(open(o, d, now: start + 500), .drop(.replay), "recorded counter \(k)")
+        }
+        // Later counters of the session pass whatever their timestamp (the
+        // peer's clock 2 s behind ours, within the skew).
+        XCTAssertEqual(open(o, try datagram(peer, at: start - 2_000), now: start + 600), .data(length: 40))
+    }
+
     /// A session being established from before our start is refused, but
     /// one from after it is not, even when it is older than our own session
     /// (the peer started first).

@@ -69,6 +69,7 @@ class Receiver:
         self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
         self.former = set(former)
         self.peer_session = None
+        self.first = 0
         self.highest = None
         self.seen = set()
 
@@ -93,8 +94,9 @@ class Receiver:
         # 5. time skew
         if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
             return "drop time-skew"
-        # 6. a session being established: sent before this receiver started
-        if self.skew_ms and session != self.peer_session and ts < self.start_ms:
+        # 6. a session being established, or a counter below the first
+        # accepted in the current one: sent before this receiver started
+        if self.skew_ms and (session != self.peer_session or counter < self.first) and ts < self.start_ms:
             return "drop replay"
         # 7. replay window (only within the current session)
         if session == self.peer_session and self.highest is not None:
@@ -115,7 +117,7 @@ class Receiver:
             return "drop malformed"
         # 11. commit
         if session != self.peer_session:
-            self.peer_session, self.highest, self.seen = session, None, set()
+            self.peer_session, self.highest, self.seen, self.first = session, None, set(), counter
         self.seen.add(counter)
         self.highest = counter if self.highest is None else max(self.highest, counter)
         self.seen = {c for c in self.seen if self.highest - c < WINDOW}
@@ -232,6 +234,12 @@ def build_vectors():
     seq("accept-established-sent-before-start", [
         (data, peer),
         (seal(PSK, TYPE_DATA, S_A, 2, START - 1, PING), peer)])
+    # ... but not for counters below the first one accepted: those were
+    # possibly sent before this receiver started (recorded, replayed).
+    seq("reject-below-first-counter-sent-before-start", [
+        (seal(PSK, TYPE_DATA, S_A, 5, NOW - 20, PING), peer),
+        (seal(PSK, TYPE_DATA, S_A, 3, START - 1, PING), peer),
+        (seal(PSK, TYPE_DATA, S_A, 4, START, PING), peer)])
     seq("reject-newer-session-sent-before-start", [
         (data, peer),
         (seal(PSK, TYPE_DATA, S_A + 1, 0, START - 1, PING), peer)])
