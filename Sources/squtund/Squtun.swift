@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Shared
+import squtun_crypto
 
 /// The root command is the tunnel itself, as in SquTUN: `squtun -i tun0 -k key ...`.
 /// Helper commands (genkey, status) are subcommands; ArgumentParser
@@ -15,7 +16,8 @@ struct Squtun: ParsableCommand {
             squtun --config FILE [OPTIONS]
             squtun -m LINK_MTU [--ipv6]
             squtun genkey [FILE]
-            squtun status IFACE [--control PATH]
+            squtun status IFACE [--pidfile PATH | --control PATH]
+            squtun --version
             """,
         discussion: """
             Without a subcommand, runs the tunnel on interface -i with the key in -k.
@@ -24,6 +26,9 @@ struct Squtun: ParsableCommand {
             'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,
+        // The libcrypto actually loaded, not the one built against: what a
+        // bug report or a security advisory needs to know.
+        version: "squtun \(Version.squtun)\n\(OpenSSLVersion.text)",
         subcommands: [Genkey.self, Status.self]
     )
 

@@ -7,8 +7,10 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the peer, the last authenticated packet, traffic and drop counters of a running tunnel.",
         discussion: """
-            Reads the daemon's control socket, which only root can open: \(TunnelOptions.controlTemplate) \
-            or the path given with --control PATH.
+            Reads the daemon's control socket, which only root (or the user a single-process \
+            squtun runs as) can open: \(TunnelOptions.controlTemplate), the path given with \
+            --control PATH, or the one that goes with --pidfile PATH (.pid replaced by .sock), \
+            given the same as to the daemon.
             """
     )
 
@@ -28,7 +30,9 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        let path = tunnel.control ?? TunnelOptions.defaultControlSocket(interface: interface)
+        // As the daemon derives it (TunnelOptions.resolve).
+        let path = tunnel.control ?? TunnelOptions.controlSocket(
+            forPidfile: tunnel.pidfile ?? TunnelOptions.defaultPidfile(interface: interface))
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
             try Output.stdout(text)

@@ -14,8 +14,13 @@ import squtun_crypto
 ///  6. tells the helper `ready`, then runs the data path.
 enum Worker {
     static let channelFD: Int32 = 3
+    /// The worker's name in ps, top and pgrep (comm, at most 15 bytes).
+    static let processName = "squtun-worker"
 
     static func main() -> Never {
+        // Before anything else: a name an operator recognises. Failure
+        // leaves "exe", which is harmless.
+        _ = squtun_set_name(processName)
         let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
         Log.sink = .channel(channel)
         do {

@@ -147,6 +147,14 @@ run_raw tunowner ip netns exec "$NS_A" setpriv --reuid="$TEST_USER2" --regid="$T
 check "unprivileged start, tun0 owned by another user → exit 1, names both uids and the fix" \
     expect_error tunowner 1 "tun device tun0 belongs to uid $UID1, not to uid $UID2 (you); run squtun as uid $UID1, or recreate the device as root with: ip link del tun0 && ip tuntap add dev tun0 mode tun user $UID2"
 
+# Root whose bounding set lacks CAP_NET_ADMIN (a container, a unit with a
+# narrower CapabilityBoundingSet=): tun0 belongs to $TEST_USER.
+run_raw nonetadmin ip netns exec "$NS_A" setpriv --bounding-set -net_admin --inh-caps -net_admin \
+    "$SQUTUN" -f "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" --pidfile "$WORK/nonetadmin.pid" \
+    --control "$WORK/nonetadmin.sock" -i tun0 -k "$WORK/key" -l 3519
+check "root without CAP_NET_ADMIN, tun0 owned by $TEST_USER → exit 1, says CAP_NET_ADMIN is missing" \
+    expect_error nonetadmin 1 "tun device tun0 belongs to uid $UID1 and this root process lacks CAP_NET_ADMIN (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN"
+
 # --- UDP port ----------------------------------------------------------------
 ip netns exec "$NS_A" /usr/bin/python3 -c \
     'import socket,time; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::",3514)); time.sleep(30)' &
