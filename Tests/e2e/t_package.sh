@@ -104,7 +104,7 @@ for p in if-pre-up.d if-up.d if-down.d if-post-down.d; do
         test -x "/etc/network/$p/squtun" -a "$(readlink -f "/etc/network/$p/squtun")" = /usr/libexec/squtun/ifupdown
 done
 for f in etc/squtun/tun0.conf.example etc/network/interfaces.d/squtun.example \
-         etc/network/interfaces.d/squtun-hooks.example; do
+         etc/network/interfaces.d/squtun-hooks.example etc/network/interfaces.d/squtun-su.example; do
     check "installed example = the repo's $f" cmp -s "$REPO/$f" "/usr/share/doc/squtun/examples/$(basename "$f")"
 done
 check "installed hook = the repo's etc/network/squtun-ifupdown" cmp -s "$REPO/etc/network/squtun-ifupdown" /usr/libexec/squtun/ifupdown
