@@ -40,7 +40,7 @@ SU="$REPO/etc/network/interfaces.d/squtun-su.example"
 TMPFILES="$REPO/debian/squtun.tmpfiles"
 [ "$INSTALLED" = 1 ] && TMPFILES=/usr/lib/tmpfiles.d/squtun.conf
 
-ensure_pkgs ifupdown iproute2 iputils-ping procps util-linux net-tools login systemd
+ensure_pkgs ifupdown iproute2 iputils-ping procps util-linux net-tools systemd
 
 ifupdown_cleanup() {
     for e in a b; do
@@ -52,7 +52,7 @@ ifupdown_cleanup() {
 }
 trap ifupdown_cleanup EXIT
 
-echo "ifupdown: ifup/ifdown with the shipped stanzas (plain commands; squtun-* hook options)$([ "$INSTALLED" = 1 ] && echo ', installed package')"
+echo "ifupdown: ifup/ifdown with the shipped stanzas (plain commands; squtun-* hook options; SquTUN's su stanza)$([ "$INSTALLED" = 1 ] && echo ', installed package')"
 if ! command -v ifup >/dev/null; then
     fail "ifup not installed (apt-get install ifupdown)"; finish; exit
 fi
