@@ -182,7 +182,7 @@ def csum(data, initial=0):
     return total
 
 
-def ip_packet(v6, proto, transport, ident=0, ttl=64):
+def ip_packet(v6, proto, transport, ident=0, ttl=64, df=True):
     """An IPv4/IPv6 packet around `transport` (its checksum field zero),
     the transport checksum and the IPv4 header checksum filled in."""
     if v6:
@@ -190,7 +190,7 @@ def ip_packet(v6, proto, transport, ident=0, ttl=64):
         ip = struct.pack("!IHBB", 6 << 28, len(transport), proto, ttl) + src + dst
     else:
         src, dst = bytes([10, 77, 0, 1]), bytes([10, 77, 0, 2])
-        ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(transport), ident, 0x4000, ttl, proto, 0) + src + dst
+        ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(transport), ident, 0x4000 if df else 0, ttl, proto, 0) + src + dst
         ip = ip[:10] + struct.pack("!H", 0xFFFF - csum(ip)) + ip[12:]
     at = 16 if proto == 6 else 6
     pseudo = csum(src + dst + struct.pack("!HH", proto, len(transport)))
@@ -226,6 +226,10 @@ def offload():
     seeds["merge-tcp4"] = b"\x01" + batch(
         [ip_packet(False, 6, tcp(1000 + 500 * i, body[i:i + 500], 0x18 if i == 5 else 0x10), ident=i) for i in range(6)]
         + [ip_packet(False, 1, bytes([8, 0, 0, 0, 0, 0, 0, 0]))])
+    # Without DF the ids must follow on (Linux's GRO rule): ids 7, 8, then 8 again, 8.
+    seeds["merge-tcp4-nodf-ids"] = b"\x01" + batch(
+        [ip_packet(False, 6, tcp(1000 + 400 * i, body[i:i + 400]), ident=ident, df=False)
+         for i, ident in enumerate((7, 8, 8, 8))])
     seeds["merge-tcp6-gap"] = b"\x01" + batch(
         [ip_packet(True, 6, tcp(s, body[:300])) for s in (1, 301, 700, 1000)])
     seeds["merge-udp6"] = b"\x03" + batch([ip_packet(True, 17, udp(body[i:i + 400])) for i in range(5)])

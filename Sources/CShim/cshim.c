@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
 
 void squtun_wipe(void *buf, size_t len) { explicit_bzero(buf, len); }
 
@@ -38,6 +41,23 @@ int squtun_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0
 int squtun_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
 int squtun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 int squtun_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
+int squtun_no_core_dumps(void) {
+    // The hard limit too: nothing this process (or a compromised worker)
+    // does later can raise it again.
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+int squtun_get_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
+
+int squtun_madvise_dontdump(void *addr, size_t len) { return madvise(addr, len, MADV_DONTDUMP); }
+
+void squtun_close_from(int lowfd) { closefrom(lowfd); }
+
+int squtun_spawn_closefrom(void *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowfd);
+}
 
 
 // ---- System layer (squtund/System) -------------------------------------
@@ -79,7 +99,7 @@ int squtun_ambient_caps_any(void) {
     return 0;
 }
 
-ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int dontwait) {
     if (nfds < 0 || nfds > SQUTUN_MAX_FDS) { errno = EINVAL; return -1; }
     union { char buf[CMSG_SPACE(sizeof(int) * SQUTUN_MAX_FDS)]; struct cmsghdr align; } control;
     memset(&control, 0, sizeof control);
@@ -97,7 +117,7 @@ ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, i
         c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
     }
-    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+    return sendmsg(sock, &msg, MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0));
 }
 
 ssize_t squtun_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *msg_flags) {
@@ -193,9 +213,12 @@ int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const u
         int sent = sendmmsg(fd, msgs + done, n - done, MSG_DONTWAIT);
         if (sent < 0) {
             if (errno == EINTR) continue;
-            return done > 0 ? (int)done : -1;
+            return done > 0 ? (int)done : -1;  // errno kept: why the rest did not go
         }
-        if (sent == 0) break;
+        if (sent == 0) {
+            errno = EAGAIN;
+            break;
+        }
         done += (unsigned)sent;
     }
     return (int)done;
@@ -323,4 +346,16 @@ uint16_t squtun_csum_fold(uint64_t acc) {
     acc = (acc & 0xffffu) + (acc >> 16);
     acc = (acc & 0xffffu) + (acc >> 16);
     return (uint16_t)acc;
+}
+
+int squtun_share_lock(int fd) {
+    // An open-file-description lock: tied to this descriptor (not the
+    // process), so closing another descriptor of the same file (reading
+    // the key) does not drop it, and it lives as long as the descriptor.
+    struct flock probe = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_OFD_GETLK, &probe) != 0) return -1;
+    int held = probe.l_type != F_UNLCK;
+    struct flock shared = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    if (fcntl(fd, F_OFD_SETLK, &shared) != 0) return -1;
+    return held;
 }

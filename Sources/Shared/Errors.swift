@@ -17,6 +17,7 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
     case keyFileUnreadable(path: String, reason: String)
     case keyFileNotRegular(path: String, kind: String)
     case keyFilePermissions(path: String, mode: UInt32)
+    case keyFileOwner(path: String, owner: UInt32, you: UInt32)
     case keyFileTooLarge(path: String, size: Int, limit: Int)
     case keyFileDigitCount(path: String, found: Int, expected: Int)
     case keyFileBadCharacter(path: String, offset: Int, byte: UInt8)
@@ -54,6 +55,9 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
             return "key file \(Self.quote(path)): not a regular file (\(kind))"
         case let .keyFilePermissions(path, mode):
             return "key file \(Self.quote(path)): permissions \(Self.octal(mode)) are too open; run chmod 600 \(Self.quote(path))"
+        case let .keyFileOwner(path, owner, you):
+            let fix = you == 0 ? "run chown root \(Self.quote(path))" : "run as root: chown \(you) \(Self.quote(path))"
+            return "key file \(Self.quote(path)): owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
         case let .keyFileTooLarge(path, size, limit):
             return "key file \(Self.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
         case let .keyFileDigitCount(path, found, expected):

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// The pre-shared key file: 64 hex digits (32 bytes) and optional surrounding
-/// whitespace, mode 0600 or stricter. Plain open/fstat/read and no Foundation,
+/// whitespace, mode 0600 or stricter, owned by root or by the user reading it. Plain open/fstat/read and no Foundation,
 /// so the key passes only through buffers this code wipes (never a String).
 public enum KeyFile {
     /// A key file is 65 bytes; anything this large is not one.
@@ -24,7 +24,13 @@ public enum KeyFile {
         guard fstat(fd, &st) == 0 else { throw .keyFileUnreadable(path: path, reason: SharedError.errnoText()) }
         let type = st.st_mode & S_IFMT
         guard type == S_IFREG else { throw .keyFileNotRegular(path: path, kind: kindName(type)) }
-        // Like ssh: a key others can read (or replace) is no longer secret.
+        // Like ssh: the owner can chmod and rewrite it, so it must be root or
+        // us (for a root start: root); then nobody else may read or write it.
+        let you = getuid()
+        guard st.st_uid == 0 || st.st_uid == you else {
+            throw .keyFileOwner(path: path, owner: st.st_uid, you: you)
+        }
+        // A key others can read (or replace) is no longer secret.
         guard st.st_mode & 0o077 == 0 else { throw .keyFilePermissions(path: path, mode: st.st_mode) }
         guard st.st_size <= maxFileSize else {
             throw .keyFileTooLarge(path: path, size: Int(st.st_size), limit: maxFileSize)

@@ -42,7 +42,14 @@ public enum OpenOutcome: Equatable, Sendable {
 /// The receiving side of one peer (PROTOCOL.md §6 and §7).
 public final class Opener {
     public let ownSession: UInt64
-    public let startMs: UInt64
+    /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
+    public let formerSessions: [UInt64]
+    /// T_start (PROTOCOL.md §6, check 6) as the wall clock reads now: the
+    /// start time given to `init`, moved by `clockRead` with every step the
+    /// wall clock has made since.
+    public private(set) var startMs: UInt64
+    /// This run's start on both clocks.
+    private let start: RunStart
     public let skewMs: UInt64
     /// The peer's current session, once one datagram passed every check.
     public private(set) var peerSession: UInt64?
@@ -61,17 +68,33 @@ public final class Opener {
 
     /// `psk` is kept (the caller's object, wiped when all owners drop it):
     /// a peer's new session needs new keys.
+    /// `startMonotonicMs`: CLOCK_MONOTONIC at the moment `startMs` was read
+    /// (for `clockRead`).
     public init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
-                startMs: UInt64, skewSeconds: Int) throws {
+                startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
+                skewSeconds: Int) throws {
         self.psk = psk
         self.ownSession = ownSession
+        self.formerSessions = formerSessions
         self.startMs = startMs
+        start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
         self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
         current = try PacketCipher(algorithms: algorithms)
         candidate = try PacketCipher(algorithms: algorithms)
         // Derived for a session nobody uses, then wiped; re-filled per new session.
         scratchKeys = try SessionKeys(algorithms: algorithms, psk: psk, session: 0)
         scratchKeys.wipe()
+    }
+
+    @inline(__always)
+    static func isIPVersion(_ nibble: UInt8) -> Bool { nibble == 4 || nibble == 6 }
+
+    /// Tells the opener what both clocks read now (once per batch of
+    /// datagrams is enough): T_start follows steps of the wall clock, so
+    /// that NTP stepping this host's clock back neither blackholes a peer
+    /// that starts a session nor, stepped forward, lets older datagrams in.
+    public func clockRead(wallMs: UInt64, monotonicMs: UInt64) {
+        startMs = start.startOnWallClock(wallNowMs: wallMs, monotonicNowMs: monotonicMs)
     }
 
     /// Runs every check on `packet` (a whole datagram, decrypted in place if
@@ -81,8 +104,11 @@ public final class Opener {
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
         }
-        // 2. Our own datagram, sent back.
-        if h.session == ownSession { return .drop(.reflected) }
+        // 2. Our own datagram, sent back: of this run or of a former one
+        // (the current peer session is neither: it passed this check).
+        if h.session != peerSession && (h.session == ownSession || formerSessions.contains(h.session)) {
+            return .drop(.reflected)
+        }
         // 3. Older than the peer's current session.
         if let p = peerSession, h.session < p { return .drop(.oldSession) }
         // 4. MAC, with the keys of the datagram's session.
@@ -109,20 +135,24 @@ public final class Opener {
         guard cipher.verify(UnsafeRawBufferPointer(packet)) else {
             return .drop(fromPeer ? .badMAC : .unknownSender)
         }
-        // 5. Time skew. 6. Sent before we started.
+        // 5. Time skew. 6. A session being established (not the current
+        // one) must not predate our start: traffic recorded before a restart
+        // is not replayed into it. An established session is guarded by its
+        // window alone, so a later step of either clock cannot cut it off.
         if skewMs > 0 {
             let t = h.timestampMs
             let diff = t > nowMs ? t - nowMs : nowMs - t
             if diff > skewMs { return .drop(.timeSkew) }
-            if t < startMs { return .drop(.replay) }
+            if !isCurrent && t < startMs { return .drop(.replay) }
         }
         // 7. Replay window of the current session (a newer one starts empty).
         if isCurrent && !window.check(h.counter) { return .drop(.replay) }
         // 8. Decrypt. 9. Padding.
         guard let length = cipher.decrypt(packet) else { return .drop(.malformed) }
-        // 10. Type rules.
+        // 10. Type rules: data is one IPv4 or IPv6 packet, a keepalive is empty.
         switch h.type {
         case .data where length == 0: return .drop(.malformed)
+        case .data where !Self.isIPVersion(packet[Wire.offsetCiphertext] >> 4): return .drop(.malformed)
         case .keepalive where length != 0: return .drop(.malformed)
         default: break
         }

@@ -19,7 +19,9 @@ import squtun_crypto
 //     is no peer yet). With tun offloads, a TCP or UDP super-packet read
 //     from the tun is first cut into its packets (TSOPlan), each sealed
 //     alone.
-//  4. Keepalive: nothing sent for -a seconds → an empty keepalive.
+//  4. Keepalive: nothing sent for -a seconds → an empty keepalive. A
+//     failed one is retried from the attempt, backed off
+//     (KeepaliveSchedule): a lasting send error never spins the loop.
 //  5. Status connection → the counters as text; channel hang-up → exit;
 //     SIGTERM/SIGINT → exit; SIGHUP → forget a learnt peer; SIGUSR1 → log counters.
 //
@@ -59,9 +61,13 @@ final class DataPath {
 
     private(set) var peer: SocketAddress?
     private(set) var stats = Stats()
-    private var lastSendMs: UInt64 = 0
-    /// UDP GSO for runs of equal-sized datagrams, until the kernel refuses it.
-    private var useGSO = true
+    private var keepalive: KeepaliveSchedule
+    /// UDP GSO for runs of equal-sized datagrams, paused while the kernel refuses it.
+    private var gso = GSOSchedule()
+    /// Whether sends to the peer fail: logged when that changes.
+    private var health = SendHealth()
+    /// At most one line a minute about tun packets too long to send.
+    private var oversizeLog = LogLimit(intervalMs: 60_000)
     /// One batch per direction: slots big enough for the largest datagram.
     /// Received slots fill up to 64 KiB each with UDP GRO (a slot holds up
     /// to 64 coalesced datagrams), so 16 of them take up to ~1000 datagrams
@@ -90,6 +96,7 @@ final class DataPath {
         self.opener = opener
         self.log = log
         peer = settings.configuredPeer
+        keepalive = KeepaliveSchedule(intervalMs: settings.keepaliveMs)
         txPayload = .allocate(capacity: tx.capacity)
         txPayload.initialize(repeating: 0, count: tx.capacity)
         if tun.vnetHeader {
@@ -161,6 +168,7 @@ final class DataPath {
             // One clock reading per batch, for every datagram in it.
             let now = WallClock.nowMs()
             let monotonicNow = monotonicMs()
+            opener.clockRead(wallMs: now, monotonicMs: monotonicNow)
             for i in 0..<count {
                 let slot = rx.datagram(i)
                 let from = rx.sender(i)
@@ -215,6 +223,7 @@ final class DataPath {
         let old = peer
         peer = address
         stats.peerChanges &+= 1
+        keepalive.peerChanged(nowMs: monotonicMs())
         log(LOG_NOTICE, old == nil ? "peer is \(address)" : "peer moved from \(old!) to \(address)")
     }
 
@@ -227,9 +236,12 @@ final class DataPath {
             var drained = false
             let now = WallClock.nowMs()
             filling: while sealed < tx.capacity {
+                // Room for more than the largest payload: a longer packet
+                // (a tun MTU above it) must be seen as such, not read cut
+                // to a length that fits (the kernel returns what it copied,
+                // or on some kernels the full length) and sent truncated.
                 let slot = tx.slot(sealed)
-                let room = UnsafeMutableRawBufferPointer(
-                    rebasing: slot[Wire.offsetCiphertext..<(Wire.offsetCiphertext + Wire.maxPayloadLength)])
+                let room = UnsafeMutableRawBufferPointer(rebasing: slot[Wire.offsetCiphertext...])
                 let length: Int
                 switch readTun(into: room) {
                 case .packet(let n): length = n
@@ -241,6 +253,10 @@ final class DataPath {
                     return end
                 }
                 if length == 0 { continue }
+                if length > Wire.maxPayloadLength {
+                    dropOversize(length, packet: UnsafeRawBufferPointer(room))
+                    continue
+                }
                 if peer == nil {
                     stats.noPeer &+= 1
                     continue
@@ -274,8 +290,12 @@ final class DataPath {
             let packet = UnsafeMutableRawBufferPointer(rebasing: buffer[VirtioNetHeader.size..<n])
             if header.gsoType == VirtioNetHeader.gsoNone {
                 handled += 1
+                if packet.count > Wire.maxPayloadLength {
+                    dropOversize(packet.count, packet: UnsafeRawBufferPointer(packet))
+                    continue
+                }
                 if header.flags & VirtioNetHeader.needsChecksum != 0
-                    && !TSOPlan.completeChecksum(packet, header: header) || packet.count > Wire.maxPayloadLength {
+                    && !TSOPlan.completeChecksum(packet, header: header) {
                     stats.offloadErrors &+= 1
                     continue
                 }
@@ -347,43 +367,83 @@ final class DataPath {
         return true
     }
 
-    /// Sends tx slots 0..<count to the peer; counts what did not go out.
+    /// Sends tx slots 0..<count to the peer; counts what went out and what did not.
     private func flush(_ count: Int) {
         guard count > 0, let peer else { return }
-        let sent = (try? udp.sendBatch(tx, count: count, to: peer, gso: &useGSO)) ?? 0
-        stats.txPackets &+= UInt64(sent)
-        for i in 0..<sent { stats.txBytes &+= UInt64(txPayload[i]) }
-        stats.sendErrors &+= UInt64(count - sent)
-        if sent > 0 { lastSendMs = monotonicMs() }
+        let now = monotonicMs()
+        let result = udp.sendBatch(tx, count: count, to: peer, gso: gso.allowed(nowMs: now))
+        gso.update(result, nowMs: now)
+        stats.txPackets &+= UInt64(result.sent)
+        for i in 0..<result.sent { stats.txBytes &+= UInt64(txPayload[i]) }
+        stats.sendErrors &+= UInt64(count - result.sent)
+        if result.sent > 0 { keepalive.sent(nowMs: now) }
+        recordSend(sent: result.sent, attempted: count, failure: result.failure, to: peer)
     }
 
-    /// Seals what sits in tx slot 0 and sends it alone (keepalives); false if it was not sent.
-    private func seal(_ type: PacketType, payloadLength: Int, to peer: SocketAddress) -> Bool {
-        let slot = tx.slot(0)
-        guard let n = try? sealer.seal(type: type, payloadLength: payloadLength, packet: slot,
-                                        nowMs: WallClock.nowMs()) else {
-            stats.sendErrors &+= 1
-            return false
+    /// Logs when sending to the peer starts failing and when it works
+    /// again; the datagrams themselves are counted by the caller.
+    @inline(__always)
+    private func recordSend(sent: Int, attempted: Int, failure: Errno?, to peer: SocketAddress) {
+        switch health.record(sent: sent, attempted: attempted, failure: failure) {
+        case .none: break
+        case .startedFailing(let e):
+            log(LOG_WARNING, "cannot send to peer \(peer): \(e) (counted as send-errors; logged again when it works)")
+        case .recovered(let lost):
+            log(LOG_NOTICE, "sending to peer \(peer) works again (\(lost) datagrams could not be sent)")
         }
-        guard (try? udp.send(UnsafeRawBufferPointer(rebasing: slot[0..<n]), to: peer)) == true else {
-            stats.sendErrors &+= 1
-            return false
+    }
+
+    /// A tun packet longer than any datagram can carry: dropped, counted,
+    /// and said at most once a minute (with how many since the last line).
+    /// Its length for the line comes from its IP header: the read may have
+    /// been cut to the buffer.
+    private func dropOversize(_ read: Int, packet: UnsafeRawBufferPointer) {
+        stats.oversize &+= 1
+        guard let more = oversizeLog.allow(nowMs: monotonicMs()) else { return }
+        var length = read
+        if packet.count >= 6 {
+            let field = Int(packet[2]) << 8 | Int(packet[3])
+            switch packet[0] >> 4 {
+            case 4: length = max(read, field)
+            case 6: length = max(read, 40 + (Int(packet[4]) << 8 | Int(packet[5])))
+            default: break
+            }
         }
-        lastSendMs = monotonicMs()
-        return true
+        log(LOG_WARNING, "dropped a \(length)-byte packet read from \(settings.interface): longer than the "
+            + "largest payload squtun can send (\(Wire.maxPayloadLength) bytes)"
+            + (more > 0 ? ", and \(more) more since the last such line" : "")
+            + "; set the MTU of \(settings.interface) to \(Wire.maxPayloadLength) or less (tx-oversize)")
     }
 
     // MARK: 4. Keepalive
 
     private func sendKeepaliveIfDue(now: UInt64) {
-        guard settings.keepaliveMs > 0, let peer, now &- lastSendMs >= settings.keepaliveMs else { return }
-        if seal(.keepalive, payloadLength: 0, to: peer) { stats.keepalivesSent &+= 1 }
+        guard let peer, keepalive.isDue(nowMs: now) else { return }
+        let slot = tx.slot(0)
+        guard let n = try? sealer.seal(type: .keepalive, payloadLength: 0, packet: slot, nowMs: WallClock.nowMs())
+        else {
+            stats.sendErrors &+= 1
+            keepalive.keepaliveFailed(nowMs: now)
+            return
+        }
+        var failure: Errno?
+        do {
+            if try !udp.send(UnsafeRawBufferPointer(rebasing: slot[0..<n]), to: peer) { failure = .wouldBlock }
+        } catch {
+            failure = error
+        }
+        if failure == nil {
+            stats.keepalivesSent &+= 1
+            keepalive.sent(nowMs: now)
+        } else {
+            stats.sendErrors &+= 1
+            keepalive.keepaliveFailed(nowMs: now)
+        }
+        recordSend(sent: failure == nil ? 1 : 0, attempted: 1, failure: failure, to: peer)
     }
 
     private func pollTimeout(now: UInt64) -> Int32 {
-        guard settings.keepaliveMs > 0, peer != nil else { return -1 }
-        let due = lastSendMs &+ settings.keepaliveMs
-        return due <= now ? 0 : Int32(min(due - now, 60_000))
+        peer == nil ? -1 : keepalive.pollTimeout(nowMs: now)
     }
 
     // MARK: 5. Signals, status
@@ -403,6 +463,7 @@ final class DataPath {
                 log(LOG_NOTICE, "SIGHUP: forgetting peer \(peer.map { "\($0)" } ?? "none")"
                     + (settings.configuredPeer.map { ", back to \($0)" } ?? ""))
                 peer = settings.configuredPeer
+                keepalive.peerChanged(nowMs: monotonicMs())
             }
         }
         if sigs & (1 << UInt64(SIGUSR1)) != 0 {

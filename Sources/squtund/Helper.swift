@@ -23,19 +23,19 @@ enum Helper {
         try Prepared.run(config, privileged: true, start: start)
     }
 
-    private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
+    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
         let wake = try Signals.install()
 
         let (mine, theirs) = try Channel.makePair()
-        let worker = try Spawn.worker(channel: theirs)
+        let worker = try Spawn.worker(channel: theirs, extraEnvironment: WorkerFault.passThrough())
         theirs.close()
         guard let user = p.user else { preconditionFailure("helper without a user") }
         try mine.send(.config(WorkerConfig(
-            session: p.session, startTimeMs: p.startMs, skewSeconds: UInt32(config.skewSeconds),
+            session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
             uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
-            interface: config.interface)))
+            interface: config.interface, formerSessions: p.formerSessions)))
         try mine.send(.key(p.psk))
         try mine.send(.fds(tun: p.tun.fd, udp: p.udp.fd, control: control))
         // The supervisor keeps nothing of the data path.
@@ -64,7 +64,11 @@ enum HelperError: Error, CustomStringConvertible {
     }
 }
 
-/// The helper's loop once the worker runs.
+/// The helper's loop once the worker runs. It never blocks on the worker:
+/// the only blocking wait is the reap right after a SIGKILL. A worker that
+/// breaks the channel protocol (a malformed or unexpected message) is
+/// killed at once; one that hangs up but does not exit gets the stop grace
+/// time, then SIGKILL. Either way the helper cleans up and exits non-zero.
 struct Supervisor {
     let worker: pid_t
     let channel: Channel
@@ -72,6 +76,8 @@ struct Supervisor {
     /// The worker's last error line: the reason if it dies during startup.
     private var lastError: String?
     private var stopping = false
+    /// When the worker closed its end of the channel (monotonic ms).
+    private var hungUpAt: UInt64?
 
     init(worker: pid_t, channel: Channel, wake: FileDescriptor) {
         self.worker = worker
@@ -85,31 +91,52 @@ struct Supervisor {
         while true {
             let now = monotonicMs()
             if now >= deadline {
-                kill(worker, SIGKILL)
-                _ = reap(blocking: true)
+                killAndReap()
                 return "the worker did not start within \(Helper.readyTimeoutMs / 1000) s"
             }
             switch wait(timeoutMs: Int32(deadline - now)) {
             case .ready: return nil
             case .exited(let status):
                 return lastError ?? "the worker exited during startup (\(describe(status)))"
+            case .misbehaved(let why):
+                killAndReap()
+                return "the worker broke the channel protocol during startup (\(why)): killed it"
             case .nothing: continue
             }
         }
     }
 
     /// Runs until the worker is gone; returns the helper's exit status.
-    /// After SIGTERM/SIGINT the worker has `stopGraceMs` before SIGKILL.
+    /// After SIGTERM/SIGINT, or once the worker has closed the channel, the
+    /// worker has `stopGraceMs` to exit before SIGKILL.
     mutating func supervise() -> Int32 {
         var killAt: UInt64?
         var killed = false
         while true {
             var timeout: Int32 = -1
             if let k = killAt { timeout = Int32(clamping: max(0, Int64(k) - Int64(monotonicMs()))) }
-            if case .exited(let status) = wait(timeoutMs: timeout) { return exitCode(status) }
-            if stopping && killAt == nil && !killed { killAt = monotonicMs() + UInt64(Helper.stopGraceMs) }
+            switch wait(timeoutMs: timeout) {
+            case .exited(let status): return exitCode(status)
+            case .misbehaved(let why):
+                Log.error("worker \(worker) broke the channel protocol (\(why)): killing it")
+                killAndReap()
+                return 2
+            case .ready:
+                Log.error("worker \(worker) broke the channel protocol (a second ready message): killing it")
+                killAndReap()
+                return 2
+            case .nothing: break
+            }
+            if killAt == nil && !killed {
+                if stopping { killAt = monotonicMs() + UInt64(Helper.stopGraceMs) }
+                if let h = hungUpAt { killAt = h + UInt64(Helper.stopGraceMs) }
+            }
             if let k = killAt, monotonicMs() >= k {
-                Log.warning("worker \(worker) did not stop in time: killing it")
+                if hungUpAt != nil && !stopping {
+                    Log.warning("worker \(worker) closed its channel but did not exit: killing it")
+                } else {
+                    Log.warning("worker \(worker) did not stop in time: killing it")
+                }
                 kill(worker, SIGKILL)
                 killAt = nil
                 killed = true
@@ -117,11 +144,12 @@ struct Supervisor {
         }
     }
 
-    enum Event { case ready, exited(Int32), nothing }
+    enum Event { case ready, exited(Int32), misbehaved(String), nothing }
 
     /// One wait: signals (forwarded), worker messages (logged), worker exit.
     private mutating func wait(timeoutMs: Int32) -> Event {
-        var fds = [pollfd(fd: channel.fd.rawValue, events: Int16(POLLIN), revents: 0),
+        // After a hang-up the channel is not watched (it would stay readable).
+        var fds = [pollfd(fd: hungUpAt == nil ? channel.fd.rawValue : -1, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wake.rawValue, events: Int16(POLLIN), revents: 0)]
         _ = poll(&fds, 2, timeoutMs)
         let sigs = Signals.take()
@@ -133,21 +161,30 @@ struct Supervisor {
         if fds[0].revents != 0 {
             do {
                 switch try channel.receive(from: .worker) {
-                case .ready: return .ready
+                case .ready:
+                    return .ready  // supervise() calls a second one a fault
                 case .log(let level, let text):
                     if level == .error { lastError = text }
                     Log.write(level.syslogPriority, text)
-                default:
-                    Log.error("unexpected message from the worker: stopping it")
-                    kill(worker, SIGKILL)
+                case let other:
+                    // receive() already refuses the helper's own types; kept for new ones.
+                    return .misbehaved("unexpected \(other.type) message")
                 }
+            } catch .channelClosed {
+                // The worker is exiting (or says so): collected below, or killed after the grace time.
+                hungUpAt = monotonicMs()
             } catch {
-                // Hang-up: the worker is exiting; collect it below.
-                if let status = reap(blocking: true) { return .exited(status) }
+                return .misbehaved("\(error)")
             }
         }
         if let status = reap(blocking: false) { return .exited(status) }
         return .nothing
+    }
+
+    /// SIGKILL, then the one blocking wait: a killed process is reaped at once.
+    private func killAndReap() {
+        kill(worker, SIGKILL)
+        _ = reap(blocking: true)
     }
 
     private func drain(_ fd: FileDescriptor) {

@@ -13,7 +13,7 @@ enum Output {
             .map { $0.trimmingSpaces() }
             .filter { !$0.isEmpty }
             .joined(separator: " ")
-        write(2, "squtun: \(flat)\n")
+        write(2, "squtun: \(Sanitize.line(flat))\n")
     }
 
     static func stdout(_ text: String) throws(SharedError) {

@@ -4,20 +4,24 @@ import Shared
 /// Started by a non-root user who owns the tun device (SquTUN's
 /// `su squtun -c 'squtun …'`): one process, the same data path and the same
 /// seccomp filter; no chroot or user change is possible, which it logs.
+/// Everything it needs outside the data path is opened before the filter:
+/// the syslog socket, the pid file (emptied at exit through its fd).
 enum Solo {
     static func run(_ config: TunnelConfig) throws -> Never {
         try Prepared.run(config, privileged: false, start: start)
     }
 
-    private static func start(_ p: Prepared, control: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
+    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config
-        let crypto = try TunnelCrypto(psk: p.psk, session: p.session, startMs: p.startMs,
-                                      skewSeconds: config.skewSeconds)
+        let crypto = try TunnelCrypto(psk: p.psk, start: p.start, formerSessions: p.formerSessions, skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")
+        // Before the filter: the syslog socket (the filter has no socket or connect).
+        Log.forDataPath()
         try Privileges.unprivilegedHardening()
-        try Seccomp.install(mode: .singleProcess, tunFD: p.tun.vnetHeader ? p.tun.fd.rawValue : nil)
+        try Seccomp.install(mode: .singleProcess, tunFD: p.tun.vnetHeader ? p.tun.fd.rawValue : nil,
+                            pidFileFD: pidFile.rawValue)
         Log.notice("tunnel on \(config.interface) is up" + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
         daemon?.succeed()
         let path = DataPath(

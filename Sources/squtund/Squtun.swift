@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import CShim
 import Shared
 import squtun_crypto
 
@@ -41,6 +42,16 @@ struct Squtun: ParsableCommand {
             guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay) else { throw ExitCode.failure }
             try Output.stdout("\(tun)\n")
         case let .tunnel(config):
+            // Nothing of the caller's but stdio: a descriptor left open
+            // without close-on-exec (`squtun … 7</etc/shadow`, a script's
+            // pipe) would stay open for the daemon's whole life, keep a
+            // reader waiting for EOF, and in the single-process mode sit
+            // next to the data path. (Spawn also closes all but the
+            // channel in the worker, whatever the helper holds.)
+            squtun_close_from(3)
+            // No core dump may hold the key (the worker and the single
+            // process say so again for themselves).
+            _ = squtun_no_core_dumps()
             if getuid() == 0 {
                 try Helper.run(config)
             } else {

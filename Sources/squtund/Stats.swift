@@ -17,6 +17,9 @@ struct Stats {
     /// Local trouble, not the peer's: nothing to send to yet, send/write failures.
     var noPeer: UInt64 = 0
     var sendErrors: UInt64 = 0
+    /// tun packets longer than the largest payload (Wire.maxPayloadLength):
+    /// no datagram can carry them (the tun's MTU is too high).
+    var oversize: UInt64 = 0
     var tunWriteErrors: UInt64 = 0
     var tunReadErrors: UInt64 = 0
     var peerChanges: UInt64 = 0
@@ -62,6 +65,7 @@ struct Stats {
         lines += [
             ("no-peer", String(noPeer)),
             ("send-errors", String(sendErrors)),
+            ("tx-oversize", String(oversize)),
             ("tun-read-errors", String(tunReadErrors)),
             ("tun-write-errors", String(tunWriteErrors)),
             ("key-derivations", String(derivations)),
@@ -71,6 +75,8 @@ struct Stats {
             ("tun-gro-writes", String(groWrites)),
             ("tun-gro-packets", String(groPackets)),
             ("tun-offload-errors", String(offloadErrors)),
+            // Not a data-path counter: log lines this process could not get out.
+            ("log-lines-dropped", String(Log.droppedLines)),
         ]
         return lines.map { "\($0.0): \($0.1)\n" }.joined()
     }
@@ -79,7 +85,5 @@ struct Stats {
 /// CLOCK_MONOTONIC in milliseconds: intervals (keepalive, last packet age).
 @inline(__always)
 func monotonicMs() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
+    MonotonicClock.nowMs()
 }

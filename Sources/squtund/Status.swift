@@ -6,11 +6,13 @@ import Shared
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the peer, the last authenticated packet, traffic and drop counters of a running tunnel.",
+        usage: "squtun status <iface> [--pidfile <path> | --control <path>]",
         discussion: """
             Reads the daemon's control socket, which only root (or the user a single-process \
-            squtun runs as) can open: \(TunnelOptions.controlTemplate), the path given with \
-            --control PATH, or the one that goes with --pidfile PATH (.pid replaced by .sock), \
-            given the same as to the daemon.
+            squtun runs as) can open.
+            --control <path>: that socket, as given to the daemon with --control; \
+            --pidfile <path>: the one that goes with that pid file (.pid replaced by .sock), \
+            as given to the daemon with --pidfile (default: \(TunnelOptions.controlTemplate)).
             """
     )
 
@@ -19,6 +21,10 @@ struct Status: ParsableCommand {
 
     /// The root command's options: `--control PATH` given anywhere on the
     /// line lands here (ArgumentParser's way to share a parent's options).
+    /// Private, or the help would list every tunnel option; --control is
+    /// described in `usage` and `discussion` instead. (A `--control` of
+    /// Status's own is refused as a duplicate name, and the parent would
+    /// take the value anyway.)
     @OptionGroup(visibility: .private) var tunnel: TunnelOptions
 
     func validate() throws {
@@ -35,7 +41,8 @@ struct Status: ParsableCommand {
             forPidfile: tunnel.pidfile ?? TunnelOptions.defaultPidfile(interface: interface))
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
-            try Output.stdout(text)
+            // The worker wrote it: nothing in it may act on root's terminal.
+            try Output.stdout(Sanitize.text(text))
         } catch let error as SystemError {
             Output.error(error.description)
             throw ExitCode.failure

@@ -18,11 +18,18 @@ enum Worker {
     static let processName = "squtun-worker"
 
     static func main() -> Never {
-        // Before anything else: a name an operator recognises. Failure
-        // leaves "exe", which is harmless.
+        // Before the key arrives: exec made this process dumpable again.
+        let dumpable = squtun_no_core_dumps()
+        // A name an operator recognises in ps/top/pgrep (failure leaves
+        // "exe", which is harmless).
         _ = squtun_set_name(processName)
         let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
         Log.sink = .channel(channel)
+        Log.forDataPath()
+        if dumpable != 0 {
+            Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
+            exit(1)
+        }
         do {
             exit(try run(channel))
         } catch {
@@ -46,7 +53,12 @@ enum Worker {
         let udp = try UDPSocket(adopting: udpFD)
 
         // 2. OpenSSL, before the chroot.
-        let crypto = try TunnelCrypto(psk: psk, session: config.session, startMs: config.startTimeMs,
+        // The helper read both clocks a moment ago; the monotonic one, which
+        // the channel does not carry, is found again from the time since.
+        let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
+        let since = wallNow >= config.startTimeMs ? wallNow - config.startTimeMs : 0
+        let start = RunStart(session: config.session, wallMs: config.startTimeMs, monotonicMs: monotonicNow &- since)
+        let crypto = try TunnelCrypto(psk: psk, start: start, formerSessions: config.formerSessions,
                                       skewSeconds: Int(config.skewSeconds))
         // The PSK stays: the opener derives keys for the peer's next session.
 
@@ -64,6 +76,9 @@ enum Worker {
 
         // 6. Run.
         try channel.send(.ready)
+        #if DEBUG
+        WorkerFault.act(channel: channel)
+        #endif
         let path = DataPath(
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
                             configuredPeer: config.peer),
@@ -88,10 +103,11 @@ struct TunnelCrypto {
     let sealer: Sealer
     let opener: Opener
 
-    init(psk: SecretBytes, session: UInt64, startMs: UInt64, skewSeconds: Int) throws {
+    init(psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [], skewSeconds: Int) throws {
         let algorithms = try CryptoAlgorithms()
-        sealer = try Sealer(algorithms: algorithms, psk: psk, session: session)
-        opener = try Opener(algorithms: algorithms, psk: psk, ownSession: session, startMs: startMs,
+        sealer = try Sealer(algorithms: algorithms, psk: psk, session: start.session)
+        opener = try Opener(algorithms: algorithms, psk: psk, ownSession: start.session, startMs: start.wallMs,
+                            startMonotonicMs: start.monotonicMs, formerSessions: formerSessions,
                             skewSeconds: skewSeconds)
     }
 }

@@ -111,6 +111,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("squtun genkey [<file>]"), r.stdout)
     }
 
+    func testStatusHelpNamesControl() throws {
+        let r = try Squtun.run(["status", "--help"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--control <path>]"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("--control <path>: that socket"), r.stdout)
+    }
+
+    /// What squtun prints never carries terminal escapes or bidi overrides,
+    /// even when they come from its own arguments (a path someone else chose).
+    func testErrorLinesAreSanitized() throws {
+        let path = dir + "/\u{1b}]0;owned\u{07}\u{202e}yek"
+        let r = try Squtun.run(["-i", "tun0", "-k", path])
+        assertOneLineError(r, status: 1, mentions: ["\\x1b]0;owned\\x07\\u{202e}yek"])
+        XCTAssertFalse(r.stderr.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x202e }, r.stderr)
+    }
+
     // MARK: usage errors
 
     func testBadOptionsGiveOneLineAndExit64() throws {

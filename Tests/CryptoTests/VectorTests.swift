@@ -93,7 +93,9 @@ final class VectorTests: XCTestCase {
         for b in try Self.loadBlocks() where !b.name.hasPrefix("seal-") {
             let f = b.fields
             let opener = try Opener(algorithms: alg, psk: psk(b), ownSession: UInt64(f["own_session"]!)!,
-                                    startMs: UInt64(f["start_ms"]!)!, skewSeconds: Int(f["skew_s"]!)!)
+                                    startMs: UInt64(f["start_ms"]!)!,
+                                    formerSessions: (f["former_sessions"] ?? "").split(separator: " ").map { UInt64($0)! },
+                                    skewSeconds: Int(f["skew_s"]!)!)
             let now = UInt64(f["now_ms"]!)!
             XCTAssertFalse(b.steps.isEmpty, b.name)
             for (i, step) in b.steps.enumerated() {

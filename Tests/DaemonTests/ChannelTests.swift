@@ -66,7 +66,9 @@ final class ChannelTests: XCTestCase {
         none.peer = nil
         none.dropPrivileges = false
         none.chrootPath = ""
-        for config in [ChannelTests.sampleConfig, v6, none] {
+        var former = ChannelTests.sampleConfig
+        former.formerSessions = (1...32).map { 0x0123_4567_0000_0000 + UInt64($0) }
+        for config in [ChannelTests.sampleConfig, v6, none, former] {
             try helper.send(.config(config))
             XCTAssertEqual(try worker.receive(from: .helper), .config(config))
         }
@@ -140,7 +142,7 @@ final class ChannelTests: XCTestCase {
         let pipes = try (0..<count).map { _ in try FileDescriptor.makePipe() }
         let raw = pipes.map(\.write.rawValue)
         let sent = body.withUnsafeBytes { b in
-            raw.withUnsafeBufferPointer { squtun_send_fds(helper.fd.rawValue, b.baseAddress, b.count, $0.baseAddress, Int32(count)) }
+            raw.withUnsafeBufferPointer { squtun_send_fds(helper.fd.rawValue, b.baseAddress, b.count, $0.baseAddress, Int32(count), 0) }
         }
         XCTAssertEqual(sent, body.count, "send errno \(errno)", line: line)
         pipes.forEach { $0.write.close() }
@@ -218,7 +220,7 @@ final class ChannelTests: XCTestCase {
         var big = [UInt8](repeating: 0x41, count: 4000)
         big[0] = ChannelMessageType.log.rawValue
         big[1] = 2
-        XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0) }, 4000)
+        XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, 4000)
         XCTAssertThrowsError(try worker.receive(from: .worker)) { error in
             XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
         }
@@ -227,7 +229,7 @@ final class ChannelTests: XCTestCase {
     // MARK: Pure codec
 
     func testEncodedSizes() throws {
-        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 336)
+        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 336 + 4 + 8 * 32)
         XCTAssertEqual(try encode(.key(key())).count, 33)
         XCTAssertEqual(try encode(.fds(tun: .init(rawValue: 5), udp: .init(rawValue: 6), control: .init(rawValue: 7))), [3, 3])
         XCTAssertEqual(try encode(.ready), [4])
@@ -262,6 +264,12 @@ final class ChannelTests: XCTestCase {
         }
     }
 
+    func testEncodeRefusesTooManyFormerSessions() {
+        var c = ChannelTests.sampleConfig
+        c.formerSessions = Array(repeating: 1, count: 33)
+        XCTAssertThrowsError(try encode(.config(c)))
+    }
+
     func testEncodeRefusesBadConfigs() {
         var config = ChannelTests.sampleConfig
         config.chrootPath = String(repeating: "x", count: 256)
@@ -279,8 +287,8 @@ final class ChannelTests: XCTestCase {
         let config = try encode(.config(ChannelTests.sampleConfig))
         assertFault([], .empty)
         for type: UInt8 in [0, 6, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
-        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 335))
-        assertFault(config + [0], .wrongLength(type: .config, got: 337))
+        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 595))
+        assertFault(config + [0], .wrongLength(type: .config, got: 597))
         assertFault([2] + [UInt8](repeating: 1, count: 31), .wrongLength(type: .key, got: 31))
         assertFault([2] + [UInt8](repeating: 1, count: 33), .wrongLength(type: .key, got: 33))
         assertFault([3], .wrongLength(type: .fds, got: 0))
@@ -317,6 +325,9 @@ final class ChannelTests: XCTestCase {
         assertFault(patched((321..<337).map { ($0, UInt8(0x61)) }), field("interface name is not NUL-terminated"))
         assertFault(patched([(322, UInt8(ascii: "/"))]), field("invalid interface name"))
         assertFault(patched((321..<325).map { ($0, UInt8(0)) }), field("invalid interface name"))
+        // Former sessions: a count over 32, a nonzero unused slot.
+        assertFault(patched([(337, 33)]), field("former session count 33"))
+        assertFault(patched([(341, 1)]), field("unused former session slot not zero"))
         // No peer: every peer byte must be zero.
         var none = ChannelTests.sampleConfig
         none.peer = nil

@@ -57,6 +57,8 @@ enum ChildScenarios {
         case "abort": try crash(abort: true)
         case "fatal-error": try crash(abort: false)
         case "stop-cont": try stopContinue()
+        case let s where s.hasPrefix("forbidden-single-"):
+            try forbidden(String(s.dropFirst("forbidden-single-".count)), mode: .singleProcess)
         case let s where s.hasPrefix("forbidden-"): try forbidden(String(s.dropFirst("forbidden-".count)))
         default: throw ChildCheckFailed(description: "unknown scenario \(scenario)")
         }
@@ -249,25 +251,26 @@ enum ChildScenarios {
 
     // MARK: Single-process mode
 
-    /// The unprivileged single process: it also removes its own pid file
-    /// and control socket at exit, and logs with syslog(3), under the filter.
+    /// The unprivileged single process under its filter: logs to syslog
+    /// through the socket opened before, and at exit empties its pid file
+    /// through the fd it holds (no unlink in its filter).
     static func singleProcessExit() throws {
         guard let dir = env("SQUTUN_TEST_RUN") else { throw ChildCheckFailed(description: "no run dir") }
         let pidFile = try PidFile.acquire(path: dir + "/p.pid", interface: "sqt0")
         let control = try ControlSocket.listen(path: dir + "/c.sock")
-        openlog("squtun-test", LOG_PID | LOG_NDELAY, LOG_DAEMON)
-        withVaList([]) { vsyslog(LOG_INFO, "before the filter", $0) }
+        Log.useSyslog(ident: "squtun-test")
+        Log.notice("before the filter")
+        Log.forDataPath(ident: "squtun-test")
         try Privileges.setNoNewPrivileges()
-        try Seccomp.install(mode: .singleProcess, allThreads: false)
+        try Seccomp.install(mode: .singleProcess, pidFileFD: pidFile.descriptor.rawValue, allThreads: false)
         say("filter installed")
-        withVaList([]) { vsyslog(LOG_INFO, "under the filter", $0) }
-        closelog()
-        withVaList([]) { vsyslog(LOG_INFO, "reconnecting under the filter", $0) }
+        // More lines than the rate limit lets through: the rest are counted.
+        for i in 0..<150 { Log.notice("under the filter \(i)") }
+        try check(Log.droppedLines >= 50, "\(Log.droppedLines) lines dropped, expected the rate limit to drop 50")
         control.close()
-        try check(pidFile.remove(), "pid file not removed")
-        ControlSocket.removeFile(path: dir + "/c.sock")
+        pidFile.vacate()
         var st = stat()  // (access(2) is not allowed; stat is newfstatat)
-        try check(stat(dir + "/p.pid", &st) != 0 && stat(dir + "/c.sock", &st) != 0, "files left behind")
+        try check(stat(dir + "/p.pid", &st) == 0 && st.st_size == 0, "pid file not emptied")
         say("cleaned up")
     }
 
@@ -293,11 +296,29 @@ enum ChildScenarios {
 
     // MARK: Forbidden calls
 
-    static func forbidden(_ call: String) throws {
+    static func forbidden(_ call: String, mode: Seccomp.Mode = .worker) throws {
+        // Made before the filter, as a compromised process would find them.
+        let unixSocket = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let victim = env("SQUTUN_TEST_RUN").map { $0 + "/victim" } ?? "/nonexistent/victim"
         try Privileges.setNoNewPrivileges()
-        try Seccomp.install(allThreads: false)
+        try Seccomp.install(mode: mode, allThreads: false)
         say("filter installed; calling \(call)")
         switch call {
+        case "socket-unix": _ = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        case "connect":
+            // The user's session bus, ssh-agent, X11 … : any Unix socket.
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { dst in
+                for (i, byte) in (env("SQUTUN_TEST_RUN") ?? "/").utf8.enumerated() { dst[i] = byte }
+            }
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(unixSocket, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        case "unlink": _ = unlink(victim)
+        case "ftruncate": _ = ftruncate(0, 0)
         case "socket": _ = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         case "openat": _ = open("/etc/hostname", O_RDONLY)
         case "execve": _ = execve("/bin/true", [strdup("true"), nil], [nil])

@@ -45,7 +45,8 @@ final class OffloadTests: XCTestCase {
     /// TCP option bytes (a multiple of 4).
     static func tcpPacket(v6: Bool = false, seq: UInt32, payload: [UInt8], flags: UInt8 = 0x10,
                           options: [UInt8] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], srcPort: UInt16 = 40000,
-                          ack: UInt32 = 777, window: UInt16 = 512, ttl: UInt8 = 64, id: UInt16 = 100) -> [UInt8] {
+                          ack: UInt32 = 777, window: UInt16 = 512, ttl: UInt8 = 64, id: UInt16 = 100,
+                          df: Bool = true) -> [UInt8] {
         let tcpLength = 20 + options.count
         var tcp: [UInt8] = [UInt8(srcPort >> 8), UInt8(srcPort & 0xff), 0x14, 0x51]
         tcp += withUnsafeBytes(of: seq.bigEndian, Array.init) + withUnsafeBytes(of: ack.bigEndian, Array.init)
@@ -59,8 +60,8 @@ final class OffloadTests: XCTestCase {
             ip += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [2]
         } else {
             let total = 20 + tcp.count
-            ip = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), UInt8(id >> 8), UInt8(id & 0xff), 0x40, 0, ttl, 6, 0, 0,
-                  10, 77, 0, 1, 10, 77, 0, 2]
+            ip = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), UInt8(id >> 8), UInt8(id & 0xff), df ? 0x40 : 0, 0, ttl,
+                  6, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2]
             let c = ~referenceSum(ip)
             ip[10] = UInt8(c >> 8)
             ip[11] = UInt8(c & 0xff)
@@ -165,7 +166,7 @@ final class OffloadTests: XCTestCase {
 
     /// A UDP datagram with a correct checksum (or `zeroChecksum`).
     static func udpPacket(v6: Bool = false, payload: [UInt8], srcPort: UInt16 = 5000, ttl: UInt8 = 64,
-                          zeroChecksum: Bool = false) -> [UInt8] {
+                          zeroChecksum: Bool = false, id: UInt16 = 7, df: Bool = true) -> [UInt8] {
         let udpLength = 8 + payload.count
         var udp: [UInt8] = [UInt8(srcPort >> 8), UInt8(srcPort & 0xff), 0x23, 0x29,
                             UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0] + payload
@@ -176,7 +177,8 @@ final class OffloadTests: XCTestCase {
             ip += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [2]
         } else {
             let total = 20 + udpLength
-            ip = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 7, 0x40, 0, ttl, 17, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2]
+            ip = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), UInt8(id >> 8), UInt8(id & 0xff), df ? 0x40 : 0, 0, ttl,
+                  17, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2]
             let c = ~referenceSum(ip)
             ip[10] = UInt8(c >> 8)
             ip[11] = UInt8(c & 0xff)
@@ -371,12 +373,63 @@ final class OffloadTests: XCTestCase {
     }
 
     private func segments(v6: Bool = false, seq: UInt32 = 1000, sizes: [Int], flags: [UInt8]? = nil,
-                          srcPort: UInt16 = 40000) -> [[UInt8]] {
+                          srcPort: UInt16 = 40000, ids: [UInt16]? = nil, df: Bool = true) -> [[UInt8]] {
         var s = seq
         return sizes.enumerated().map { i, n in
             defer { s &+= UInt32(n) }
             return Self.tcpPacket(v6: v6, seq: s, payload: Self.randomBytes(n, seed: UInt64(s)), flags: flags?[i] ?? 0x10,
-                                  srcPort: srcPort, id: UInt16(i))
+                                  srcPort: srcPort, id: ids?[i] ?? UInt16(i), df: df)
+        }
+    }
+
+    /// IPv4 ids as Linux's GRO (inet_gro_flush) wants them: id + k for
+    /// segment k, or with DF also one fixed id; anything else is not merged.
+    func testIPv4IDsMustFollowAsLinuxGROWants() throws {
+        // (ids, DF, the segment counts of the writes that come out)
+        let cases: [([UInt16], Bool, [Int])] = [
+            ([7, 8, 9, 10], false, [4]),          // incrementing, no DF: merged
+            ([0xfffe, 0xffff, 0, 1], false, [4]), // the id wraps
+            ([7, 7, 7, 7], false, [1, 1, 1, 1]),  // fixed without DF: Linux would not merge
+            ([7, 9, 11, 13], false, [1, 1, 1, 1]),// a stride
+            ([7, 8, 20, 21], false, [2, 2]),      // a jump ends the merge, the next one starts
+            ([7, 8, 9, 10], true, [4]),           // incrementing with DF
+            ([7, 7, 7, 7], true, [4]),            // fixed with DF
+            ([7, 7, 8, 9], true, [2, 2]),         // fixed, decided by the second: then 8 breaks it
+            ([7, 8, 8, 9], true, [2, 2]),         // incrementing, decided by the second: then 8 again breaks it
+            ([3, 900, 4, 77], true, [1, 1, 1, 1]),// neither
+        ]
+        for (ids, df, expected) in cases {
+            let (c, read) = makeCoalescer()
+            let input = segments(sizes: [500, 500, 500, 500], ids: ids, df: df)
+            feed(c, Arena(), input)
+            let out = read().map(unwrap)
+            let counts = out.map { h, p in h.gsoType == 0 ? 1 : (p.count - 52 + Int(h.gsoSize) - 1) / Int(h.gsoSize) }
+            XCTAssertEqual(counts, expected, "ids \(ids) DF \(df)")
+            XCTAssertEqual(c.counters.packets, 4)
+            // What the kernel cuts from a merge (id + k) is what went in, where
+            // the id matters (no DF).
+            if !df {
+                var back: [[UInt8]] = []
+                for (h, p) in out {
+                    guard h.gsoType != 0 else { back.append(p); continue }
+                    try p.withUnsafeBytes { q in
+                        let plan = try XCTUnwrap(TSOPlan(packet: q, header: h, maxSegment: 65423))
+                        var o = [UInt8](repeating: 0, count: 65536)
+                        for k in 0..<plan.count {
+                            back.append(Array(o[0..<o.withUnsafeMutableBytes { plan.write(segment: k, of: q, to: $0.baseAddress!) }]))
+                        }
+                    }
+                }
+                XCTAssertEqual(back.map { [$0[4], $0[5]] }, input.map { [$0[4], $0[5]] }, "ids \(ids)")
+            }
+        }
+        // UDP the same (Linux checks it in udp_gro_receive_segment since 6.10).
+        for (ids, df, expected) in [([UInt16](arrayLiteral: 5, 5, 5), false, 3), ([5, 6, 7], false, 1), ([5, 5, 5], true, 1)] {
+            let (c, read) = makeCoalescer()
+            feed(c, Arena(), ids.enumerated().map { i, id in
+                Self.udpPacket(payload: Self.randomBytes(300, seed: UInt64(i)), id: id, df: df)
+            })
+            XCTAssertEqual(read().count, expected, "UDP ids \(ids) DF \(df)")
         }
     }
 
@@ -454,7 +507,7 @@ final class OffloadTests: XCTestCase {
         let arena = Arena()
         let base = segments(sizes: [600])[0]
         func next(_ change: (inout [UInt8]) -> Void) -> [UInt8] {
-            var p = Self.tcpPacket(seq: 1600, payload: Self.randomBytes(600, seed: 9))
+            var p = Self.tcpPacket(seq: 1600, payload: Self.randomBytes(600, seed: 9), id: 1)  // the next id
             change(&p)
             // Re-checksum after the change so only the header difference matters.
             p[36] = 0; p[37] = 0; p[10] = 0; p[11] = 0

@@ -97,7 +97,33 @@ final class SeccompTests: XCTestCase {
         let result = ChildProcess.run("single-process-exit", environment: ["SQUTUN_TEST_RUN=\(run)"])
         XCTAssertEqual(result.status, .exited(0), result.output)
         XCTAssertTrue(result.output.contains("cleaned up"), result.output)
-        XCTAssertNotEqual(access(run + "/p.pid", F_OK), 0)
+        var st = stat()
+        XCTAssertEqual(stat(run + "/p.pid", &st), 0)
+        XCTAssertEqual(st.st_size, 0, "the pid file is emptied")
+    }
+
+    /// The single process's filter: no new socket, no connect (the user's
+    /// D-Bus, systemd user manager, ssh-agent, X11), no unlink, and
+    /// ftruncate only on the pid file's fd.
+    func testSingleProcessFilterForbidsSocketsConnectAndUnlink() throws {
+        let run = TestSupport.makeTemporaryDirectory()
+        directories.append(run)
+        let victim = run + "/victim"
+        let made = open(victim, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        XCTAssertGreaterThanOrEqual(made, 0)
+        close(made)
+        let names = Set(Seccomp.allowList(mode: .singleProcess, pidFileFD: 9).map(\.syscall))
+        for call in ["socket", "connect", "unlink", "unlinkat", "rename", "open", "openat", "bind", "pread64"] {
+            XCTAssertFalse(names.contains(call), call)
+        }
+        let truncate = Seccomp.allowList(mode: .singleProcess, pidFileFD: 9).filter { $0.syscall == "ftruncate" }
+        XCTAssertEqual(truncate.first?.conditions.map(\.a), [9, 0])
+        for call in ["socket-unix", "connect", "unlink", "ftruncate"] {
+            let result = ChildProcess.run("forbidden-single-\(call)", environment: ["SQUTUN_TEST_RUN=\(run)"])
+            XCTAssertEqual(result.status, .signaled(SIGSYS), "\(call): \(result.output)")
+            XCTAssertTrue(result.output.contains("filter installed; calling \(call)"), "\(call): \(result.output)")
+        }
+        XCTAssertEqual(access(victim, F_OK), 0, "the file is still there")
     }
 
     /// abort() and Swift traps must die by their own signal (SIGABRT,

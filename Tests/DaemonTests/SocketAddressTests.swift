@@ -98,8 +98,23 @@ final class SocketAddressTests: XCTestCase {
             XCTAssertTrue(text.hasPrefix("cannot resolve peer 'sqt-no-such-host.invalid': "), text)
             XCTAssertGreaterThan(text.count, "cannot resolve peer 'sqt-no-such-host.invalid': ".count)
         }
+        XCTAssertThrowsError(try SocketAddress.resolve(host: "::1", port: 1, family: .ipv4, bindAddress: "127.0.0.1")) { error in
+            XCTAssertEqual("\(error)", "peer '::1' has no IPv4 address, and -b 127.0.0.1 makes the UDP socket IPv4-only; give -p the peer's IPv4 address, or -b an IPv6 address (or no -b)")
+        }
+        XCTAssertThrowsError(try SocketAddress.resolve(host: "[::ffff:127.0.0.1]", port: 1, family: .ipv6, bindAddress: "::1")) { error in
+            XCTAssertEqual(error as? SystemError, .peerFamilyMismatch(host: "[::ffff:127.0.0.1]", family: .ipv6, bindAddress: "::1"),
+                           "a mapped address is IPv4: an IPv6-only socket cannot reach it")
+        }
         XCTAssertThrowsError(try SocketAddress.resolve(host: "::1", port: 1, family: .ipv4)) { error in
-            XCTAssertEqual("\(error)", "cannot resolve peer '::1': not an IPv4 address, and the UDP socket is IPv4-only; check the name given with -p and this host's DNS, or give -p the peer's IP address")
+            XCTAssertEqual("\(error)", "peer '::1' has no IPv4 address, and this kernel has no IPv6, so the UDP socket is IPv4-only; give -p the peer's IPv4 address")
+        }
+        // A name: its answer has the socket's family, or the start is refused
+        // with the same line (here /etc/hosts may or may not give localhost ::1).
+        do {
+            let v6 = try SocketAddress.resolve(host: "localhost", port: 1, family: .ipv6, bindAddress: "::1")
+            XCTAssertEqual(v6.family, .ipv6)
+        } catch {
+            XCTAssertEqual(error, .peerFamilyMismatch(host: "localhost", family: .ipv6, bindAddress: "::1"))
         }
     }
 }

@@ -75,4 +75,28 @@ final class SpawnTests: XCTestCase {
         XCTAssertEqual(try Spawn.wait(pid), .exited(0))
         XCTAssertEqual(output, "mapped\n")
     }
+
+    /// The caller's descriptors never reach the child, close-on-exec or
+    /// not (`squtun … 7</etc/shadow`), and 0-2 that the map does not name
+    /// are /dev/null, not the caller's terminal or journal stream.
+    func testInheritedDescriptorsAreClosedAndStdioIsNull() throws {
+        let pipe = try FileDescriptor.makePipe()
+        let mapped = try pipe.write.duplicate(atLeast: 200)
+        let inherited = try pipe.write.duplicate(atLeast: 300)
+        try inherited.setCloseOnExec(false)
+        let script = """
+            echo leak >&\(inherited.rawValue) 2>/dev/null
+            for fd in 0 1 2; do echo "$fd=$(readlink /proc/$$/fd/$fd)" >&\(mapped.rawValue); done
+            [ -e /proc/$$/fd/\(inherited.rawValue) ] && echo "fd \(inherited.rawValue) is open" >&\(mapped.rawValue)
+            exit 0
+            """
+        let pid = try Spawn.spawn(path: "/bin/bash", arguments: ["bash", "-c", script], environment: [],
+                                  fileMap: [(mapped, mapped.rawValue)])
+        [pipe.write, mapped, inherited].forEach { $0.close() }
+        let output = TestSupport.readAll(pipe.read)
+        pipe.read.close()
+        XCTAssertEqual(try Spawn.wait(pid), .exited(0))
+        XCTAssertFalse(output.contains("leak"), output)
+        XCTAssertEqual(output, "0=/dev/null\n1=/dev/null\n2=/dev/null\n")
+    }
 }

@@ -142,4 +142,94 @@ final class UDPSocketTests: XCTestCase {
         XCTAssertEqual(try UDPSocket(adopting: dual.fd).family, .ipv6)
         XCTAssertThrowsError(try UDPSocket(adopting: FileDescriptor(rawValue: -1)))
     }
+
+    // MARK: Batches
+
+    /// A batch whose slot i holds `sizes[i]` bytes of the pattern i.
+    private func batch(_ sizes: [Int]) -> DatagramBatch {
+        let b = DatagramBatch(capacity: sizes.count)
+        for (i, n) in sizes.enumerated() {
+            b.slot(i).baseAddress!.initializeMemory(as: UInt8.self, repeating: UInt8(i), count: n)
+            b.lengths[i] = UInt32(n)
+        }
+        return b
+    }
+
+    /// Everything waiting at `s`, as (datagram lengths, how many came coalesced by GRO).
+    private func drain(_ s: UDPSocket) throws -> (lengths: [Int], coalesced: Int) {
+        let rx = DatagramBatch(capacity: 16)
+        var lengths: [Int] = []
+        var coalesced = 0
+        _ = waitReadable(s)
+        while true {
+            let n = try s.receiveBatch(rx)
+            if n == 0 { return (lengths, coalesced) }
+            for i in 0..<n {
+                let total = Int(rx.lengths[i]), segment = Int(rx.gsoSizes[i])
+                if segment == 0 || total <= segment { lengths.append(total); continue }
+                coalesced += 1
+                var left = total
+                while left > 0 { lengths.append(min(segment, left)); left -= segment }
+            }
+        }
+    }
+
+    /// An error after a GSO run went out: the run is counted as sent, the
+    /// error reported for the rest (it used to turn the whole batch into
+    /// errors). Here the error is EMSGSIZE: a datagram over IPv4's limit.
+    func testAnErrorAfterAGSORunKeepsWhatWasSent() throws {
+        let a = try open(bind: "127.0.0.1")
+        let b = try open(bind: "127.0.0.1")
+        let tx = batch([1000, 1000, 1000, 65_520, 1000])
+        let result = a.sendBatch(tx, count: 5, to: b.localAddress, gso: true)
+        XCTAssertEqual(result, BatchSend(sent: 3, failure: Errno(EMSGSIZE), gsoSends: 1, gsoRefused: false))
+        XCTAssertEqual(try drain(b).lengths, [1000, 1000, 1000], "what was counted sent arrived")
+        // The same by sendmmsg: the datagrams before the bad one count.
+        let plain = a.sendBatch(batch([200, 300, 65_520, 400]), count: 4, to: b.localAddress, gso: false)
+        XCTAssertEqual(plain, BatchSend(sent: 2, failure: Errno(EMSGSIZE)))
+        XCTAssertEqual(try drain(b).lengths, [200, 300])
+        // A path error before anything went: nothing sent, the error said.
+        let v6 = try XCTUnwrap(SocketAddress.parse(literal: "::1", port: 9))
+        XCTAssertEqual(a.sendBatch(tx, count: 3, to: v6, gso: true), BatchSend(sent: 0, failure: Errno(EAFNOSUPPORT)))
+    }
+
+    /// A kernel refusal of GSO (EINVAL, here caused with SO_NO_CHECK, as
+    /// udp_send_skb refuses GSO without checksums) sends the datagrams one
+    /// by one and pauses GSO, which is tried again 1 s later, then 2 s …,
+    /// and used again once it works (it used to be off for good).
+    func testARefusedGSOSendGoesOneByOneAndGSOIsTriedAgainLater() throws {
+        let a = try open(bind: "127.0.0.1")
+        let b = try open(bind: "127.0.0.1")
+        let tx = batch([1200, 1200, 1200, 700])
+        var schedule = GSOSchedule()
+        var on: Int32 = 1
+        XCTAssertEqual(setsockopt(a.fd.rawValue, SOL_SOCKET, SO_NO_CHECK, &on, 4), 0)
+
+        XCTAssertTrue(schedule.allowed(nowMs: 10_000))
+        let refused = a.sendBatch(tx, count: 4, to: b.localAddress, gso: true)
+        XCTAssertEqual(refused, BatchSend(sent: 4, failure: nil, gsoSends: 0, gsoRefused: true))
+        XCTAssertEqual(try drain(b).lengths, [1200, 1200, 1200, 700], "all went, one by one")
+        schedule.update(refused, nowMs: 10_000)
+        XCTAssertFalse(schedule.allowed(nowMs: 10_999), "paused for 1 s")
+        XCTAssertTrue(schedule.allowed(nowMs: 11_000), "then tried again")
+        // Still refused: the next pause is longer.
+        schedule.update(a.sendBatch(tx, count: 4, to: b.localAddress, gso: true), nowMs: 11_000)
+        XCTAssertFalse(schedule.allowed(nowMs: 12_999))
+        XCTAssertTrue(schedule.allowed(nowMs: 13_000))
+        _ = try drain(b)
+
+        // The cause gone, the retry works: one super-datagram again.
+        on = 0
+        XCTAssertEqual(setsockopt(a.fd.rawValue, SOL_SOCKET, SO_NO_CHECK, &on, 4), 0)
+        let again = a.sendBatch(tx, count: 4, to: b.localAddress, gso: schedule.allowed(nowMs: 13_000))
+        XCTAssertEqual(again, BatchSend(sent: 4, failure: nil, gsoSends: 1, gsoRefused: false))
+        let got = try drain(b)
+        XCTAssertEqual(got.lengths, [1200, 1200, 1200, 700])
+        XCTAssertEqual(got.coalesced, 1, "sent as one GSO super-datagram (received whole with UDP_GRO)")
+        schedule.update(again, nowMs: 13_000)
+        XCTAssertEqual(schedule.retryMs, GSOSchedule.firstRetryMs, "working GSO ends the backoff")
+        // The pause never grows past a minute.
+        for t in 0..<20 { schedule.update(BatchSend(sent: 1, gsoRefused: true), nowMs: UInt64(t)) }
+        XCTAssertEqual(schedule.retryMs, GSOSchedule.maxRetryMs)
+    }
 }

@@ -132,6 +132,21 @@ final class KeyFileTests: XCTestCase {
         }
     }
 
+    /// Like ssh: a 0600 key owned by another (non-root) user is refused,
+    /// since that user can read and rewrite it. Root's and our own are fine.
+    func testKeyOwnedByAnotherUserRefused() throws {
+        try XCTSkipIf(getuid() != 0, "needs root to chown")
+        let p = try file("theirs", hex)
+        XCTAssertEqual(chown(p, 65534, 65534), 0)
+        XCTAssertEqual(readError(p), .keyFileOwner(path: p, owner: 65534, you: 0))
+        XCTAssertEqual(readError(p)?.description,
+                       "key file '\(p)': owned by uid 65534, not by root or you (uid 0), so that user can change it; run chown root '\(p)'")
+        XCTAssertEqual(chown(p, 0, 0), 0)
+        XCTAssertEqual(bytes(try KeyFile.read(path: p)), expected)
+        XCTAssertEqual(SharedError.keyFileOwner(path: "/k", owner: 1001, you: 1000).description,
+                       "key file '/k': owned by uid 1001, not by root or you (uid 1000), so that user can change it; run as root: chown 1000 '/k'")
+    }
+
     func testDirectory() throws {
         XCTAssertEqual(readError(dir), .keyFileNotRegular(path: dir, kind: "a directory"))
     }

@@ -9,8 +9,14 @@ make_world
 genkey "$WORK/key"
 
 start_squtun "$NS_A" a -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 5 -c 30
+wait_for 5 test -s "$WORK/a.pid"
 start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 5 -c 30
 check "both daemons wrote their pid files" wait_for 5 test -s "$WORK/a.pid" -a -s "$WORK/b.pid"
+# Both ends on one host share the key file: the second to start says that
+# tunnels sharing a key accept each other's datagrams; the first says nothing.
+check "the second user of a key file warns that another squtun uses it" \
+    grep -q "is also used by another squtun on this host" "$WORK/b.log"
+check "the first user of the key file does not" bash -c "! grep -q 'is also used by another' '$WORK/a.log'"
 check "ping A → B across the tunnel" wait_for 5 ping_from "$NS_A" "$TUN_B"
 check "ping B → A across the tunnel" ping_from "$NS_B" "$TUN_A" 3
 mtu=$("$SQUTUN" -m 1500)

@@ -95,6 +95,11 @@ run_fg keyopen "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/o
 check "world-readable key file (0644) → exit 1, says chmod 600" \
     expect_error keyopen 1 "key file '$WORK/openkey': permissions 0644 are too open; run chmod 600 '$WORK/openkey'"
 
+cp "$WORK/key" "$WORK/theirkey"; chmod 600 "$WORK/theirkey"; chown "$TEST_USER" "$WORK/theirkey"
+run_fg keyowner "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/theirkey" -l 3505
+check "0600 key file owned by another user → exit 1, says chown root" \
+    expect_error keyowner 1 "key file '$WORK/theirkey': owned by uid $(id -u "$TEST_USER"), not by root or you (uid 0), so that user can change it; run chown root '$WORK/theirkey'"
+
 # --- peer --------------------------------------------------------------------
 # NS_A has no default route: the resolver fails at once, nothing leaves it.
 t0=$SECONDS
@@ -102,6 +107,11 @@ run_fg resolve "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/k
 check "unresolvable peer -p nonexistent.invalid → exit 1, names the host" \
     expect_error resolve 1 "cannot resolve peer 'nonexistent.invalid': *; check the name given with -p and this host's DNS, or give -p the peer's IP address" glob
 check "unresolvable peer fails within 5 s" test $((SECONDS - t0)) -le 5
+
+# -b makes the socket IPv4-only: an IPv6 peer could never be sent to.
+run_fg family "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/key" -l 3530 -b "$UNDER_A" -p 2001:db8::2
+check "IPv6 peer with an IPv4 -b → exit 1, says the socket is IPv4-only" \
+    expect_error family 1 "peer '2001:db8::2' has no IPv4 address, and -b $UNDER_A makes the UDP socket IPv4-only; give -p the peer's IPv4 address, or -b an IPv6 address (or no -b)"
 
 # --- user and chroot (root start) --------------------------------------------
 run_fg nouser "$NS_A" -u nosuchuser-sqt "${CHROOT_OPTS[@]}" -i tun0 -k "$WORK/key" -l 3506

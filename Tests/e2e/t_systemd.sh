@@ -78,6 +78,7 @@ check "the unit sets NoNewPrivileges=yes, ProtectSystem=strict, ReadWritePaths=/
 check "the unit has no RuntimeDirectory= and makes /run/squtun with tmpfiles.d's line" sh -c "
     ! grep -q '^RuntimeDirectory' '$UNIT' && grep -qx 'ExecStartPre=+/usr/bin/systemd-tmpfiles --create squtun.conf' '$UNIT'"
 check "the unit has no User= (the helper starts as root, the worker drops)" sh -c "! grep -q '^User=' '$UNIT'"
+check "the unit sets LimitCORE=0 (no core dump may hold the key)" grep -qx LimitCORE=0 "$UNIT"
 read -r -a START <<<"${exec_start//%i/tun0}"
 bounding="-all"
 for c in $caps; do c=${c#CAP_}; bounding="$bounding,+$(tr 'A-Z' 'a-z' <<<"$c")"; done

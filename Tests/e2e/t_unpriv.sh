@@ -32,6 +32,12 @@ check "runs as $TEST_USER" test "$(field Uid)" = "$uid $uid $uid $uid"
 check "NoNewPrivs 1" test "$(field NoNewPrivs)" = 1
 check "Seccomp 2" test "$(field Seccomp)" = 2
 check "CapEff 0" test "$(field CapEff)" = 0000000000000000
+# Its key never lands in a core dump: none allowed, not dumpable (its /proc
+# files then belong to root, not to the user), key pages marked "dd".
+check "core file size 0 0" test "$(awk '/^Max core file size/ {print $5, $6}' /proc/$PID_a/limits)" = "0 0"
+check "not dumpable (/proc/PID/status owned by root)" test "$(stat -c %u /proc/$PID_a/status)" = 0
+python3 "$(dirname "$0")/../tools/keyscan.py" "$PID_a" "$RUN/key" > "$WORK/keyscan"; rc=$?
+check "every copy of the key is in a MADV_DONTDUMP mapping (keyscan $rc: $(tr '\n' ';' < "$WORK/keyscan"))" test "$rc" = 0
 check "the user can read its status" sh -c "ip netns exec $NS_A setpriv --reuid=$uid --regid=$gid --clear-groups $SQUTUN status tun0 --control $RUN/a.sock | grep -q '^rx-packets: [1-9]'"
 check "the user's tunnel uses the tun offloads (TSO on)" test "$(tso_state "$NS_A")" = on
 kill -TERM "$PID_a"
@@ -39,5 +45,15 @@ check "SIGTERM: it exits" wait_for 2 dead "$PID_a"
 check "and switched the device's offloads off again (under seccomp)" test "$(tso_state "$NS_A")" = off
 reap "$PID_a"; rc=$?
 check "exit status 0 ($rc)" test "$rc" = 0
-check "pid file removed" test ! -e "$RUN/a.pid"
+# Its filter has no unlink: it empties the pid file through the fd it holds.
+check "pid file emptied" sh -c "test -e $RUN/a.pid && test ! -s $RUN/a.pid"
+check "the status socket is dead" sh -c "! ip netns exec $NS_A $SQUTUN status tun0 --control $RUN/a.sock 2>/dev/null"
+# The next start takes both files over.
+ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" \
+    --pidfile "$RUN/a.pid" --control "$RUN/a.sock" >> "$WORK/a2.log" 2>&1 &
+PID_a2=$!; PIDS+=("$PID_a2")
+check "a second start takes the files over" wait_for 5 grep -qx "$PID_a2" "$RUN/a.pid"
+check "and answers on the status socket" wait_for 3 sh -c "ip netns exec $NS_A $SQUTUN status tun0 --control $RUN/a.sock >/dev/null"
+kill -TERM "$PID_a2"; reap "$PID_a2"
 finish

@@ -65,8 +65,9 @@ def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
 class Receiver:
     """The receiver's checks, in the order of PROTOCOL.md section 'Receiving'."""
 
-    def __init__(self, psk, own_session, start_ms, skew_s):
+    def __init__(self, psk, own_session, start_ms, skew_s, former=()):
         self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
+        self.former = set(former)
         self.peer_session = None
         self.highest = None
         self.seen = set()
@@ -79,8 +80,8 @@ class Receiver:
         version, ptype, reserved, session, counter, ts = struct.unpack(">BBHQQQ", pkt[:HEADER_LEN])
         if version != VERSION or ptype not in TYPE_NAMES or reserved != 0:
             return "drop malformed"
-        # 2. own session (reflection)
-        if session == self.own:
+        # 2. own session, of this run or a former one (reflection)
+        if session != self.peer_session and (session == self.own or session in self.former):
             return "drop reflected"
         # 3. older session than the current one
         if self.peer_session is not None and session < self.peer_session:
@@ -92,8 +93,8 @@ class Receiver:
         # 5. time skew
         if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
             return "drop time-skew"
-        # 6. sent before this receiver started
-        if self.skew_ms and ts < self.start_ms:
+        # 6. a session being established: sent before this receiver started
+        if self.skew_ms and session != self.peer_session and ts < self.start_ms:
             return "drop replay"
         # 7. replay window (only within the current session)
         if session == self.peer_session and self.highest is not None:
@@ -107,8 +108,10 @@ class Receiver:
         if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
             return "drop malformed"
         payload = pt[:-p]
-        # 10. type rules
+        # 10. type rules: data is one IPv4 or IPv6 packet, a keepalive is empty
         if (ptype == TYPE_DATA) != (len(payload) > 0):
+            return "drop malformed"
+        if ptype == TYPE_DATA and payload[0] >> 4 not in (4, 6):
             return "drop malformed"
         # 11. commit
         if session != self.peer_session:
@@ -138,15 +141,24 @@ NOW = 1795000001000            # receiver clock, ms
 PING = bytes.fromhex("45000024a1b2400040018a" "f40a0900010a090002" "0800f7fd00010001" "73717574756e2121")
 
 
+def inet_checksum(b):
+    """RFC 1071 over an even number of bytes."""
+    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
 def fix_ping():
-    # Recompute the IPv4 header checksum so the sample is a valid packet.
+    # The IPv4 header checksum, then the ICMP checksum over the whole ICMP
+    # message (header and data), so that a kernel would take the sample.
     h = bytearray(PING[:20])
     h[10:12] = b"\0\0"
-    s = sum(struct.unpack(">10H", bytes(h)))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    h[10:12] = struct.pack(">H", ~s & 0xFFFF)
-    return bytes(h) + PING[20:]
+    h[10:12] = struct.pack(">H", inet_checksum(bytes(h)))
+    icmp = bytearray(PING[20:])
+    icmp[2:4] = b"\0\0"
+    icmp[2:4] = struct.pack(">H", inet_checksum(bytes(icmp)))
+    return bytes(h) + bytes(icmp)
 
 
 PING = fix_ping()
@@ -174,9 +186,12 @@ def build_vectors():
         "payload": "", "k_enc": k_enc.hex(), "k_mac": k_mac.hex(), "k_iv": k_iv.hex(),
         "iv": make_iv(k_iv, S_A, 1).hex(), "packet": ka.hex()}))
 
-    def seq(name, steps, skew=30):
-        v.append((name, {"psk": PSK.hex(), "own_session": S_B, "start_ms": START, "now_ms": NOW,
-                         "skew_s": skew, "steps": steps}))
+    def seq(name, steps, skew=30, former=None):
+        f = {"psk": PSK.hex(), "own_session": S_B, "start_ms": START, "now_ms": NOW, "skew_s": skew}
+        if former is not None:
+            f["former_sessions"] = " ".join(str(s) for s in former)
+        f["steps"] = steps
+        v.append((name, f))
 
     peer = "peer"
     seq("accept-data-then-keepalive", [(data, peer), (ka, peer)])
@@ -207,13 +222,36 @@ def build_vectors():
     seq("reject-time-skew-future", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30001, PING), peer)])
     seq("accept-time-skew-limit", [(seal(PSK, TYPE_DATA, S_A, 0, NOW + 30000, PING), peer)])
     seq("accept-time-skew-disabled", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 86400000, PING), peer)], skew=0)
+    # This end's former run (session S_A, older than S_B): its datagrams sent
+    # back are refused even with the time checks off; the peer's are not.
+    seq("reject-reflected-former-session", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A + 2, 0, NOW - 5, PING), peer)], skew=0, former=[S_A + 2])
     seq("reject-sent-before-start", [(seal(PSK, TYPE_DATA, S_A, 0, START - 1, PING), peer)])
+    # Check 6 holds while a session is established, not after.
+    seq("accept-established-sent-before-start", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A, 2, START - 1, PING), peer)])
+    seq("reject-newer-session-sent-before-start", [
+        (data, peer),
+        (seal(PSK, TYPE_DATA, S_A + 1, 0, START - 1, PING), peer)])
+    # No peer known yet: any address is "other" (peer discovery); then the
+    # peer roams: an authenticated datagram from another address is taken.
+    seq("accept-first-from-other", [(data, "other")])
+    seq("accept-roaming-from-other", [(data, peer), (ka, "other")])
+    seq("reject-bad-mac-no-peer-is-unknown-sender", [(flip(data, 50), "other")])
+    # An authenticated data payload that is not an IP packet.
+    seq("reject-data-not-ip", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, bytes([0x50]) + PING[1:]), peer)])
     # 35 payload bytes + 13 bytes of wrong padding = 3 blocks, MAC valid.
     seq("reject-bad-padding", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([12] * 12 + [13])), peer)])
     seq("reject-padding-too-long", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, PING[:-1], bytes([17] * 13)), peer)])
     seq("reject-data-empty", [(seal(PSK, TYPE_DATA, S_A, 0, NOW - 20, b""), peer)])
     seq("reject-keepalive-nonempty", [(seal(PSK, TYPE_KEEPALIVE, S_A, 0, NOW - 20, b"x"), peer)])
     return v
+
+
+def former_of(f):
+    return [int(x) for x in str(f.get("former_sessions", "")).split()]
 
 
 def render(vectors):
@@ -223,7 +261,7 @@ def render(vectors):
         out.append(f"name: {name}")
         for k, val in f.items():
             if k == "steps":
-                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"])
+                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))
                 for pkt, src in val:
                     out.append(f"recv: {src} {pkt.hex()}")
                     out.append(f"expect: {r.open(pkt, src == 'peer', f['now_ms'])}")
@@ -268,7 +306,8 @@ def check(path):
             ok = (got.hex() == f["packet"] and k_enc.hex() == f["k_enc"] and k_mac.hex() == f["k_mac"]
                   and k_iv.hex() == f["k_iv"] and make_iv(k_iv, int(f["session"]), int(f["counter"])).hex() == f["iv"])
         else:
-            r = Receiver(bytes.fromhex(f["psk"]), int(f["own_session"]), int(f["start_ms"]), int(f["skew_s"]))
+            r = Receiver(bytes.fromhex(f["psk"]), int(f["own_session"]), int(f["start_ms"]), int(f["skew_s"]),
+                         former_of(f))
             ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
         print(("ok      " if ok else "FAILED  ") + name)
         failures += 0 if ok else 1

@@ -28,6 +28,24 @@ int squtun_set_pdeathsig(int sig);
 /// show it; at most 15 bytes are kept.
 int squtun_set_name(const char *name);
 
+/// No core dump of this process, ever: RLIMIT_CORE 0 (soft and hard) and
+/// prctl(PR_SET_DUMPABLE, 0). 0 or -1 with errno set.
+int squtun_no_core_dumps(void);
+/// prctl(PR_GET_DUMPABLE): 0 or 1 (2 with suid_dumpable), -1 with errno set.
+int squtun_get_dumpable(void);
+
+/// madvise(addr, len, MADV_DONTDUMP): the pages stay out of core dumps.
+int squtun_madvise_dontdump(void *addr, size_t len);
+
+/// closefrom(3): closes every descriptor >= lowfd (close_range(2), or
+/// /proc/self/fd on kernels before 5.9).
+void squtun_close_from(int lowfd);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes
+/// every descriptor >= lowfd. `actions` is a posix_spawn_file_actions_t *
+/// (untyped: <spawn.h> here would make this module claim its types).
+int squtun_spawn_closefrom(void *actions, int lowfd);
+
 // ---- System layer (squtund/System) -------------------------------------
 #include <stdint.h>
 
@@ -54,9 +72,11 @@ int squtun_ambient_caps_any(void);
 #define SQUTUN_MAX_FDS 8
 
 /// sendmsg(2) of one datagram with `nfds` (0...SQUTUN_MAX_FDS) descriptors
-/// as SCM_RIGHTS, with MSG_NOSIGNAL (EPIPE instead of SIGPIPE). Returns the
-/// byte count or -1 with errno set (EINTR is the caller's to retry).
-ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// as SCM_RIGHTS, with MSG_NOSIGNAL (EPIPE instead of SIGPIPE), and with
+/// MSG_DONTWAIT if `dontwait` (EAGAIN instead of blocking when the socket
+/// buffer is full). Returns the byte count or -1 with errno set (EINTR is
+/// the caller's to retry).
+ssize_t squtun_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int dontwait);
 
 /// recvmsg(2) of one datagram with MSG_CMSG_CLOEXEC. Received descriptors
 /// (from every SCM_RIGHTS block) go to fds[0..<maxfds]; any beyond maxfds
@@ -87,7 +107,9 @@ uint64_t squtun_take_signals(void);
 
 /// sendmmsg(2), MSG_DONTWAIT, of `n` (<= SQUTUN_BATCH_MAX) datagrams to one
 /// address: datagram i is lens[i] bytes at base + i*slot. Returns how many
-/// were sent (fewer when the socket buffer filled up), or -1 with errno set.
+/// were sent, or -1 with errno set. When fewer than `n` went out, errno says
+/// why the next one did not (EAGAIN/ENOBUFS: the socket buffer filled up),
+/// so a caller can count what was sent and still know the error.
 int squtun_send_batch(int fd, const void *base, size_t slot, unsigned n, const unsigned *lens,
                       const void *to, unsigned tolen);
 
@@ -122,5 +144,10 @@ uint64_t squtun_csum_add(uint64_t acc, const void *data, size_t len);
 
 /// Folds an accumulator to 16 bits (not complemented).
 uint16_t squtun_csum_fold(uint64_t acc);
+
+/// Takes a shared open-file-description lock on the whole of `fd`'s file;
+/// returns 1 if another open file description already held one, 0 if not,
+/// -1 with errno set on failure.
+int squtun_share_lock(int fd);
 
 #endif

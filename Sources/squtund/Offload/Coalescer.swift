@@ -5,13 +5,24 @@ import Glibc
 /// of one UDP flow, go to the kernel as one super-packet (one writev, one
 /// trip through the stack) instead of one write each. Only what Linux's
 /// own GRO (tcp_gro_receive, udp_gro_receive) would merge is merged: same
-/// addresses and ports, same IP header fields; for TCP the same ACK,
-/// window and options, sequence numbers that follow on, plain ACK segments
-/// with PSH only on the last; every checksum verified first (a bad segment
+/// addresses and ports, same IP header fields; IPv4 ids as GRO wants them
+/// (below); for TCP the same ACK, window and options, sequence numbers that
+/// follow on, plain ACK segments with PSH only on the last; every checksum
+/// verified first (a bad segment
 /// goes to the kernel alone and unchanged, so it is dropped there as it
 /// would have been). Everything else is written as it came. The kernel
 /// cuts a UDP super-packet back into the same datagrams for a socket that
 /// did not ask for UDP GRO itself.
+///
+/// IPv4 ids (Linux's inet_gro_flush, 6.10+, and the flush_id/is_atomic
+/// checks before it): segment k of a merge must carry the first one's id
+/// + k; only with DF set may the id instead stay fixed, which the second
+/// segment decides for the whole merge. A super-packet is cut again with
+/// id + k (the virtio header has no fixed-id flag), so without DF, where
+/// the id still matters to fragment reassembly, the ids that come out are
+/// exactly the ones that went in; with DF a fixed id may come out
+/// incrementing, which nothing reads (RFC 6864: an atomic datagram's id
+/// has no meaning).
 ///
 /// Nothing is copied: a merged packet is a writev of a rebuilt header and
 /// the payloads where they were decrypted. So the caller's packets must
@@ -38,6 +49,8 @@ final class Coalescer {
         var nextSequence: UInt32 = 0
         /// PSH seen, or a segment shorter than the first: nothing may follow.
         var closed = false
+        /// IPv4 with DF: the second segment had the first one's id, so all do.
+        var fixedID = false
         var push = false
     }
 
@@ -114,9 +127,21 @@ final class Coalescer {
         guard !f.closed, f.count < Self.maxSegments, v.isUDP || v.sequence == f.nextSequence,
               v.payloadLength <= head.payloadLength,
               v.transportHeaderLength == head.transportHeaderLength, v.ipHeaderLength == head.ipHeaderLength,
-              head.headerLength + f.payloadBytes + v.payloadLength <= (v.ipv6 ? 65535 + 40 : 65535)
+              head.headerLength + f.payloadBytes + v.payloadLength <= (v.ipv6 ? 65535 + 40 : 65535),
+              v.ipv6 || Self.idFollows(v, f) != nil
         else { return false }
         return v.sameHeaderFields(p, as: f.first!)
+    }
+
+    /// Whether IPv4 segment `v` may be the next of flow `f` by its id (see
+    /// the type's comment): nil if not, else whether the merge has a fixed
+    /// id from here on. DF is the same on every segment (sameHeaderFields).
+    @inline(__always)
+    static func idFollows(_ v: SegmentView, _ f: Flow) -> Bool? {
+        let offset = v.ipID &- f.packet.ipID
+        if f.fixedID { return offset == 0 ? true : nil }
+        if offset == UInt16(truncatingIfNeeded: f.count) { return false }
+        return f.count == 1 && offset == 0 && v.dontFragment ? true : nil
     }
 
     private func start(_ v: SegmentView, _ p: UnsafeMutableRawPointer) {
@@ -134,6 +159,7 @@ final class Coalescer {
     }
 
     private func append(_ i: Int, _ v: SegmentView, _ p: UnsafeMutableRawPointer) {
+        if !v.ipv6 { flows[i].fixedID = Self.idFollows(v, flows[i]) ?? false }
         let iov = iovecs + i * (Self.maxSegments + 1)
         flows[i].count += 1
         iov[flows[i].count] = iovec(iov_base: p + v.headerLength, iov_len: v.payloadLength)

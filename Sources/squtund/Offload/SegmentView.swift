@@ -20,6 +20,9 @@ struct SegmentView {
     /// TCP header with options, or the 8-byte UDP header.
     private(set) var transportHeaderLength = 0
     private(set) var payloadLength = 0
+    /// IPv4 only: the identification field, and whether DF is set.
+    private(set) var ipID: UInt16 = 0
+    private(set) var dontFragment = false
     /// TCP only.
     private(set) var sequence: UInt32 = 0
     private(set) var flags: UInt8 = 0
@@ -46,6 +49,8 @@ struct SegmentView {
             let fragment = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
             guard ipLength >= 20, total == length, fragment & 0x3fff == 0 else { return }
             proto = p.load(fromByteOffset: 9, as: UInt8.self)
+            ipID = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+            dontFragment = fragment & 0x4000 != 0
         } else if version == 6 {
             ipLength = 40
             guard length >= 40,

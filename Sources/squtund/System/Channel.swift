@@ -27,8 +27,9 @@ struct Channel: Sendable {
 
     /// Sends one message (and its fds). The encode buffer is wiped
     /// afterwards because it may hold the key. A dead peer gives EPIPE
-    /// (MSG_NOSIGNAL), not SIGPIPE.
-    func send(_ message: ChannelMessage) throws(SystemError) {
+    /// (MSG_NOSIGNAL), not SIGPIPE. With `wait: false` a full socket
+    /// buffer gives EAGAIN (`.channelIO`) instead of blocking.
+    func send(_ message: ChannelMessage, wait: Bool = true) throws(SystemError) {
         let fds = message.fileDescriptors.map(\.rawValue)
         let result: Result<Void, SystemError> = withUnsafeTemporaryAllocation(byteCount: ChannelCodec.maxMessageBytes, alignment: 8) { buffer in
             defer { squtun_wipe(buffer.baseAddress, buffer.count) }
@@ -40,7 +41,7 @@ struct Channel: Sendable {
             }
             do throws(Errno) {
                 _ = try fds.withUnsafeBufferPointer { fdBuffer throws(Errno) in
-                    try retryingEINTR { squtun_send_fds(fd.rawValue, buffer.baseAddress, count, fdBuffer.baseAddress, Int32(fdBuffer.count)) }
+                    try retryingEINTR { squtun_send_fds(fd.rawValue, buffer.baseAddress, count, fdBuffer.baseAddress, Int32(fdBuffer.count), wait ? 0 : 1) }
                 }
                 return .success(())
             } catch {
@@ -94,8 +95,10 @@ struct Channel: Sendable {
     }
 
     /// A worker log line (`level` is a syslog priority such as LOG_INFO).
+    /// Never blocks: with the helper not reading, it throws (EAGAIN) and
+    /// the line is lost, but the data path goes on.
     func sendLog(level: Int32, text: String) throws(SystemError) {
-        try send(.log(level: LogLevel(syslog: level), text: text.isEmpty ? "(empty log message)" : text))
+        try send(.log(level: LogLevel(syslog: level), text: text.isEmpty ? "(empty log message)" : text), wait: false)
     }
 
     func close() { fd.close() }

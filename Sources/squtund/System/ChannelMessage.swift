@@ -78,9 +78,13 @@ struct WorkerConfig: Equatable, Sendable {
     var peer: SocketAddress?
     var chrootPath: String
     var interface: String
+    /// This end's former sessions (at most `maxFormerSessions`).
+    var formerSessions: [UInt64] = []
 
-    /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16.
-    static let encodedSize = 336
+    /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16
+    /// + former-session count 4 + 32 former sessions (unused ones zero).
+    static let encodedSize = 336 + 4 + 8 * maxFormerSessions
+    static let maxFormerSessions = 32
     static let peerBytes = 28
     static let chrootBytes = 256
     static let interfaceBytes = 16
@@ -226,6 +230,12 @@ enum ChannelCodec {
         w.zeros(peerStart + WorkerConfig.peerBytes - w.offset)
         try fixedString(c.chrootPath, WorkerConfig.chrootBytes, field: "chroot path", into: &w)
         try fixedString(c.interface, WorkerConfig.interfaceBytes, field: "interface name", into: &w)
+        guard c.formerSessions.count <= WorkerConfig.maxFormerSessions else {
+            throw .badField(type: .config, field: "more than \(WorkerConfig.maxFormerSessions) former sessions")
+        }
+        w.u32(UInt32(c.formerSessions.count))
+        for s in c.formerSessions { w.u64(s) }
+        w.zeros(8 * (WorkerConfig.maxFormerSessions - c.formerSessions.count))
     }
 
     /// NUL-padded; at least one NUL, so at most size-1 bytes of text.
@@ -324,8 +334,20 @@ enum ChannelCodec {
         guard Tun.isValidName(interface) else {
             throw .badField(type: .config, field: "invalid interface name")
         }
+        let formerCount = Int(r.u32())
+        guard formerCount <= WorkerConfig.maxFormerSessions else {
+            throw .badField(type: .config, field: "former session count \(formerCount)")
+        }
+        var former: [UInt64] = []
+        for i in 0..<WorkerConfig.maxFormerSessions {
+            let s = r.u64()
+            if i < formerCount { former.append(s) } else if s != 0 {
+                throw .badField(type: .config, field: "unused former session slot not zero")
+            }
+        }
         return WorkerConfig(session: session, startTimeMs: start, skewSeconds: skew, keepaliveSeconds: keepalive,
-                            dropPrivileges: drop, uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface)
+                            dropPrivileges: drop, uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
+                            formerSessions: former)
     }
 
     /// Text up to the first NUL; everything after it must be NUL too, so

@@ -82,45 +82,68 @@ extension UDPSocket {
         return Int(n)
     }
 
-    /// Sends slots 0..<count to `peer`; returns how many went out — fewer
-    /// when the socket buffer was full (the rest are dropped, as a full
-    /// queue drops). With `gso`, runs of equal-sized datagrams leave as one
-    /// UDP_SEGMENT super-datagram each (one trip through the stack instead
-    /// of one per datagram); a kernel that refuses GSO turns `gso` off and
-    /// the batch goes out by sendmmsg.
-    func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: inout Bool) throws(Errno) -> Int {
-        guard count > 0 else { return 0 }
-        let target = try sendAddress(for: peer)
-        var sent = 0
-        while gso && sent < count {
-            let end = Self.gsoRun(batch, from: sent, count: count)
-            if end - sent == 1 { break }  // nothing to coalesce here: sendmmsg the rest
+    /// Sends slots 0..<count to `peer`, in order. With `gso`, runs of
+    /// equal-sized datagrams leave as one UDP_SEGMENT super-datagram each
+    /// (one trip through the stack instead of one per datagram); the rest,
+    /// and everything after a run the kernel refused as GSO, by sendmmsg.
+    /// Never throws: the result says exactly how many went out (the first
+    /// `sent` slots) and why the others did not, so that datagrams sent
+    /// before an error are still counted as sent.
+    func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: Bool) -> BatchSend {
+        guard count > 0 else { return BatchSend(sent: 0) }
+        let target: SocketAddress
+        do {
+            target = try sendAddress(for: peer)
+        } catch {
+            return BatchSend(sent: 0, failure: error)
+        }
+        var result = BatchSend(sent: 0)
+        while gso && result.sent < count {
+            let start = result.sent
+            let end = Self.gsoRun(batch, from: start, count: count)
+            if end - start == 1 { break }  // nothing to coalesce here: sendmmsg the rest
             let r = target.withSockaddr { sa, len in
-                squtun_send_gso(fd.rawValue, batch.base, batch.slotSize, UInt32(sent), UInt32(end - sent),
-                                batch.lengths, sa, UInt32(len), batch.lengths[sent])
+                squtun_send_gso(fd.rawValue, batch.base, batch.slotSize, UInt32(start), UInt32(end - start),
+                                batch.lengths, sa, UInt32(len), batch.lengths[start])
             }
             if r < 0 {
                 let e = Errno.current
-                if e.isWouldBlock || e.rawValue == ENOBUFS { return sent }
-                if e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP || e.rawValue == EIO || e.rawValue == ENOPROTOOPT {
-                    gso = false
+                if Self.refusesGSO(e) {
+                    result.gsoRefused = true
                     break
                 }
-                throw e
+                result.failure = e
+                return result
             }
-            sent = end
+            result.sent = end
+            result.gsoSends += 1
         }
-        guard sent < count else { return sent }
+        guard result.sent < count else { return result }
+        let start = result.sent
         let n = target.withSockaddr { sa, len in
-            squtun_send_batch(fd.rawValue, batch.base + sent * batch.slotSize, batch.slotSize, UInt32(count - sent),
-                              batch.lengths + sent, sa, UInt32(len))
+            squtun_send_batch(fd.rawValue, batch.base + start * batch.slotSize, batch.slotSize, UInt32(count - start),
+                              batch.lengths + start, sa, UInt32(len))
         }
         if n < 0 {
-            let e = Errno.current
-            if e.isWouldBlock || e.rawValue == ENOBUFS { return sent }
-            throw e
+            result.failure = Errno.current
+        } else {
+            // errno, read before anything else can change it: why the rest stayed.
+            if start + Int(n) < count { result.failure = Errno.current }
+            result.sent = start + Int(n)
         }
-        return sent + Int(n)
+        return result
+    }
+
+    /// The errors with which a kernel refuses a UDP_SEGMENT send that
+    /// plain sends may survive: no GSO in this kernel (ENOPROTOOPT,
+    /// EOPNOTSUPP), no checksum offload on the route's device (EIO), a
+    /// segment larger than the path MTU allows (EINVAL, which an ICMP "frag
+    /// needed" can cause for a while; EMSGSIZE in some kernels). All are
+    /// worth a later retry; meanwhile the datagrams go one by one, and
+    /// those that really cannot go fail there, each counted.
+    static func refusesGSO(_ e: Errno) -> Bool {
+        e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP || e.rawValue == EIO || e.rawValue == ENOPROTOOPT
+            || e.rawValue == EMSGSIZE
     }
 
     /// The end of the GSO run starting at `start`: following datagrams of
@@ -139,4 +162,24 @@ extension UDPSocket {
         }
         return end
     }
+}
+
+/// What one `sendBatch` did.
+struct BatchSend: Equatable {
+    /// Datagrams that went out: the batch's first `sent` slots.
+    var sent: Int
+    /// Why the remaining ones did not; nil when all went. EAGAIN/ENOBUFS
+    /// (`isBufferFull`) is a full socket buffer, which drops as a full
+    /// queue drops; anything else is about the path or the address (no
+    /// route, link down, a peer of the wrong family …).
+    var failure: Errno? = nil
+    /// UDP GSO super-datagrams sent, and whether the kernel refused one
+    /// (its datagrams then went one by one).
+    var gsoSends = 0
+    var gsoRefused = false
+}
+
+extension Errno {
+    /// A full socket buffer: the datagram is dropped, the path is fine.
+    var isBufferFull: Bool { isWouldBlock || rawValue == ENOBUFS }
 }

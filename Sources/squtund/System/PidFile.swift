@@ -198,6 +198,18 @@ struct PidFile: Sendable {
         return unlink(path) == 0
     }
 
+    /// The fd that holds the lock (the single process's seccomp filter
+    /// allows ftruncate on it alone).
+    var descriptor: FileDescriptor { fd }
+
+    /// Empties the file through the held fd and releases the lock: what a
+    /// process under a seccomp filter (no unlink) can do at exit. An empty
+    /// pid file is taken over by the next start without a word.
+    func vacate() {
+        _ = ftruncate(fd.rawValue, 0)
+        fd.close()
+    }
+
     // MARK: Helpers
 
     enum Content: Equatable { case empty, pid(Int32), garbage }

@@ -40,8 +40,8 @@ enum Seccomp {
     enum Mode: Sendable {
         /// The chrooted worker: logs go over the channel.
         case worker
-        /// The unprivileged single process: also removes its own pid file
-        /// and control socket at exit, and logs to syslog itself.
+        /// The unprivileged single process: also empties its own pid file at
+        /// exit, and logs to syslog itself (on a socket opened before).
         case singleProcess
     }
 
@@ -49,15 +49,22 @@ enum Seccomp {
     /// `poll` on arm64) are skipped. Everything else kills the process.
     /// `tunFD` (single process with tun offloads): the one ioctl that
     /// switches the device's offloads off at exit, on that fd, with 0.
-    static func allowList(mode: Mode = .worker, pid: Int32 = getpid(), tunFD: Int32? = nil) -> [Rule] {
-        var extra: [Rule] = mode == .worker ? [] : [
-            Rule(syscall: "unlink", why: "remove the pid file and control socket at exit"),
-            Rule(syscall: "pread64", why: "check the pid file still holds our pid before removing it"),
-            // (lstat of the same-inode check is newfstatat, already in the base list.)
-            Rule(syscall: "socket", why: "syslog() reconnecting to /dev/log; AF_UNIX only",
-                 conditions: [.equal(0, UInt64(AF_UNIX))]),
-            Rule(syscall: "connect", why: "syslog() reconnecting to /dev/log"),
-        ]
+    /// `pidFileFD` (single process): ftruncate to 0 of that fd alone.
+    ///
+    /// The single process gets no `socket`, `connect` or `unlink`: a
+    /// compromised one could reach any Unix socket of its user (D-Bus and
+    /// the systemd user manager, whose transient units run unfiltered;
+    /// ssh-agent; X11) and remove any file its user may. What logging needs
+    /// (the syslog socket, `SyslogSocket`) is opened before the filter, and
+    /// at exit it empties its pid file through the fd it holds instead of
+    /// removing it (the next start takes the files over).
+    static func allowList(mode: Mode = .worker, pid: Int32 = getpid(), tunFD: Int32? = nil,
+                          pidFileFD: Int32? = nil) -> [Rule] {
+        var extra: [Rule] = []
+        if mode == .singleProcess, let pidFileFD {
+            extra.append(Rule(syscall: "ftruncate", why: "empty the pid file at exit, through the fd that holds its lock",
+                              conditions: [.equal(0, UInt64(UInt32(bitPattern: pidFileFD))), .equal(1, 0)]))
+        }
         if mode == .singleProcess, let tunFD {
             extra.append(Rule(syscall: "ioctl", why: "TUNSETOFFLOAD 0 on the tun at exit: the device left as found",
                               conditions: [.equal(0, UInt64(UInt32(bitPattern: tunFD))),
@@ -154,10 +161,16 @@ enum Seccomp {
     /// Loads the allow-list into the kernel for this process. Irreversible.
     /// Also sets no_new_privs (libseccomp's default), which the privilege
     /// drop already did.
-    static func install(mode: Mode = .worker, tunFD: Int32? = nil, allThreads: Bool = true) throws(SystemError) {
-        let filter = try makeFilter(rules: allowList(mode: mode, tunFD: tunFD), allThreads: allThreads)
+    static func install(mode: Mode = .worker, tunFD: Int32? = nil, pidFileFD: Int32? = nil,
+                        allThreads: Bool = true) throws(SystemError) {
+        let filter = try makeFilter(rules: allowList(mode: mode, tunFD: tunFD, pidFileFD: pidFileFD), allThreads: allThreads)
         defer { seccomp_release(filter) }
         let result = seccomp_load(filter)
         if result < 0 { throw .seccompFailed(step: "seccomp_load", errno: Errno(-result)) }
+        isInstalled = true
     }
+
+    /// Whether this process is under the filter (then it must not call
+    /// anything outside the list, e.g. unlink at exit).
+    nonisolated(unsafe) private(set) static var isInstalled = false
 }

@@ -220,37 +220,58 @@ struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A peer name or address via getaddrinfo (first usable answer).
-    /// `family` limits the answers to what the UDP socket can reach: pass
-    /// `.ipv4` when the socket is IPv4-only. Runs in the helper, before the
-    /// chroot: it needs /etc/resolv.conf, nsswitch and the network.
-    static func resolve(host: String, port: UInt16, family: Family? = nil) throws(SystemError) -> SocketAddress {
+    /// `family` limits the answers to what the UDP socket can reach (see
+    /// `UDPSocket.peerFamily`): a peer with addresses of the other family
+    /// only is refused here, with a line saying so (`bindAddress`, -b, goes
+    /// into it), rather than accepted to fail every send later. Runs in the
+    /// helper, before the chroot: it needs /etc/resolv.conf, nsswitch and
+    /// the network.
+    static func resolve(host: String, port: UInt16, family: Family? = nil,
+                        bindAddress: String? = nil) throws(SystemError) -> SocketAddress {
         var name = Substring(host)
         if name.hasPrefix("[") && name.hasSuffix("]") { name = name.dropFirst().dropLast() }
         if let literal = parse(literal: String(name), port: port) {
-            if family == nil || literal.family == family { return literal }
-            let want = family == .ipv4 ? "IPv4" : "IPv6"
-            throw .resolveFailed(host: host, reason: "not an \(want) address, and the UDP socket is \(want)-only")
+            if let family, literal.family != family {
+                throw .peerFamilyMismatch(host: host, family: family, bindAddress: bindAddress)
+            }
+            return literal
         }
+        let (found, code) = lookUp(String(name), port: port, family: family)
+        if let found { return found }
+        // Does the name exist, only not in this family (glibc says so with
+        // EAI_NODATA, EAI_ADDRFAMILY or EAI_NONAME, depending on where the
+        // name is found)? Then say that. Not after a failure of the lookup
+        // itself (a timeout: asking again would double the wait).
+        let lookupFailed = code == EAI_AGAIN || code == EAI_FAIL || code == EAI_SYSTEM || code == EAI_MEMORY
+        if let family, !lookupFailed, lookUp(String(name), port: port, family: nil).0 != nil {
+            throw .peerFamilyMismatch(host: host, family: family, bindAddress: bindAddress)
+        }
+        let reason = code == 0 ? "no usable address"
+            : code == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(code))
+        throw .resolveFailed(host: host, reason: reason)
+    }
+
+    /// The first answer of `family` (any if nil), or the getaddrinfo error
+    /// code (0: answers, none usable).
+    private static func lookUp(_ name: String, port: UInt16, family: Family?) -> (SocketAddress?, Int32) {
         var hints = addrinfo()
         hints.ai_family = family == .ipv4 ? AF_INET : family == .ipv6 ? AF_INET6 : AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
         hints.ai_protocol = Int32(IPPROTO_UDP)
         hints.ai_flags = AI_NUMERICSERV
         var list: UnsafeMutablePointer<addrinfo>?
-        let code = getaddrinfo(String(name), String(port), &hints, &list)
-        guard code == 0 else {
-            let reason = code == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(code))
-            throw .resolveFailed(host: host, reason: reason)
-        }
+        let code = getaddrinfo(name, String(port), &hints, &list)
+        guard code == 0 else { return (nil, code) }
         defer { freeaddrinfo(list) }
         var entry = list
         while let info = entry {
             if let address = info.pointee.ai_addr,
-               let found = SocketAddress(copying: address, length: info.pointee.ai_addrlen) {
-                return found.unmapped
+               let found = SocketAddress(copying: address, length: info.pointee.ai_addrlen)?.unmapped,
+               family == nil || found.family == family {
+                return (found, 0)
             }
             entry = info.pointee.ai_next
         }
-        throw .resolveFailed(host: host, reason: "no usable address")
+        return (nil, 0)
     }
 }

@@ -1,12 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShim
 
 /// Starting the worker: posix_spawn of our own binary (not fork: unsafe in
 /// a Swift process; not Foundation.Process: it would close the inherited
-/// channel fd). The child gets exactly the fds mapped here (plus 0-2; all
-/// else is close-on-exec), a clean environment, an empty signal mask and
-/// default signal dispositions.
+/// channel fd). The child gets exactly the fds mapped here, /dev/null on
+/// any of 0-2 that the map does not name, and nothing else: every other
+/// descriptor is closed in the child, also those the caller of squtun left
+/// open without close-on-exec (`squtun … 7</etc/shadow`), which the
+/// sandboxed worker must never hold. It also gets a clean environment, an
+/// empty signal mask and default signal dispositions.
 enum Spawn {
     static let workerPath = "/proc/self/exe"
     /// argv[0] is what `ps -f` shows; the worker sets the same as its name
@@ -16,8 +20,8 @@ enum Spawn {
 
     /// Starts `squtun --worker` with `channel` (the worker end) as fd 3.
     /// The caller closes its copy of the worker end afterwards.
-    static func worker(channel: Channel) throws(SystemError) -> pid_t {
-        try spawn(path: workerPath, arguments: workerArguments, environment: workerEnvironment,
+    static func worker(channel: Channel, extraEnvironment: [String] = []) throws(SystemError) -> pid_t {
+        try spawn(path: workerPath, arguments: workerArguments, environment: workerEnvironment + extraEnvironment,
                   fileMap: [(channel.fd, Channel.workerFD.rawValue)])
     }
 
@@ -43,6 +47,16 @@ enum Spawn {
         for (copy, (_, target)) in zip(copies, fileMap) {
             posix_spawn_file_actions_adddup2(&actions, copy.rawValue, target)
         }
+        // Not the caller's terminal or journal stream: a worker that could
+        // write there could forge log lines or send terminal escapes.
+        let targets = Set(fileMap.map(\.target))
+        for fd in Int32(0)...2 where !targets.contains(fd) {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0)
+        }
+        // Everything above the highest mapped number, inherited or not.
+        let closeFrom = max(2, targets.max() ?? 2) + 1
+        let code = squtun_spawn_closefrom(&actions, closeFrom)
+        guard code == 0 else { throw .spawnFailed(path: path, errno: Errno(code)) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -62,8 +76,8 @@ enum Spawn {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let code = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard code == 0 else { throw .spawnFailed(path: path, errno: Errno(code)) }
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        guard spawned == 0 else { throw .spawnFailed(path: path, errno: Errno(spawned)) }
         return pid
     }
 

@@ -10,6 +10,9 @@ import Glibc
 enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     // Addresses and the UDP socket.
     case resolveFailed(host: String, reason: String)
+    /// The peer has addresses, none of the one family the UDP socket can
+    /// reach; `bindAddress` nil: the kernel has no IPv6.
+    case peerFamilyMismatch(host: String, family: SocketAddress.Family, bindAddress: String?)
     case badBindAddress(String)
     case portInUse(port: UInt16, errno: Errno)
     case bindFailed(address: String, port: UInt16, errno: Errno)
@@ -68,6 +71,12 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .resolveFailed(host, reason):
             return "cannot resolve peer \(SharedError.quote(host)): \(reason); check the name given with -p and this host's DNS, or give -p the peer's IP address"
+        case let .peerFamilyMismatch(host, family, bind):
+            let (want, other) = family == .ipv4 ? ("IPv4", "IPv6") : ("IPv6", "IPv4")
+            let why = bind.map { "-b \($0) makes the UDP socket \(want)-only" }
+                ?? "this kernel has no IPv6, so the UDP socket is IPv4-only"
+            return "peer \(SharedError.quote(host)) has no \(want) address, and \(why); give -p the peer's \(want) address"
+                + (bind == nil ? "" : ", or -b an \(other) address (or no -b)")
         case let .badBindAddress(address):
             return "-b \(SharedError.quote(address)): not a numeric IPv4 or IPv6 address; give an address configured on this host"
         case let .portInUse(port, errno):

@@ -90,6 +90,17 @@ struct UDPSocket: Sendable {
         }
     }
 
+    /// The one family a peer must have for this socket to reach it: nil
+    /// for a dual-stack socket (either), else the socket's own (an IPv6
+    /// socket bound with -b is IPv6-only and cannot send to ::ffff:a.b.c.d).
+    var peerFamily: SocketAddress.Family? {
+        guard family == .ipv6 else { return .ipv4 }
+        var v6only: Int32 = 1
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        _ = getsockopt(fd.rawValue, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6only, &size)
+        return v6only == 0 ? nil : .ipv6
+    }
+
     /// The bound address (getsockname), e.g. to learn the port after binding port 0.
     var localAddress: SocketAddress {
         var address = SocketAddress()

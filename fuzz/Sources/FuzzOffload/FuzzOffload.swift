@@ -15,8 +15,11 @@
 //   Coalescer (UDP merging on or off by bit 1) that writes into a real
 //   SOCK_SEQPACKET pair. Every packet is accounted for (written or counted
 //   failed), every super-packet written can be cut back by TSOPlan, and
-//   cutting them gives back exactly the packets given — up to IPv4 ids and
-//   the spelling of checksums (0 / 0xffff) — as a multiset.
+//   cutting them gives back exactly the packets given — up to the IPv4 ids
+//   of DF packets (a fixed id may come back incrementing), header checksums
+//   and the spelling of transport checksums (0 / 0xffff) — as a multiset.
+//   The ids of packets without DF come back exactly: only what Linux's GRO
+//   would merge (consecutive ids) is merged.
 
 import FuzzOracle
 import Shared
@@ -74,13 +77,17 @@ private func cut(_ packet: [UInt8], _ header: VirtioNetHeader) -> [[UInt8]]? {
     }
 }
 
-/// A packet with what may legitimately differ blanked: IPv4 id and header
-/// checksum, the transport checksum (0 and 0xffff spell the same sum).
+/// A packet with what may legitimately differ blanked: the IPv4 id if DF
+/// is set, the IPv4 header checksum, the transport checksum (0 and 0xffff
+/// spell the same sum).
 private func normalized(_ p: [UInt8]) -> [UInt8] {
     let view = p.withUnsafeBytes { SegmentView($0.baseAddress!, length: p.count) }
     guard p.count >= 20, view.isSegment else { return p }
     var q = p
-    if !view.ipv6 { q[4] = 0; q[5] = 0; q[10] = 0; q[11] = 0 }
+    if !view.ipv6 {
+        if view.dontFragment { q[4] = 0; q[5] = 0 }
+        q[10] = 0; q[11] = 0
+    }
     q[view.ipHeaderLength + view.checksumOffset] = 0
     q[view.ipHeaderLength + view.checksumOffset + 1] = 0
     return q

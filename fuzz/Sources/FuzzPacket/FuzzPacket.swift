@@ -158,7 +158,10 @@ private func model(_ h: Header, plaintext p: UnsafeRawBufferPointer) -> OpenOutc
     for i in (p.count - pad)..<p.count where p[i] != UInt8(pad) { return .drop(.malformed) }
     let length = p.count - pad
     switch h.type {
-    case .data: return length == 0 ? .drop(.malformed) : .data(length: length)
+    case .data:
+        // Check 10: one IPv4 or IPv6 packet (its version nibble).
+        if length == 0 || (p[0] >> 4 != 4 && p[0] >> 4 != 6) { return .drop(.malformed) }
+        return .data(length: length)
     case .keepalive: return length != 0 ? .drop(.malformed) : .keepalive
     }
 }
