@@ -9,10 +9,10 @@ struct Status: ParsableCommand {
         usage: "squtun status <iface> [--pidfile <path> | --control <path>]",
         discussion: """
             Reads the daemon's control socket, which only root (or the user a single-process \
-            squtun runs as) can open.
-            --control <path>: that socket, as given to the daemon with --control; \
-            --pidfile <path>: the one that goes with that pid file (.pid replaced by .sock), \
-            as given to the daemon with --pidfile (default: \(TunnelOptions.controlTemplate)).
+            squtun runs as) can open (default: \(TunnelOptions.controlTemplate)).
+            --control <path>: that socket, as given to the daemon with --control.
+            --pidfile <path>: the socket that goes with that pid file (.pid replaced by .sock), \
+            as given to the daemon with --pidfile.
             """
     )
 

@@ -114,8 +114,9 @@ final class CLITests: XCTestCase {
     func testStatusHelpNamesControl() throws {
         let r = try Squtun.run(["status", "--help"])
         XCTAssertEqual(r.status, 0)
-        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--control <path>]"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--pidfile <path> | --control <path>]"), r.stdout)
         XCTAssertTrue(r.stdout.contains("--control <path>: that socket"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("--pidfile <path>: the socket that goes with that pid file"), r.stdout)
     }
 
     /// What squtun prints never carries terminal escapes or bidi overrides,
