@@ -30,7 +30,17 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public static func defaultPidfile(interface: String) -> String { "/run/squtun/squtun-\(interface).pid" }
     public static let controlTemplate = defaultControlSocket(interface: "IFACE")
     /// The root-only Unix socket `squtun status` reads.
-    public static func defaultControlSocket(interface: String) -> String { "/run/squtun/squtun-\(interface).sock" }
+    public static func defaultControlSocket(interface: String) -> String {
+        controlSocket(forPidfile: defaultPidfile(interface: interface))
+    }
+    /// The status socket that goes with a pid file: `.pid` replaced by
+    /// `.sock` (else `.sock` appended). Without `--control`, a tunnel's
+    /// socket follows its `--pidfile`, so two tunnels with distinct pid
+    /// files (same interface name in two network namespaces) never share
+    /// a socket, and `squtun status IFACE --pidfile PATH` finds it.
+    public static func controlSocket(forPidfile path: String) -> String {
+        (path.hasSuffix(".pid") ? String(path.dropLast(4)) : path) + ".sock"
+    }
 
     @Option(name: [.customShort("l"), .long], parsing: .unconditional,
             help: ArgumentHelp("Local UDP port. (default: \(TunnelOptions.defaultPort))", valueName: "port"))
@@ -95,7 +105,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public var pidfile: String?
 
     @Option(name: .customLong("control"),
-            help: ArgumentHelp("Status socket, root-only (absolute). (default: \(TunnelOptions.controlTemplate))",
+            help: ArgumentHelp("Status socket, root-only (absolute). (default: the pid file's path with .sock "
+                               + "for .pid, \(TunnelOptions.controlTemplate))",
                                valueName: "path"))
     public var control: String?
 
@@ -195,7 +206,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             user: user ?? TunnelOptions.defaultUser,
             chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
             pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface),
-            controlSocket: control ?? TunnelOptions.defaultControlSocket(interface: interface),
+            controlSocket: control ?? TunnelOptions.controlSocket(
+                forPidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface)),
             offload: !noOffload))
     }
 

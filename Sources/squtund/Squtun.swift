@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import CShim
 import Shared
+import squtun_crypto
 
 /// The root command is the tunnel itself, as in SquTUN: `squtun -i tun0 -k key ...`.
 /// Helper commands (genkey, status) are subcommands; ArgumentParser
@@ -16,7 +17,8 @@ struct Squtun: ParsableCommand {
             squtun --config FILE [OPTIONS]
             squtun -m LINK_MTU [--ipv6]
             squtun genkey [FILE]
-            squtun status IFACE [--control PATH]
+            squtun status IFACE [--pidfile PATH | --control PATH]
+            squtun --version
             """,
         discussion: """
             Without a subcommand, runs the tunnel on interface -i with the key in -k.
@@ -25,6 +27,9 @@ struct Squtun: ParsableCommand {
             'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,
+        // The libcrypto actually loaded, not the one built against: what a
+        // bug report or a security advisory needs to know.
+        version: "squtun \(Version.squtun)\n\(OpenSSLVersion.text)",
         subcommands: [Genkey.self, Status.self]
     )
 

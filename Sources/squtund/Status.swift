@@ -6,11 +6,13 @@ import Shared
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the peer, the last authenticated packet, traffic and drop counters of a running tunnel.",
-        usage: "squtun status <iface> [--control <path>]",
+        usage: "squtun status <iface> [--pidfile <path> | --control <path>]",
         discussion: """
-            Reads the daemon's control socket, which only root can open.
-            --control <path>: that socket, as given to the daemon with --control \
-            (default: \(TunnelOptions.controlTemplate)).
+            Reads the daemon's control socket, which only root (or the user a single-process \
+            squtun runs as) can open (default: \(TunnelOptions.controlTemplate)).
+            --control <path>: that socket, as given to the daemon with --control.
+            --pidfile <path>: the socket that goes with that pid file (.pid replaced by .sock), \
+            as given to the daemon with --pidfile.
             """
     )
 
@@ -34,7 +36,9 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        let path = tunnel.control ?? TunnelOptions.defaultControlSocket(interface: interface)
+        // As the daemon derives it (TunnelOptions.resolve).
+        let path = tunnel.control ?? TunnelOptions.controlSocket(
+            forPidfile: tunnel.pidfile ?? TunnelOptions.defaultPidfile(interface: interface))
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
             // The worker wrote it: nothing in it may act on root's terminal.

@@ -14,10 +14,15 @@ import squtun_crypto
 ///  6. tells the helper `ready`, then runs the data path.
 enum Worker {
     static let channelFD: Int32 = 3
+    /// The worker's name in ps, top and pgrep (comm, at most 15 bytes).
+    static let processName = "squtun-worker"
 
     static func main() -> Never {
         // Before the key arrives: exec made this process dumpable again.
         let dumpable = squtun_no_core_dumps()
+        // A name an operator recognises in ps/top/pgrep (failure leaves
+        // "exe", which is harmless).
+        _ = squtun_set_name(processName)
         let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
         Log.sink = .channel(channel)
         Log.forDataPath()

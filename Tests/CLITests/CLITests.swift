@@ -32,6 +32,41 @@ final class CLITests: XCTestCase {
         return st.st_mode & 0o7777
     }
 
+    // MARK: --version
+
+    /// The release, and the libcrypto squtun runs with (the one `openssl
+    /// version` reports as "Library:", the system's libcrypto).
+    func testVersion() throws {
+        let r = try Squtun.run(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stderr, "")
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.count, 3, r.stdout)  // two lines and the final newline
+        XCTAssertEqual(lines.first.map(String.init), "squtun \(Version.squtun)")
+        let openssl = lines.count > 1 ? String(lines[1]) : ""
+        XCTAssertNotNil(openssl.range(of: #"^OpenSSL [0-9]+\.[0-9]+\.[0-9]+"#, options: .regularExpression), openssl)
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            p.arguments = ["version"]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertTrue(text.contains("Library: \(openssl))") || text == openssl + "\n", "openssl version: \(text)")
+        }
+    }
+
+    /// The package's version (debian/changelog's first line) is the binary's.
+    func testVersionMatchesDebianChangelog() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let changelog = try String(contentsOf: root.appendingPathComponent("debian/changelog"), encoding: .utf8)
+        let first = changelog.split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(first.hasPrefix("squtun (\(Version.squtun)) "), "debian/changelog starts: \(first)")
+    }
+
     // MARK: -m
 
     func testMTU1500() throws {
@@ -79,8 +114,9 @@ final class CLITests: XCTestCase {
     func testStatusHelpNamesControl() throws {
         let r = try Squtun.run(["status", "--help"])
         XCTAssertEqual(r.status, 0)
-        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--control <path>]"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--pidfile <path> | --control <path>]"), r.stdout)
         XCTAssertTrue(r.stdout.contains("--control <path>: that socket"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("--pidfile <path>: the socket that goes with that pid file"), r.stdout)
     }
 
     /// What squtun prints never carries terminal escapes or bidi overrides,

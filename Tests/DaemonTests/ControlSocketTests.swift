@@ -128,6 +128,36 @@ final class ControlSocketTests: XCTestCase {
         }
     }
 
+    /// A shared directory (the package's sticky, group-writable
+    /// /run/squtun): another user's live socket or symlink at our path is
+    /// a squatter, removed; ours is made in its place, root's, mode 0600.
+    func testOtherUsersEntriesAreReplaced() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to own files as another uid")
+        let squatter = try listen()
+        listeners.removeAll()
+        XCTAssertEqual(lchown(path, 65534, 65534), 0)
+        let fd = try listen()
+        squatter.close()
+        var st = stat()
+        XCTAssertEqual(lstat(path, &st), 0)
+        XCTAssertEqual(st.st_uid, 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFSOCK)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+        let round = try statusRound(fd, text: "ours\n")
+        XCTAssertTrue(round.clientSaid.hasPrefix("REPLY:ours\n"), "the client reaches our listener, not the squatter's: \(round.clientSaid)")
+        listeners.forEach { $0.close() }
+        listeners = []
+        ControlSocket.removeFile(path: path)
+
+        let target = directory + "/target"
+        XCTAssertEqual(symlink(target, path), 0)
+        XCTAssertEqual(lchown(path, 65534, 65534), 0)
+        _ = try listen()
+        XCTAssertEqual(lstat(path, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFSOCK)
+        XCTAssertNotEqual(access(target, F_OK), 0, "nothing made through the link")
+    }
+
     func testNonSocketIsLeftAlone() throws {
         XCTAssertNotEqual(creat(path, 0o644), -1)
         XCTAssertThrowsError(try listen()) { error in

@@ -107,6 +107,73 @@ final class PidFileTests: XCTestCase {
         XCTAssertNotEqual(access(target, F_OK), 0, "nothing created through the link")
     }
 
+    // A directory shared with a less trusted user (the package's sticky,
+    // group-writable /run/squtun): what that user plants at root's pid
+    // file's path is removed, never followed or written into.
+
+    private func owner(_ p: String) -> (uid: UInt32, links: UInt) {
+        var st = stat()
+        XCTAssertEqual(lstat(p, &st), 0)
+        return (st.st_uid, UInt(st.st_nlink))
+    }
+
+    func testOtherUsersFileIsReplacedNotWritten() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to own files as another uid")
+        write("\(getpid())\n")  // even naming a live process: the lock decides
+        XCTAssertEqual(chown(path, 65534, 65534), 0)
+        let planted = open(path, O_RDONLY)
+        defer { close(planted) }
+        let file = try acquire(pid: 4321)
+        XCTAssertEqual(file.note, "removed \(path): a file owned by uid 65534, not squtun's pid file")
+        var st = stat()
+        XCTAssertEqual(fstat(planted, &st), 0)
+        XCTAssertEqual(st.st_nlink, 0, "the planted file is unlinked, not reused")
+        XCTAssertEqual(TestSupport.readAll(FileDescriptor(rawValue: planted)), "\(getpid())\n", "and not written")
+        XCTAssertEqual(owner(path).uid, 0, "root's file: the other user cannot change the pid in it")
+        XCTAssertEqual(contents(), "4321\n")
+    }
+
+    func testHardLinkIsNotWrittenThrough() throws {
+        let victim = directory + "/victim"
+        let fd = open(victim, O_WRONLY | O_CREAT, 0o600)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        _ = "keep me\n".withCString { Glibc.write(fd, $0, strlen($0)) }
+        close(fd)
+        XCTAssertEqual(link(victim, path), 0)
+        let file = try acquire()
+        XCTAssertEqual(file.note, "removed \(path): a file with 2 names, not squtun's pid file")
+        XCTAssertEqual(contents(), "\(getpid())\n")
+        XCTAssertEqual(owner(path).links, 1)
+        let v = open(victim, O_RDONLY)
+        XCTAssertEqual(TestSupport.readAll(FileDescriptor(rawValue: v)), "keep me\n", "the other name's file untouched")
+        close(v)
+    }
+
+    func testOtherUsersSymlinkIsRemovedNotFollowed() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to own files as another uid")
+        let target = directory + "/target"
+        XCTAssertEqual(symlink(target, path), 0)
+        XCTAssertEqual(lchown(path, 65534, 65534), 0)
+        let file = try acquire()
+        XCTAssertEqual(file.note, "removed \(path): a symlink owned by uid 65534, not squtun's pid file")
+        XCTAssertEqual(contents(), "\(getpid())\n")
+        XCTAssertEqual(owner(path).uid, 0)
+        XCTAssertNotEqual(access(target, F_OK), 0, "nothing created through the link")
+    }
+
+    func testOtherUsersLockedFileMeansRunning() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to own files as another uid")
+        write("\(getpid())\n")
+        XCTAssertEqual(chown(path, 65534, 65534), 0)
+        let holder = open(path, O_RDONLY)
+        defer { close(holder) }
+        XCTAssertEqual(flock(holder, LOCK_EX), 0)  // a squtun of that user runs with it
+        XCTAssertThrowsError(try acquire(pid: 4321)) { error in
+            XCTAssertEqual(error as? SystemError, .alreadyRunning(interface: "sqt0", pid: getpid(), path: path))
+        }
+        XCTAssertEqual(owner(path).uid, 65534, "left alone")
+    }
+
     func testParentDirectoryIsCreatedForRoot() throws {
         try XCTSkipIf(geteuid() != 0, "only root creates the directory")
         path = directory + "/run/squtun-sqt0.pid"

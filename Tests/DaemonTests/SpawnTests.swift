@@ -41,7 +41,7 @@ final class SpawnTests: XCTestCase {
 
     func testWorkerDefaults() {
         XCTAssertEqual(Spawn.workerPath, "/proc/self/exe")
-        XCTAssertEqual(Spawn.workerArguments, ["squtun", "--worker"])
+        XCTAssertEqual(Spawn.workerArguments, ["squtun-worker", "--worker"])
         XCTAssertEqual(Spawn.workerEnvironment, ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         XCTAssertEqual(Channel.workerFD.rawValue, 3)
     }

@@ -213,6 +213,18 @@ final class TunTests: XCTestCase {
         XCTAssertNoThrow(try Tun.checkAccess(name: "tun0", owner: nil, group: nil, euid: 1002, isMember: { _ in false }))
     }
 
+    /// checkAccess runs only without CAP_NET_ADMIN: for root that is the
+    /// missing capability, not a wrong uid.
+    func testAccessRuleForRootWithoutNetAdmin() {
+        XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: 104, group: nil, euid: 0, isMember: { _ in true })) { error in
+            XCTAssertEqual("\(error)", "tun device tun0 belongs to uid 104 and this root process lacks CAP_NET_ADMIN (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN")
+        }
+        XCTAssertThrowsError(try Tun.checkAccess(name: "tun0", owner: nil, group: 50, euid: 0, isMember: { _ in false })) { error in
+            XCTAssertEqual(error as? SystemError, .tunNeedsNetAdmin(name: "tun0", owner: nil, group: 50))
+        }
+        XCTAssertNoThrow(try Tun.checkAccess(name: "tun0", owner: 0, group: nil, euid: 0, isMember: { _ in false }))
+    }
+
     func testParseSysfsNumbers() {
         XCTAssertEqual(Tun.parseNumber("0x1002\n"), 0x1002)
         XCTAssertEqual(Tun.parseNumber("-1\n"), -1)

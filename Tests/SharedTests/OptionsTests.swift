@@ -56,6 +56,21 @@ final class OptionsTests: XCTestCase {
         XCTAssertTrue(c.offload, "offloads on unless --no-offload")
     }
 
+    /// Without --control, the status socket goes with the pid file: two
+    /// tunnels with their own pid files (one interface name in two network
+    /// namespaces) get their own sockets.
+    func testControlSocketFollowsPidfile() throws {
+        XCTAssertEqual(try tunnel(["-i", "tun0", "-k", "k", "--pidfile", "/run/squtun/a.pid"]).controlSocket,
+                       "/run/squtun/a.sock")
+        XCTAssertEqual(try tunnel(["-i", "tun0", "-k", "k", "--pidfile", "/run/squtun/b.pid"]).controlSocket,
+                       "/run/squtun/b.sock")
+        XCTAssertEqual(try tunnel(["-i", "tun0", "-k", "k", "--pidfile", "/run/a-tun0"]).controlSocket,
+                       "/run/a-tun0.sock", "no .pid: .sock appended")
+        XCTAssertEqual(try tunnel(["-i", "tun0", "-k", "k", "--pidfile", "/run/a.pid", "--control", "/run/c.sock"])
+                           .controlSocket, "/run/c.sock", "--control wins")
+        XCTAssertEqual(TunnelOptions.defaultControlSocket(interface: "tun0"), "/run/squtun/squtun-tun0.sock")
+    }
+
     func testLongNames() throws {
         let c = try tunnel(["--local-port", "1", "--peer", "vpn.example.org", "--remote-port", "65535",
                             "--interface", "a.b-c_d", "--key", "/k", "--keepalive", "3600", "--skew", "0",

@@ -157,6 +157,31 @@ run_raw tunowner ip netns exec "$NS_A" setpriv --reuid="$TEST_USER2" --regid="$T
 check "unprivileged start, tun0 owned by another user → exit 1, names both uids and the fix" \
     expect_error tunowner 1 "tun device tun0 belongs to uid $UID1, not to uid $UID2 (you); run squtun as uid $UID1, or recreate the device as root with: ip link del tun0 && ip tuntap add dev tun0 mode tun user $UID2"
 
+# Root whose bounding set lacks CAP_NET_ADMIN (a container, a unit with a
+# narrower CapabilityBoundingSet=): tun0 belongs to $TEST_USER.
+run_raw nonetadmin ip netns exec "$NS_A" setpriv --bounding-set -net_admin --inh-caps -net_admin \
+    "$SQUTUN" -f "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" --pidfile "$WORK/nonetadmin.pid" \
+    --control "$WORK/nonetadmin.sock" -i tun0 -k "$WORK/key" -l 3519
+check "root without CAP_NET_ADMIN, tun0 owned by $TEST_USER → exit 1, says CAP_NET_ADMIN is missing" \
+    expect_error nonetadmin 1 "tun device tun0 belongs to uid $UID1 and this root process lacks CAP_NET_ADMIN (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN"
+
+# Unprivileged start, a sticky shared run directory (as the package's
+# /run/squtun) holding a stale pid file of root's at its path: it may not
+# remove it. The tun device is the user's own; /dev/net/tun 0666 (as on
+# Debian) in a private mount namespace only.
+mknod -m 666 "$WORK/tun-node" c 10 200
+SHARED="$WORK/shared"; mkdir "$SHARED"; chown "root:$(id -gn "$TEST_USER")" "$SHARED"; chmod 1775 "$SHARED"
+echo 4194304 >"$SHARED/notours.pid"  # above pid_max: no such process
+chmod 644 "$SHARED/notours.pid"
+install -m 600 -o "$TEST_USER" "$WORK/key" "$WORK/key1"
+run_raw notours ip netns exec "$NS_A" unshare --mount --propagation private sh -c '
+    mount --bind "$1" /dev/net/tun || exit 99; shift; exec "$@"' sh "$WORK/tun-node" \
+    setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --init-groups \
+    "$SQUTUN" -f --pidfile "$SHARED/notours.pid" --control "$WORK/notours.sock" -i tun0 -k "$WORK/key1" -l 3520
+check "unprivileged start, root's stale pid file in a sticky directory → exit 1, says whose it is and what to do" \
+    expect_error notours 1 "pid file $SHARED/notours.pid belongs to uid 0, not to uid $UID1 (you), and squtun may not replace it; if no squtun uses it, remove it as root (rm $SHARED/notours.pid), or give another path with --pidfile"
+check "... and root's file is untouched" test "$(stat -c %U "$SHARED/notours.pid")" = root
+
 # --- UDP port ----------------------------------------------------------------
 ip netns exec "$NS_A" /usr/bin/python3 -c \
     'import socket,time; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::",3514)); time.sleep(30)' &

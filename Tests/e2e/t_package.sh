@@ -91,7 +91,8 @@ check "group squtun exists, the user's primary group" test "$(getent group squtu
 check "/var/lib/squtun/empty: directory, root:root, 0755" \
     test "$(stat -c '%F %U:%G %a' /var/lib/squtun/empty 2>/dev/null)" = "directory root:root 755"
 check "/var/lib/squtun/empty is empty" test -z "$(ls -A /var/lib/squtun/empty 2>/dev/null)"
-check "/run/squtun made (tmpfiles.d)" test -d /run/squtun
+check "/run/squtun made (tmpfiles.d): root:squtun, sticky, group-writable ($(stat -c '%U:%G %a' /run/squtun 2>/dev/null))" \
+    test "$(stat -c '%F %U:%G %a' /run/squtun 2>/dev/null)" = "directory root:squtun 1775"
 for f in /usr/sbin/squtun /usr/share/man/man8/squtun.8.gz /lib/systemd/system/squtun@.service \
          /usr/share/bash-completion/completions/squtun /usr/lib/tmpfiles.d/squtun.conf \
          /usr/libexec/squtun/ifupdown /usr/share/doc/squtun/CONFIG.md; do
@@ -103,7 +104,7 @@ for p in if-pre-up.d if-up.d if-down.d if-post-down.d; do
         test -x "/etc/network/$p/squtun" -a "$(readlink -f "/etc/network/$p/squtun")" = /usr/libexec/squtun/ifupdown
 done
 for f in etc/squtun/tun0.conf.example etc/network/interfaces.d/squtun.example \
-         etc/network/interfaces.d/squtun-hooks.example; do
+         etc/network/interfaces.d/squtun-hooks.example etc/network/interfaces.d/squtun-su.example; do
     check "installed example = the repo's $f" cmp -s "$REPO/$f" "/usr/share/doc/squtun/examples/$(basename "$f")"
 done
 check "installed hook = the repo's etc/network/squtun-ifupdown" cmp -s "$REPO/etc/network/squtun-ifupdown" /usr/libexec/squtun/ifupdown

@@ -29,6 +29,15 @@ check "worker NoNewPrivs is 1" test "$(field NoNewPrivs)" = 1
 check "worker Seccomp is 2 (filter)" test "$(field Seccomp)" = 2
 check "worker root is the chroot directory" test "$(readlink /proc/$worker/root)" = "$EMPTY"
 check "worker cwd is the chroot's /" test "$(readlink /proc/$worker/cwd)" = "$EMPTY"
+# Names an operator recognises in ps, top and pgrep (comm), and in ps -f
+# (argv), not the "exe" of /proc/self/exe.
+check "worker's name (comm) is squtun-worker ($(cat /proc/$worker/comm 2>/dev/null))" \
+    test "$(cat /proc/$worker/comm 2>/dev/null)" = squtun-worker
+check "worker's command line starts with squtun-worker" \
+    sh -c "tr '\\0' ' ' </proc/$worker/cmdline | grep -q '^squtun-worker '"
+check "pgrep -x squtun-worker finds the worker" sh -c "pgrep -x squtun-worker | grep -qx $worker"
+check "the helper's name (comm) is squtun ($(cat /proc/$helper/comm 2>/dev/null))" \
+    test "$(cat /proc/$helper/comm 2>/dev/null)" = squtun
 
 # The helper keeps no tun, no UDP socket, no key: only its channel, the
 # signal pipe, the pid file and stdio.

@@ -10,7 +10,7 @@
 #     address and the ports swapped), under what the unit's hardening amounts
 #     to for the process: setpriv with the unit's CapabilityBoundingSet and
 #     no_new_privs, no ambient or inheritable capabilities, every mount
-#     read-only (ProtectSystem=strict) except /run/squtun (RuntimeDirectory=),
+#     read-only (ProtectSystem=strict) except /run/squtun (ReadWritePaths=),
 #     /proc, /sys and /dev. Each end has its own network namespace and its
 #     own /etc and /run (mount namespace), so the default pid file does not
 #     collide. Then: ping across, `squtun status`, SIGTERM to the main process
@@ -71,8 +71,12 @@ fi
 exec_start=$(sed -n 's/^ExecStart=//p' "$UNIT")
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT")
 check "the unit has one ExecStart= ($exec_start)" test "$(grep -c '^ExecStart=' "$UNIT")" = 1
-check "the unit sets NoNewPrivileges=yes, ProtectSystem=strict, RuntimeDirectory=squtun" sh -c "
-    grep -qx NoNewPrivileges=yes '$UNIT' && grep -qx ProtectSystem=strict '$UNIT' && grep -qx RuntimeDirectory=squtun '$UNIT'"
+check "the unit sets NoNewPrivileges=yes, ProtectSystem=strict, ReadWritePaths=/run/squtun" sh -c "
+    grep -qx NoNewPrivileges=yes '$UNIT' && grep -qx ProtectSystem=strict '$UNIT' && grep -qx ReadWritePaths=/run/squtun '$UNIT'"
+# RuntimeDirectory= would chown /run/squtun and its files to root at every
+# start, locking out squtun started as the user squtun (SquTUN's stanza).
+check "the unit has no RuntimeDirectory= and makes /run/squtun with tmpfiles.d's line" sh -c "
+    ! grep -q '^RuntimeDirectory' '$UNIT' && grep -qx 'ExecStartPre=+/usr/bin/systemd-tmpfiles --create squtun.conf' '$UNIT'"
 check "the unit has no User= (the helper starts as root, the worker drops)" sh -c "! grep -q '^User=' '$UNIT'"
 check "the unit sets LimitCORE=0 (no core dump may hold the key)" grep -qx LimitCORE=0 "$UNIT"
 read -r -a START <<<"${exec_start//%i/tun0}"

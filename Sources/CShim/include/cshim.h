@@ -24,6 +24,10 @@ int squtun_get_no_new_privs(void);
 /// prctl(PR_SET_PDEATHSIG, sig).
 int squtun_set_pdeathsig(int sig);
 
+/// prctl(PR_SET_NAME, name): the thread's name (comm) as ps, top and pgrep
+/// show it; at most 15 bytes are kept.
+int squtun_set_name(const char *name);
+
 /// No core dump of this process, ever: RLIMIT_CORE 0 (soft and hard) and
 /// prctl(PR_SET_DUMPABLE, 0). 0 or -1 with errno set.
 int squtun_no_core_dumps(void);

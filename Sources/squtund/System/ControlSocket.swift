@@ -14,11 +14,20 @@ enum ControlSocket {
 
     /// Creates the listener (non-blocking, close-on-exec). A stale socket
     /// file left by a crash is removed; a live one (something accepts
-    /// connections) or a non-socket at `path` is an error.
+    /// connections) or a non-socket at `path` is an error. In a directory
+    /// shared with a less trusted user (the package's sticky /run/squtun),
+    /// an entry owned by another uid is removed whatever it is: it is not
+    /// this squtun's (the pid file, taken first, is), and a squatter must
+    /// not keep the socket's path or answer in its place. bind() never
+    /// follows a symlink, and the sticky bit keeps others off ours.
     static func listen(path: String) throws(SystemError) -> FileDescriptor {
         guard path.utf8.count < 108 else { throw .controlPathTooLong(path: path) }
         var st = stat()
-        if lstat(path, &st) == 0 {
+        if lstat(path, &st) == 0 && st.st_uid != geteuid() {
+            if unlink(path) != 0 && errno != ENOENT {
+                throw .controlFailed(path: path, operation: "unlink (it belongs to uid \(st.st_uid))", errno: .current)
+            }
+        } else if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw .controlNotSocket(path: path) }
             if let probe = try? connect(path: path) {
                 probe.close()

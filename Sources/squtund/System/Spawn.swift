@@ -13,7 +13,9 @@ import CShim
 /// empty signal mask and default signal dispositions.
 enum Spawn {
     static let workerPath = "/proc/self/exe"
-    static let workerArguments = ["squtun", "--worker"]
+    /// argv[0] is what `ps -f` shows; the worker sets the same as its name
+    /// (Worker.main), which exec of /proc/self/exe would leave as "exe".
+    static let workerArguments = [Worker.processName, "--worker"]
     static let workerEnvironment = ["SWIFT_BACKTRACE=enable=no", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
 
     /// Starts `squtun --worker` with `channel` (the worker end) as fd 3.

@@ -25,6 +25,9 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     case notATun(name: String)
     case tunWrongOwner(name: String, owner: UInt32, you: UInt32)
     case tunWrongGroup(name: String, group: UInt32, you: UInt32)
+    /// Root whose effective capabilities lack CAP_NET_ADMIN; `owner` or
+    /// `group` is what the device is restricted to.
+    case tunNeedsNetAdmin(name: String, owner: UInt32?, group: UInt32?)
     case tunOpenFailed(errno: Errno)
     case tunAttachFailed(name: String, errno: Errno)
     case tunVanished(name: String)
@@ -55,6 +58,7 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     case alreadyRunning(interface: String, pid: Int32, path: String)
     case pidFileBusy(interface: String, path: String)
     case pidFileFailed(path: String, operation: String, errno: Errno)
+    case pidFileNotOurs(path: String, owner: UInt32, you: UInt32)
     case controlNoDaemon(interface: String, path: String, errno: Errno)
     case controlPermission(path: String, errno: Errno)
     case controlTimeout(interface: String, path: String)
@@ -94,6 +98,9 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
             return "tun device \(name) belongs to uid \(owner), not to uid \(you) (you); run squtun as uid \(owner), or recreate the device as root with: ip link del \(name) && ip tuntap add dev \(name) mode tun user \(you)"
         case let .tunWrongGroup(name, group, you):
             return "tun device \(name) is restricted to gid \(group), which uid \(you) (you) is not in; run squtun with gid \(group), or recreate the device as root with: ip link del \(name) && ip tuntap add dev \(name) mode tun user \(you)"
+        case let .tunNeedsNetAdmin(name, owner, group):
+            let restriction = owner.map { "belongs to uid \($0)" } ?? group.map { "is restricted to gid \($0)" } ?? "is restricted"
+            return "tun device \(name) \(restriction) and this root process lacks CAP_NET_ADMIN (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN"
         case let .tunOpenFailed(errno):
             return "cannot open /dev/net/tun (\(errno)); load the tun driver with: modprobe tun"
         case let .tunAttachFailed(name, errno):
@@ -152,6 +159,8 @@ enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
             return "another squtun for \(interface) is starting right now (\(path) is locked); wait and check with: squtun status"
         case let .pidFileFailed(path, operation, errno):
             return "cannot write pid file \(path) (\(operation): \(errno)); give a writable path with --pidfile"
+        case let .pidFileNotOurs(path, owner, you):
+            return "pid file \(path) belongs to uid \(owner), not to uid \(you) (you), and squtun may not replace it; if no squtun uses it, remove it as root (rm \(path)), or give another path with --pidfile"
         case let .controlNoDaemon(interface, path, errno):
             return "no squtun is running for \(interface) (\(path): \(errno))"
         case let .controlPermission(path, errno):

@@ -184,10 +184,17 @@ struct Tun: Sendable {
     /// The kernel's rule (tun_not_capable) for callers without CAP_NET_ADMIN:
     /// a set owner must be our euid and a set group must be one of ours.
     /// (With neither set, anyone may attach.)
+    /// Root without CAP_NET_ADMIN (a container, a unit with a narrower
+    /// bounding set) is told that, not to become another uid.
     static func checkAccess(name: String, owner: UInt32?, group: UInt32?, euid: UInt32,
                             isMember: (UInt32) -> Bool) throws(SystemError) {
-        if let owner, owner != euid { throw .tunWrongOwner(name: name, owner: owner, you: euid) }
-        if let group, !isMember(group) { throw .tunWrongGroup(name: name, group: group, you: euid) }
+        let ownerRefuses = owner.map { $0 != euid } ?? false
+        let groupRefuses = group.map { !isMember($0) } ?? false
+        if euid == 0 && (ownerRefuses || groupRefuses) {
+            throw .tunNeedsNetAdmin(name: name, owner: ownerRefuses ? owner : nil, group: ownerRefuses ? nil : group)
+        }
+        if let owner, ownerRefuses { throw .tunWrongOwner(name: name, owner: owner, you: euid) }
+        if let group, groupRefuses { throw .tunWrongGroup(name: name, group: group, you: euid) }
     }
 
     /// One packet into `buffer` (size it for the MTU). Nil when none is waiting.
