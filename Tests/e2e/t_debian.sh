@@ -19,7 +19,10 @@ fi
 ensure_package_defaults
 TEST_USER=squtun make_world
 genkey "$WORK/key"
-start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 59 -c 30
+# Each end its own copy of the key, as on two hosts (one file used by two
+# squtuns on a host is warned about).
+cp -p "$WORK/key" "$WORK/key.b"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key.b" -a 59 -c 30
 
 start=$(date +%s%N)
 ip netns exec "$NS_A" "$SQUTUN" -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 59 -c 30 > "$WORK/up.out" 2>&1
