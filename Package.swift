@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "squtun", targets: ["squtund"]),
         // For the fuzz targets (fuzz/Package.swift depends on this package by path).
         .library(name: "Shared", targets: ["Shared"]),
+        .library(name: "SqutunConfig", targets: ["SqutunConfig"]),
         .library(name: "squtun-crypto", targets: ["squtun-crypto"]),
     ],
     dependencies: [
@@ -27,11 +28,14 @@ let package = Package(
         ),
         // What Swift's Glibc module lacks (_GNU_SOURCE symbols and friends).
         .target(name: "CShim"),
-        // Pure Swift: wire format, replay window, options, MTU maths, constants.
+        // The protocol, shared by every other module: header and wire
+        // constants, replay window, drop reasons, MTU maths, clocks, secret bytes.
+        .target(name: "Shared", dependencies: ["CShim"]),
+        // Configuration: the command line surface, the config file, key files.
         .target(
-            name: "Shared",
+            name: "SqutunConfig",
             dependencies: [
-                "CShim",
+                "Shared", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "squtund",
             dependencies: [
-                "Shared", "squtun-crypto", "CShim", "CSeccomp",
+                "Shared", "SqutunConfig", "squtun-crypto", "CShim", "CSeccomp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,12 +58,13 @@ let package = Package(
         // hostile-network suite (scripts/hostile). Not installed.
         .executableTarget(
             name: "squtun-attack",
-            dependencies: ["squtun-crypto", "Shared", "CShim"],
+            dependencies: ["squtun-crypto", "Shared", "SqutunConfig", "CShim"],
             path: "Tests/tools/attack"
         ),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "SqutunConfig"]),
         // Runs the built `squtun` binary as a process.
-        .testTarget(name: "CLITests", dependencies: ["Shared"]),
+        .testTarget(name: "ConfigTests", dependencies: ["SqutunConfig", "Shared"]),
+        .testTarget(name: "CLITests", dependencies: ["Shared", "SqutunConfig"]),
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
         // Unit tests of the daemon's parts (real sockets, real fds).
         .testTarget(name: "DaemonTests", dependencies: ["squtund", "Shared"]),

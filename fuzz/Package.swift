@@ -42,7 +42,11 @@ let package = Package(
         // 2. Key file contents: KeyFile.decode and KeyFile.read on a 0600 file.
         .executableTarget(
             name: "fuzz-keyfile",
-            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
+            dependencies: [
+                .product(name: "Shared", package: mainIdentity),
+                .product(name: "SqutunConfig", package: mainIdentity),
+                "FuzzOracle",
+            ],
             path: "Sources/FuzzKeyFile",
             swiftSettings: fuzzFlags
         ),
@@ -51,6 +55,7 @@ let package = Package(
             name: "fuzz-options",
             dependencies: [
                 .product(name: "Shared", package: mainIdentity),
+                .product(name: "SqutunConfig", package: mainIdentity),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "FuzzOracle",
             ],

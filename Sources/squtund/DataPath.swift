@@ -1,6 +1,7 @@
 import Glibc
 import CShim
 import Shared
+import SqutunConfig
 import squtun_crypto
 
 // The data path, run by the unprivileged worker (or by the single process

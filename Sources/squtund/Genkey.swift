@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shared
+import SqutunConfig
 
 /// `squtun genkey [FILE]`: a new random key in key-file format.
 struct Genkey: ParsableCommand {
@@ -13,7 +14,7 @@ struct Genkey: ParsableCommand {
 
     func validate() throws {
         if let file, file.isEmpty {
-            throw ValidationError(SharedError.badOption(option: "genkey", problem: "empty file name", value: file).description)
+            throw ValidationError(ConfigError.badOption(option: "genkey", problem: "empty file name", value: file).description)
         }
     }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Shared
+import SqutunConfig
 
 /// The root helper: the process the user starts as root. It
 ///  1. checks and opens everything (Prepared: key, peer, user, chroot,

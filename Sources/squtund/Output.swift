@@ -1,4 +1,5 @@
 import Shared
+import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,7 +17,7 @@ enum Output {
         write(2, "squtun: \(Sanitize.line(flat))\n")
     }
 
-    static func stdout(_ text: String) throws(SharedError) {
+    static func stdout(_ text: String) throws(ConfigError) {
         if !write(1, text) { throw .keyFileWrite(path: "standard output", reason: SharedError.errnoText()) }
     }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Shared
+import SqutunConfig
 import squtun_crypto
 
 /// What both start modes (root helper, unprivileged single process) open and

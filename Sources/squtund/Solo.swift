@@ -1,5 +1,6 @@
 import Glibc
 import Shared
+import SqutunConfig
 
 /// Started by a non-root user who owns the tun device (SquTUN's
 /// `su squtun -c 'squtun …'`): one process, the same data path and the same

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import CShim
 import Shared
+import SqutunConfig
 import squtun_crypto
 
 /// The root command is the tunnel itself, as in SquTUN: `squtun -i tun0 -k key ...`.

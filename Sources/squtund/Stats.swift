@@ -1,5 +1,6 @@
 import Glibc
 import Shared
+import SqutunConfig
 
 /// The worker's counters: plain integers bumped on the data path, rendered
 /// as text only for `squtun status` and SIGUSR1.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shared
+import SqutunConfig
 
 /// `squtun status IFACE`: asks the running daemon for its counters through
 /// its root-only control socket (the worker answers; see docs/OPERATIONS.md).

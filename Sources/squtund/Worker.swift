@@ -1,6 +1,7 @@
 import Glibc
 import CShim
 import Shared
+import SqutunConfig
 import squtun_crypto
 
 /// The unprivileged worker: `squtun --worker`, spawned by the root helper

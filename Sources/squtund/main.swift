@@ -1,5 +1,6 @@
 import ArgumentParser
 import Shared
+import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,7 +18,7 @@ do {
     var command = try Squtun.parseAsRoot()
     try command.run()
     exit(0)
-} catch let error as SharedError {
+} catch let error as ConfigError {
     Output.error(error.description)
     exit(error.exitCode)
 } catch {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Shared
+import SqutunConfig
 
 final class CLITests: XCTestCase {
     private var dir = ""

@@ -1,5 +1,6 @@
 import XCTest
 @testable import Shared
+import SqutunConfig
 
 final class MTUTests: XCTestCase {
     func testExplicitValues() {

@@ -1,6 +1,7 @@
 import Glibc
 import CShim
 import Shared
+import SqutunConfig
 
 /// Notices one key file used by two squtun processes on a host. Keys bind
 /// only the PSK and the sender's session (PROTOCOL.md §8), so two tunnels

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Shared
+import SqutunConfig
 
 /// The session identifiers this tunnel end used in its last runs, kept in
 /// a small file next to its pid file (`squtun-tun0.pid` →

@@ -1,4 +1,5 @@
 import Shared
+import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif

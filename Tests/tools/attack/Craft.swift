@@ -1,5 +1,6 @@
 import CShim
 import Shared
+import SqutunConfig
 import squtun_crypto
 
 /// Seals datagrams like a squtun sender, but with any session, counter and

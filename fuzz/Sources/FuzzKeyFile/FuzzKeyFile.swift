@@ -14,6 +14,7 @@
 
 import FuzzOracle
 import Shared
+import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,7 +52,7 @@ private func hexValue(_ b: UInt8) -> UInt8? {
     }
 }
 
-private func reference(_ d: UnsafeRawBufferPointer, path: String) -> Result<[UInt8], SharedError> {
+private func reference(_ d: UnsafeRawBufferPointer, path: String) -> Result<[UInt8], ConfigError> {
     var start = 0, end = d.count
     while start < end && isSpace(d[start]) { start += 1 }
     while end > start && isSpace(d[end - 1]) { end -= 1 }
@@ -66,11 +67,11 @@ private func reference(_ d: UnsafeRawBufferPointer, path: String) -> Result<[UIn
 
 private func bytes(_ s: SecretBytes) -> [UInt8] { s.withUnsafeBytes { Array($0) } }
 
-private func plain(_ r: Result<SecretBytes, SharedError>) -> Result<[UInt8], SharedError> {
+private func plain(_ r: Result<SecretBytes, ConfigError>) -> Result<[UInt8], ConfigError> {
     r.map(bytes)
 }
 
-private func checkMessage(_ e: SharedError) {
+private func checkMessage(_ e: ConfigError) {
     let text = e.description
     require(!text.isEmpty && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f },
             "error message is not one printable line: \(text.debugDescription)")
@@ -115,7 +116,7 @@ public func fuzzKeyFile(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 
     // The file reader on a real file.
     writeFile(input)
-    var viaFile: Result<[UInt8], SharedError>
+    var viaFile: Result<[UInt8], ConfigError>
     do { viaFile = .success(bytes(try KeyFile.read(path: keyPath))) } catch { viaFile = .failure(error) }
     if input.count > KeyFile.maxFileSize {
         require(viaFile == .failure(.keyFileTooLarge(path: keyPath, size: input.count, limit: KeyFile.maxFileSize)),

@@ -11,19 +11,20 @@
 //   1-65535, a valid interface name, -a 0-3600, -c 0-86400, absolute
 //   paths, a user name, an address literal for -b, -r only with -p, a link
 //   MTU whose tun MTU exists;
-// - every SharedError is one line of printable ASCII; ArgumentParser's
+// - every ConfigError is one line of printable ASCII; ArgumentParser's
 //   full message (usage, help) for any parse error can be rendered.
 
 import ArgumentParser
 import FuzzOracle
 import Shared
+import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // fail/note/require: FuzzOracle.
 
-private func checkMessage(_ e: SharedError) {
+private func checkMessage(_ e: ConfigError) {
     let text = e.description
     require(!text.isEmpty && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f },
             "error message is not one printable line: \(text.debugDescription)")
@@ -42,24 +43,24 @@ private func arguments(_ d: UnsafeRawBufferPointer) -> [String] {
     return args
 }
 
-private func checkValid(_ check: () throws(SharedError) -> Void, _ what: String) {
-    do throws(SharedError) { try check() } catch { fail("\(what) failed the option checks: \(error)") }
+private func checkValid(_ check: () throws(ConfigError) -> Void, _ what: String) {
+    do throws(ConfigError) { try check() } catch { fail("\(what) failed the option checks: \(error)") }
 }
 
 private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
     require(c.localPort >= 1 && c.remotePort >= 1, "port 0 in \(c)")
     require(o.remotePort == nil || c.peer != nil, "-r without -p accepted")
     if o.remotePort == nil { require(c.remotePort == UInt16(TunnelOptions.defaultPort), "default remote port") }
-    checkValid({ () throws(SharedError) in try OptionCheck.interfaceName(c.interface, option: "i") }, "interface")
+    checkValid({ () throws(ConfigError) in try OptionCheck.interfaceName(c.interface, option: "i") }, "interface")
     require(!c.interface.utf8.contains(UInt8(ascii: "/")), "interface with '/'")
     require(!c.keyPath.isEmpty, "empty key path")
     require((0...TunnelOptions.maxKeepaliveSeconds).contains(c.keepaliveSeconds), "keepalive \(c.keepaliveSeconds)")
     require((0...TunnelOptions.maxSkewSeconds).contains(c.skewSeconds), "skew \(c.skewSeconds)")
-    if let peer = c.peer { checkValid({ () throws(SharedError) in try OptionCheck.host(peer, option: "p") }, "peer") }
+    if let peer = c.peer { checkValid({ () throws(ConfigError) in try OptionCheck.host(peer, option: "p") }, "peer") }
     if let bind = c.bindAddress {
-        checkValid({ () throws(SharedError) in try OptionCheck.ipAddress(bind, option: "b") }, "bind")
+        checkValid({ () throws(ConfigError) in try OptionCheck.ipAddress(bind, option: "b") }, "bind")
     }
-    checkValid({ () throws(SharedError) in try OptionCheck.userName(c.user, option: "u") }, "user")
+    checkValid({ () throws(ConfigError) in try OptionCheck.userName(c.user, option: "u") }, "user")
     for path in [c.chrootDirectory, c.pidfile, c.controlSocket] {
         require(path.hasPrefix("/"), "relative path \(path.debugDescription)")
     }
@@ -74,7 +75,7 @@ public func fuzzOptions(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         options = try TunnelOptions.parse(args)
     } catch {
         note("parse: \(TunnelOptions.message(for: error))")
-        // A failed option check arrives as ValidationError carrying SharedError's one line.
+        // A failed option check arrives as ValidationError carrying ConfigError's one line.
         if let v = error as? ValidationError {
             let text = String(describing: v)
             require(!text.isEmpty && text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f },
@@ -84,12 +85,12 @@ public func fuzzOptions(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         _ = TunnelOptions.fullMessage(for: error)
         return 0
     }
-    do throws(SharedError) { try options.check() } catch { fail("parse accepted \(args) but check() says \(error)") }
+    do throws(ConfigError) { try options.check() } catch { fail("parse accepted \(args) but check() says \(error)") }
     // `--config FILE` makes resolve() read FILE: a path from the input would
     // make the outcome depend on this machine's files (and could name a
     // device). The config file's parser needs a target of its own.
     if args.contains(where: { $0 == "--config" || $0.hasPrefix("--config=") }) { return 0 }
-    do throws(SharedError) {
+    do throws(ConfigError) {
         let resolved = try options.resolve()
         note("resolve: \(resolved)")
         switch resolved {

@@ -1,3 +1,4 @@
+import Shared
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -97,7 +98,7 @@ public struct ConfigFile: Equatable, Sendable {
     // MARK: Reading
 
     /// Reads and parses the file at `path` (checked like the command line).
-    public static func load(path: String) throws(SharedError) -> ConfigFile {
+    public static func load(path: String) throws(ConfigError) -> ConfigFile {
         let option = "--config"
         if path.isEmpty { throw .badOption(option: option, problem: "empty file name", value: path) }
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
@@ -131,12 +132,12 @@ public struct ConfigFile: Equatable, Sendable {
     }
 
     /// Parses file contents; `path` is for messages.
-    public static func parse(_ text: String, path: String) throws(SharedError) -> ConfigFile {
+    public static func parse(_ text: String, path: String) throws(ConfigError) -> ConfigFile {
         try parse(Array(text.utf8)[...], path: path)
     }
 
     /// Parses file contents; `path` is for messages.
-    public static func parse(_ bytes: ArraySlice<UInt8>, path: String) throws(SharedError) -> ConfigFile {
+    public static func parse(_ bytes: ArraySlice<UInt8>, path: String) throws(ConfigError) -> ConfigFile {
         var entries: [Entry] = []
         var number = 0
         for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import XCTest
-@testable import Shared
+@testable import SqutunConfig
+import Shared
 
 final class OptionsTests: XCTestCase {
     /// Parses like the CLI does: ArgumentParser + validate(), then resolve().
@@ -11,7 +12,7 @@ final class OptionsTests: XCTestCase {
     private func tunnel(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> TunnelConfig {
         guard case .tunnel(let config) = try invocation(args) else {
             XCTFail("\(args) is not a tunnel invocation", file: file, line: line)
-            throw SharedError.missingOption(option: "-i", when: "")
+            throw ConfigError.missingOption(option: "-i", when: "")
         }
         return config
     }
@@ -21,7 +22,7 @@ final class OptionsTests: XCTestCase {
         do {
             _ = try invocation(args)
             return nil
-        } catch let error as SharedError {
+        } catch let error as ConfigError {
             return (error.description, error.isUsageError)
         } catch {
             return (TunnelOptions.message(for: error), TunnelOptions.exitCode(for: error) == .validationFailure)

@@ -1,10 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Shared
 
-/// Every failure of the Shared module. Each case renders as ONE line (the CLI
+/// Every failure of the configuration module (options, config file, key files). Each case renders as ONE line (the CLI
 /// prints it after "squtun: "), and knows whether it is a usage error.
-public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     // Usage errors (exit 64).
     /// `option` was given `value`, which is wrong because of `problem`.
     case badOption(option: String, problem: String, value: String)
@@ -42,7 +43,7 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .badOption(option, problem, value):
-            return "\(option): \(problem) \(Self.quote(value))"
+            return "\(option): \(problem) \(SharedError.quote(value))"
         case let .missingOption(option, when):
             return "\(option): required \(when)"
         case let .optionNeeds(option, needs):
@@ -50,75 +51,47 @@ public enum SharedError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .keyFileUnreadable(path, reason):
             // Only a missing file is fixed by making one.
             let hint = reason.hasPrefix("No such file") ? "; make one with: squtun genkey \(path)" : ""
-            return "key file \(Self.quote(path)): cannot read: \(reason)\(hint)"
+            return "key file \(SharedError.quote(path)): cannot read: \(reason)\(hint)"
         case let .keyFileNotRegular(path, kind):
-            return "key file \(Self.quote(path)): not a regular file (\(kind))"
+            return "key file \(SharedError.quote(path)): not a regular file (\(kind))"
         case let .keyFilePermissions(path, mode):
-            return "key file \(Self.quote(path)): permissions \(Self.octal(mode)) are too open; run chmod 600 \(Self.quote(path))"
+            return "key file \(SharedError.quote(path)): permissions \(Self.octal(mode)) are too open; run chmod 600 \(SharedError.quote(path))"
         case let .keyFileOwner(path, owner, you):
-            let fix = you == 0 ? "run chown root \(Self.quote(path))" : "run as root: chown \(you) \(Self.quote(path))"
-            return "key file \(Self.quote(path)): owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
+            let fix = you == 0 ? "run chown root \(SharedError.quote(path))" : "run as root: chown \(you) \(SharedError.quote(path))"
+            return "key file \(SharedError.quote(path)): owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
         case let .keyFileTooLarge(path, size, limit):
-            return "key file \(Self.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
+            return "key file \(SharedError.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
         case let .keyFileDigitCount(path, found, expected):
-            return "key file \(Self.quote(path)): found \(found) hex digits, need exactly \(expected); make one with: squtun genkey"
+            return "key file \(SharedError.quote(path)): found \(found) hex digits, need exactly \(expected); make one with: squtun genkey"
         case let .keyFileBadCharacter(path, offset, byte):
-            return "key file \(Self.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
+            return "key file \(SharedError.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
         case let .keyFileAllZero(path):
-            return "key file \(Self.quote(path)): the key is all zeros; make one with 'squtun genkey'"
+            return "key file \(SharedError.quote(path)): the key is all zeros; make one with 'squtun genkey'"
         case let .randomFailed(reason):
             return "getrandom failed: \(reason)"
         case let .keyFileExists(path):
-            return "\(Self.quote(path)) already exists; refusing to overwrite it"
+            return "\(SharedError.quote(path)) already exists; refusing to overwrite it"
         case let .keyFileCreate(path, reason):
-            return "cannot create \(Self.quote(path)): \(reason)"
+            return "cannot create \(SharedError.quote(path)): \(reason)"
         case let .keyFileWrite(path, reason):
-            return "cannot write \(Self.quote(path)): \(reason)"
+            return "cannot write \(SharedError.quote(path)): \(reason)"
         }
     }
 }
 
-extension SharedError {
-    /// `'value'` with anything unprintable escaped, so a hostile or mistyped
-    /// argument can never break the one-line error format (or the terminal).
-    public static func quote(_ value: String) -> String {
-        var out = "'"
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): out += "\\\\"
-            case UInt8(ascii: "'"): out += "\\'"
-            case 0x20..<0x7f: out.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: "\n"): out += "\\n"
-            case UInt8(ascii: "\t"): out += "\\t"
-            case UInt8(ascii: "\r"): out += "\\r"
-            default: out += "\\x" + hex2(byte)
-            }
-        }
-        return out + "'"
-    }
-
-    /// The text of `errno` (or of the given code), for "what the OS said" parts of messages.
-    public static func errnoText(_ code: Int32 = errno) -> String {
-        String(cString: strerror(code))
-    }
-
+extension ConfigError {
     static func octal(_ mode: UInt32) -> String {
         let digits = String(mode & 0o7777, radix: 8)
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
-
-    static func hex2(_ byte: UInt8) -> String {
-        let digits = String(byte, radix: 16)
-        return digits.count == 1 ? "0" + digits : digits
     }
 
     /// A wrong byte of a key file: printable ones as themselves, others as hex.
     static func describe(_ byte: UInt8) -> String {
         switch byte {
         case UInt8(ascii: " "): return "space"
-        case UInt8(ascii: "'"), UInt8(ascii: "\\"): return "character 0x\(hex2(byte))"
+        case UInt8(ascii: "'"), UInt8(ascii: "\\"): return "character 0x\(SharedError.hex2(byte))"
         case 0x21..<0x7f: return "character '\(Character(Unicode.Scalar(byte)))'"
-        default: return "byte 0x\(hex2(byte))"
+        default: return "byte 0x\(SharedError.hex2(byte))"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Shared
 import CShim
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ public enum KeyFile {
     // MARK: Reading
 
     /// Reads, checks and decodes the key file at `path`.
-    public static func read(path: String) throws(SharedError) -> SecretBytes {
+    public static func read(path: String) throws(ConfigError) -> SecretBytes {
         // O_NONBLOCK: opening a FIFO must not hang; fstat rejects it next.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw .keyFileUnreadable(path: path, reason: SharedError.errnoText()) }
@@ -51,7 +52,7 @@ public enum KeyFile {
 
     /// Decodes key file contents: trims whitespace, requires exactly 64 hex
     /// digits (either case) and a key that is not all zeros. `path` is for messages.
-    public static func decode(_ text: UnsafeRawBufferPointer, path: String) -> Result<SecretBytes, SharedError> {
+    public static func decode(_ text: UnsafeRawBufferPointer, path: String) -> Result<SecretBytes, ConfigError> {
         var start = 0
         var end = text.count
         while start < end, isSpace(text[start]) { start += 1 }
@@ -82,7 +83,7 @@ public enum KeyFile {
     // MARK: Generating (squtun genkey)
 
     /// A new key from getrandom(2).
-    public static func generate() throws(SharedError) -> SecretBytes {
+    public static func generate() throws(ConfigError) -> SecretBytes {
         let key = SecretBytes(count: Wire.pskLength)
         let rc = key.withUnsafeMutableBytes { squtun_getrandom($0.baseAddress, $0.count) }
         guard rc == 0 else { throw .randomFailed(reason: SharedError.errnoText()) }
@@ -106,7 +107,7 @@ public enum KeyFile {
     }
 
     /// Writes `text` to an open descriptor (standard output); `name` is for messages.
-    public static func write(_ text: SecretBytes, to fd: Int32, name: String) throws(SharedError) {
+    public static func write(_ text: SecretBytes, to fd: Int32, name: String) throws(ConfigError) {
         if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) {
             throw .keyFileWrite(path: name, reason: SharedError.errnoText(e.code))
         }
@@ -115,7 +116,7 @@ public enum KeyFile {
     /// Creates `path` with mode 0600 holding `text`, and syncs it. Never
     /// overwrites or follows a symlink (O_EXCL | O_NOFOLLOW); a file it created
     /// but could not finish is removed again.
-    public static func create(path: String, text: SecretBytes) throws(SharedError) {
+    public static func create(path: String, text: SecretBytes) throws(ConfigError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno

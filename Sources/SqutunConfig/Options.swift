@@ -1,3 +1,4 @@
+import Shared
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -134,20 +135,20 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             try check()
         } catch {
             // ValidationError is what ArgumentParser maps to exit 64 without
-            // wrapping it; the text is SharedError's one line.
+            // wrapping it; the text is ConfigError's one line.
             throw ValidationError(error.description)
         }
     }
 
     /// Every check except the presence of `-i`/`-k` (see the type's comment),
     /// of the command line only (the config file is read by `resolve()`).
-    public func check() throws(SharedError) {
+    public func check() throws(ConfigError) {
         _ = try checkedValues(labels: Labels())
     }
 
     /// Reads `--config`'s file if given, fills in what the command line left
     /// out, checks everything and returns the typed result.
-    public func resolve() throws(SharedError) -> Invocation {
+    public func resolve() throws(ConfigError) -> Invocation {
         var merged = self
         var labels = Labels()
         if let config {
@@ -182,7 +183,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
     }
 
-    private func resolveMerged(labels: Labels) throws(SharedError) -> Invocation {
+    private func resolveMerged(labels: Labels) throws(ConfigError) -> Invocation {
         let v = try checkedValues(labels: labels)
         if let link = v.linkMTU {
             return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4)
@@ -221,7 +222,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
 
     /// The syntax check of one setting's value, the same for the command line
     /// and the config file; `label` names it in the error.
-    public static func checkSetting(_ setting: TunnelSetting, value: String, label: String) throws(SharedError) {
+    public static func checkSetting(_ setting: TunnelSetting, value: String, label: String) throws(ConfigError) {
         switch setting {
         case .localPort, .remotePort: _ = try OptionCheck.port(value, option: label)
         case .peer: try OptionCheck.host(value, option: label)
@@ -245,7 +246,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         var linkMTU: Int?
     }
 
-    private func checkedValues(labels: Labels) throws(SharedError) -> Values {
+    private func checkedValues(labels: Labels) throws(ConfigError) -> Values {
         let localPort = try OptionCheck.port(localPort ?? String(TunnelOptions.defaultPort), option: labels[.localPort])
         if let peer { try Self.checkSetting(.peer, value: peer, label: labels[.peer]) }
         var remote = UInt16(TunnelOptions.defaultPort)
@@ -327,7 +328,7 @@ public enum OptionCheck {
     /// A decimal integer in `range` ("+5", "0x10", " 5" are not). `tooSmall`
     /// replaces the generic message for values below the range.
     public static func integer(_ text: String, option: String, in range: ClosedRange<Int>,
-                               tooSmall: String? = nil) throws(SharedError) -> Int {
+                               tooSmall: String? = nil) throws(ConfigError) -> Int {
         let negative = text.hasPrefix("-")
         let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
         guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
@@ -346,12 +347,12 @@ public enum OptionCheck {
         return n
     }
 
-    public static func port(_ text: String, option: String) throws(SharedError) -> UInt16 {
+    public static func port(_ text: String, option: String) throws(ConfigError) -> UInt16 {
         UInt16(try integer(text, option: option, in: 1...65535))
     }
 
     /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
-    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(SharedError) -> Int {
+    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(ConfigError) -> Int {
         let smallest = MTU.smallestLinkMTU(underlay: underlay)
         let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
             + "needs a link MTU of at least \(smallest)"
@@ -360,7 +361,7 @@ public enum OptionCheck {
 
     /// A Linux interface name: what the kernel's dev_valid_name() accepts,
     /// narrowed to characters that are safe in file names and logs.
-    public static func interfaceName(_ name: String, option: String) throws(SharedError) {
+    public static func interfaceName(_ name: String, option: String) throws(ConfigError) {
         let maxLength = 15  // IFNAMSIZ - 1
         if name.isEmpty { throw .badOption(option: option, problem: "empty interface name", value: name) }
         if name == "." || name == ".." {
@@ -377,13 +378,13 @@ public enum OptionCheck {
     }
 
     /// An IPv4 or IPv6 address literal (inet_pton's syntax; no brackets, no zone).
-    public static func ipAddress(_ text: String, option: String) throws(SharedError) {
+    public static func ipAddress(_ text: String, option: String) throws(ConfigError) {
         if !isIPAddress(text) { throw .badOption(option: option, problem: "not an IPv4 or IPv6 address", value: text) }
     }
 
     /// An address literal, or a DNS hostname (RFC 1123 labels, plus '_', which
     /// getaddrinfo and /etc/hosts accept); not resolved here.
-    public static func host(_ text: String, option: String) throws(SharedError) {
+    public static func host(_ text: String, option: String) throws(ConfigError) {
         if isIPAddress(text) { return }
         var labels = text.split(separator: ".", omittingEmptySubsequences: false)
         if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }  // "host.example."
@@ -399,13 +400,13 @@ public enum OptionCheck {
     }
 
     /// A user name as useradd accepts it (also a numeric UID).
-    public static func userName(_ name: String, option: String) throws(SharedError) {
+    public static func userName(_ name: String, option: String) throws(ConfigError) {
         let ok = (1...32).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: "-")
             && name.utf8.allSatisfy(isNameByte)
         if !ok { throw .badOption(option: option, problem: "not a user name", value: name) }
     }
 
-    public static func absolutePath(_ path: String, option: String) throws(SharedError) {
+    public static func absolutePath(_ path: String, option: String) throws(ConfigError) {
         if !path.hasPrefix("/") { throw .badOption(option: option, problem: "must be an absolute path", value: path) }
         if path.utf8.count >= Int(PATH_MAX) {
             throw .badOption(option: option, problem: "path longer than \(PATH_MAX - 1) bytes", value: path)

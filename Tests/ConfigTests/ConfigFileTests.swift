@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import XCTest
-@testable import Shared
+@testable import SqutunConfig
+import Shared
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +36,7 @@ final class ConfigFileTests: XCTestCase {
     }
 
     private func tunnel(_ args: [String]) throws -> TunnelConfig {
-        guard case .tunnel(let c) = try resolve(args) else { throw SharedError.missingOption(option: "x", when: "") }
+        guard case .tunnel(let c) = try resolve(args) else { throw ConfigError.missingOption(option: "x", when: "") }
         return c
     }
 
@@ -44,7 +45,7 @@ final class ConfigFileTests: XCTestCase {
         do {
             _ = try resolve(args)
             return nil
-        } catch let error as SharedError {
+        } catch let error as ConfigError {
             return (error.description, error.isUsageError)
         } catch {
             return (TunnelOptions.message(for: error), TunnelOptions.exitCode(for: error) == .validationFailure)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import Shared
+@testable import SqutunConfig
+import Shared
 
 final class KeyFileTests: XCTestCase {
     private var dir = ""
@@ -36,7 +37,7 @@ final class KeyFileTests: XCTestCase {
         key.withUnsafeBytes { Array($0) }
     }
 
-    private func readError(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> SharedError? {
+    private func readError(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> ConfigError? {
         do {
             _ = try KeyFile.read(path: path)
             XCTFail("\(path) accepted", file: file, line: line)
@@ -143,7 +144,7 @@ final class KeyFileTests: XCTestCase {
                        "key file '\(p)': owned by uid 65534, not by root or you (uid 0), so that user can change it; run chown root '\(p)'")
         XCTAssertEqual(chown(p, 0, 0), 0)
         XCTAssertEqual(bytes(try KeyFile.read(path: p)), expected)
-        XCTAssertEqual(SharedError.keyFileOwner(path: "/k", owner: 1001, you: 1000).description,
+        XCTAssertEqual(ConfigError.keyFileOwner(path: "/k", owner: 1001, you: 1000).description,
                        "key file '/k': owned by uid 1001, not by root or you (uid 1000), so that user can change it; run as root: chown 1000 '/k'")
     }
 
@@ -187,7 +188,7 @@ final class KeyFileTests: XCTestCase {
     func testCreateRefusesExistingFileAndSymlink() throws {
         let p = try file("existing", "keep me", mode: 0o644)
         XCTAssertThrowsError(try KeyFile.create(path: p, text: KeyFile.encode(try KeyFile.generate()))) {
-            XCTAssertEqual($0 as? SharedError, .keyFileExists(path: p))
+            XCTAssertEqual($0 as? ConfigError, .keyFileExists(path: p))
         }
         XCTAssertEqual(try String(contentsOfFile: p, encoding: .utf8), "keep me")
         let link = dir + "/link"
