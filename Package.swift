@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "Shared", targets: ["Shared"]),
         .library(name: "SqutunConfig", targets: ["SqutunConfig"]),
         .library(name: "squtun-crypto", targets: ["squtun-crypto"]),
+        .library(name: "SqutunSystem", targets: ["SqutunSystem"]),
+        .library(name: "SqutunDataPath", targets: ["SqutunDataPath"]),
+        .library(name: "SqutunPrivsep", targets: ["SqutunPrivsep"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
@@ -41,10 +44,23 @@ let package = Package(
         ),
         // The only code that touches OpenSSL.
         .target(name: "squtun-crypto", dependencies: ["COpenSSL", "Shared"]),
+        // The system layer: typed fds, errno, sockets, the tun device, UDP
+        // batch I/O, signals, pid and session files, privileges, seccomp.
+        .target(name: "SqutunSystem", dependencies: ["Shared", "CShim", "CSeccomp"]),
+        // The data path: the poll loop, tun offloads (segmenting, coalescing,
+        // checksums), the send schedules and the counters.
+        .target(name: "SqutunDataPath", dependencies: ["Shared", "squtun-crypto", "SqutunSystem", "CShim"]),
+        // Privilege separation: the root helper, the worker, the channel
+        // between them and its messages, logging.
+        .target(
+            name: "SqutunPrivsep",
+            dependencies: ["Shared", "SqutunConfig", "squtun-crypto", "SqutunSystem", "SqutunDataPath", "CShim"]
+        ),
+        // The `squtun` command: parses, sets up, and hands over to a role.
         .executableTarget(
             name: "squtund",
             dependencies: [
-                "Shared", "SqutunConfig", "squtun-crypto", "CShim", "CSeccomp",
+                "Shared", "SqutunConfig", "squtun-crypto", "SqutunSystem", "SqutunDataPath", "SqutunPrivsep", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,7 +83,11 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["Shared", "SqutunConfig"]),
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
         // Unit tests of the daemon's parts (real sockets, real fds).
-        .testTarget(name: "DaemonTests", dependencies: ["squtund", "Shared"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["squtund", "Shared", "SqutunConfig", "SqutunSystem", "SqutunDataPath", "SqutunPrivsep",
+                           "CShim", "CSeccomp"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

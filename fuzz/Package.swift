@@ -62,21 +62,27 @@ let package = Package(
             path: "Sources/FuzzOptions",
             swiftSettings: fuzzFlags
         ),
-        // 4. Helper<->worker messages: ChannelCodec.decode. The daemon is an
-        // executable target (not importable), so its codec and what it needs
-        // are compiled in here through symlinks to Sources/squtund/System.
+        // 4. Helper<->worker messages: ChannelCodec.decode.
         .executableTarget(
             name: "fuzz-channel",
-            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
+            dependencies: [
+                .product(name: "Shared", package: mainIdentity),
+                .product(name: "SqutunSystem", package: mainIdentity),
+                "FuzzOracle",
+            ],
             path: "Sources/FuzzChannel",
             swiftSettings: fuzzFlags
         ),
         // 5. Tun offloads: TSOPlan cutting what the kernel hands over, the
-        // Coalescer merging what a peer sends. Compiled in through symlinks
-        // to Sources/squtund/Offload, like the channel target.
+        // Coalescer merging what a peer sends.
         .executableTarget(
             name: "fuzz-offload",
-            dependencies: [.product(name: "Shared", package: mainIdentity), "FuzzOracle"],
+            dependencies: [
+                .product(name: "Shared", package: mainIdentity),
+                .product(name: "SqutunSystem", package: mainIdentity),
+                .product(name: "SqutunDataPath", package: mainIdentity),
+                "FuzzOracle",
+            ],
             path: "Sources/FuzzOffload",
             swiftSettings: fuzzFlags
         ),

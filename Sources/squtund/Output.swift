@@ -1,3 +1,6 @@
+import SqutunSystem
+import SqutunDataPath
+import SqutunPrivsep
 import Shared
 import SqutunConfig
 #if canImport(Glibc)

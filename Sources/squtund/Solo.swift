@@ -1,3 +1,6 @@
+import SqutunSystem
+import SqutunDataPath
+import SqutunPrivsep
 import Glibc
 import Shared
 import SqutunConfig
@@ -29,7 +32,8 @@ enum Solo {
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
                             configuredPeer: p.peer, statusUID: uid),
             tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
-            sealer: crypto.sealer, opener: crypto.opener, log: Log.write)
+            sealer: crypto.sealer, opener: crypto.opener, log: Log.write,
+            logLinesDropped: { Log.droppedLines })
         let end = path.run()
         // No helper to do it: the device's offloads off again (Tun.clearOffloads).
         if p.tun.vnetHeader { p.tun.switchOffloadsOff() }

@@ -1,3 +1,6 @@
+import SqutunSystem
+import SqutunDataPath
+import SqutunPrivsep
 import ArgumentParser
 import Shared
 import SqutunConfig

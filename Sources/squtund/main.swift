@@ -1,3 +1,6 @@
+import SqutunSystem
+import SqutunDataPath
+import SqutunPrivsep
 import ArgumentParser
 import Shared
 import SqutunConfig
@@ -21,6 +24,9 @@ do {
 } catch let error as ConfigError {
     Output.error(error.description)
     exit(error.exitCode)
+} catch let error as SharedError {
+    Output.error(error.description)
+    exit(1)
 } catch {
     let code = Squtun.exitCode(for: error)
     if code == .success {

@@ -1,7 +1,9 @@
 import XCTest
 import CShim
 import Shared
-@testable import squtund
+@testable import SqutunSystem
+@testable import SqutunDataPath
+@testable import SqutunPrivsep
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,8 @@
 import XCTest
 import CShim
-@testable import squtund
+@testable import SqutunSystem
+@testable import SqutunDataPath
+@testable import SqutunPrivsep
 #if canImport(Glibc)
 import Glibc
 #endif

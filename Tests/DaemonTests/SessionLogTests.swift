@@ -1,7 +1,9 @@
 import Glibc
 import Shared
 import XCTest
-@testable import squtund
+@testable import SqutunSystem
+@testable import SqutunDataPath
+@testable import SqutunPrivsep
 
 /// The session log next to the pid file (SessionLog): real files in a
 /// temporary directory.

@@ -1,5 +1,7 @@
 import XCTest
-@testable import squtund
+@testable import SqutunSystem
+@testable import SqutunDataPath
+@testable import SqutunPrivsep
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -21,6 +21,7 @@
 
 import FuzzOracle
 import Shared
+import SqutunSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -23,6 +23,8 @@
 
 import FuzzOracle
 import Shared
+import SqutunSystem
+import SqutunDataPath
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,0 +1,107 @@
+import Shared
+import SqutunSystem
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One end of the helper<->worker channel: an AF_UNIX SOCK_SEQPACKET
+/// socket, so each send is one message with its boundaries kept, and fds
+/// ride along as SCM_RIGHTS. Blocking unless the owner sets O_NONBLOCK.
+public struct Channel: Sendable {
+    public let fd: FileDescriptor
+
+    /// Where the worker finds its end (Spawn dup2s it there).
+    public static let workerFD = FileDescriptor(rawValue: 3)
+
+    public init(fd: FileDescriptor) { self.fd = fd }
+
+    /// Both ends, close-on-exec. The helper keeps `helper` and hands
+    /// `worker` to Spawn, then closes its copy of `worker`.
+    public static func makePair() throws(SystemError) -> (helper: Channel, worker: Channel) {
+        var pair: [Int32] = [-1, -1]
+        let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &pair) == 0 else {
+            throw .channelIO(operation: "socketpair", errno: .current)
+        }
+        return (Channel(fd: FileDescriptor(rawValue: pair[0])), Channel(fd: FileDescriptor(rawValue: pair[1])))
+    }
+
+    /// Sends one message (and its fds). The encode buffer is wiped
+    /// afterwards because it may hold the key. A dead peer gives EPIPE
+    /// (MSG_NOSIGNAL), not SIGPIPE. With `wait: false` a full socket
+    /// buffer gives EAGAIN (`.channelIO`) instead of blocking.
+    public func send(_ message: ChannelMessage, wait: Bool = true) throws(SystemError) {
+        let fds = message.fileDescriptors.map(\.rawValue)
+        let result: Result<Void, SystemError> = withUnsafeTemporaryAllocation(byteCount: ChannelCodec.maxMessageBytes, alignment: 8) { buffer in
+            defer { squtun_wipe(buffer.baseAddress, buffer.count) }
+            let count: Int
+            do throws(ChannelFault) {
+                count = try ChannelCodec.encode(message, into: buffer)
+            } catch {
+                return .failure(.channelMessage(error))
+            }
+            do throws(Errno) {
+                _ = try fds.withUnsafeBufferPointer { fdBuffer throws(Errno) in
+                    try retryingEINTR { squtun_send_fds(fd.rawValue, buffer.baseAddress, count, fdBuffer.baseAddress, Int32(fdBuffer.count), wait ? 0 : 1) }
+                }
+                return .success(())
+            } catch {
+                return .failure(.channelIO(operation: "sendmsg", errno: error))
+            }
+        }
+        try result.get()
+    }
+
+    /// Receives one message sent by `sender`. Throws `.channelClosed` when
+    /// the other side has exited, `.channelMessage` for anything malformed
+    /// (after closing any fds that came with it). The caller should exit on
+    /// either. EAGAIN (non-blocking, nothing queued) is `.channelIO`.
+    public func receive(from sender: ChannelSender) throws(SystemError) -> ChannelMessage {
+        // One byte more than the largest message, so an oversized one shows as MSG_TRUNC.
+        let size = ChannelCodec.maxMessageBytes + 1
+        let outcome: Result<ChannelMessage, SystemError> = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
+            defer { squtun_wipe(buffer.baseAddress, buffer.count) }
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: Int(SQUTUN_MAX_FDS)) { fds in
+                var count: Int32 = 0
+                var flags: Int32 = 0
+                let n: Int
+                do throws(Errno) {
+                    n = try retryingEINTR {
+                        squtun_recv_fds(fd.rawValue, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count), &count, &flags)
+                    }
+                } catch {
+                    return .failure(.channelIO(operation: "recvmsg", errno: error))
+                }
+                let held = UnsafeBufferPointer(rebasing: fds[0..<min(Int(count), fds.count)])
+                func reject(_ fault: ChannelFault) -> Result<ChannelMessage, SystemError> {
+                    for raw in held { FileDescriptor(rawValue: raw).close() }
+                    return .failure(.channelMessage(fault))
+                }
+                // A zero-length read is end-of-stream: no valid message is empty.
+                if n == 0 && count == 0 { return .failure(.channelClosed) }
+                if flags & Int32(MSG_TRUNC) != 0 || flags & Int32(MSG_CTRUNC) != 0 {
+                    return reject(.truncated)
+                }
+                do throws(ChannelFault) {
+                    let message = try ChannelCodec.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]),
+                                                          fdCount: Int(count), fds: held)
+                    guard message.type.sender == sender else { throw .wrongSender(type: message.type) }
+                    return .success(message)
+                } catch {
+                    return reject(error)
+                }
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// A worker log line (`level` is a syslog priority such as LOG_INFO).
+    /// Never blocks: with the helper not reading, it throws (EAGAIN) and
+    /// the line is lost, but the data path goes on.
+    public func sendLog(level: Int32, text: String) throws(SystemError) {
+        try send(.log(level: LogLevel(syslog: level), text: text.isEmpty ? "(empty log message)" : text), wait: false)
+    }
+
+    public func close() { fd.close() }
+}

@@ -1,1 +1,0 @@
-../../../Sources/squtund/System/Tun.swift

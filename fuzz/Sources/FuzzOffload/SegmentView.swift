@@ -1,1 +1,0 @@
-../../../Sources/squtund/Offload/SegmentView.swift
