@@ -34,11 +34,12 @@ let package = Package(
         // The protocol, shared by every other module: header and wire
         // constants, replay window, drop reasons, MTU maths, clocks, secret bytes.
         .target(name: "Shared", dependencies: ["CShim"]),
-        // Configuration: the command line surface, the config file, key files.
+        // Configuration: the command line surface, the config file, key files,
+        // the validated settings.
         .target(
             name: "SqutunConfig",
             dependencies: [
-                "Shared", "CShim",
+                "Shared", "SqutunSystem", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,7 +75,7 @@ let package = Package(
         // hostile-network suite (scripts/hostile). Not installed.
         .executableTarget(
             name: "squtun-attack",
-            dependencies: ["squtun-crypto", "Shared", "SqutunConfig", "CShim"],
+            dependencies: ["squtun-crypto", "Shared", "SqutunConfig", "SqutunDataPath", "CShim"],
             path: "Tests/tools/attack"
         ),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "SqutunConfig"]),

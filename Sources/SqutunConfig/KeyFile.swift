@@ -1,4 +1,5 @@
 import Shared
+import SqutunSystem
 import CShim
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +45,7 @@ public enum KeyFile {
         let length: Int
         switch readResult {
         case .success(let n): length = n
-        case .failure(let e): throw .keyFileUnreadable(path: path, reason: SharedError.errnoText(e.code))
+        case .failure(let e): throw .keyFileUnreadable(path: path, reason: SharedError.errnoText(e.rawValue))
         }
         guard length <= maxFileSize else { throw .keyFileTooLarge(path: path, size: length, limit: maxFileSize) }
         return try buffer.withUnsafeBytes { decode(UnsafeRawBufferPointer(rebasing: $0[0..<length]), path: path) }.get()
@@ -109,7 +110,7 @@ public enum KeyFile {
     /// Writes `text` to an open descriptor (standard output); `name` is for messages.
     public static func write(_ text: SecretBytes, to fd: Int32, name: String) throws(ConfigError) {
         if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) {
-            throw .keyFileWrite(path: name, reason: SharedError.errnoText(e.code))
+            throw .keyFileWrite(path: name, reason: SharedError.errnoText(e.rawValue))
         }
     }
 
@@ -124,7 +125,7 @@ public enum KeyFile {
             throw .keyFileCreate(path: path, reason: SharedError.errnoText(code))
         }
         var failure: Int32? = nil
-        if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) { failure = e.code }
+        if case .failure(let e) = text.withUnsafeBytes({ writeAll(fd, $0) }) { failure = e.rawValue }
         // The umask may have narrowed the creation mode; 0600 is what the reader requires.
         if failure == nil, fchmod(fd, 0o600) != 0 { failure = errno }
         if failure == nil, fsync(fd) != 0 { failure = errno }
@@ -140,12 +141,13 @@ public enum KeyFile {
     private static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
         var total = 0
         while total < buffer.count {
-            let n = Glibc.read(fd, buffer.baseAddress! + total, buffer.count - total)
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(Errno(errno))
+            let n: Int
+            do throws(Errno) {
+                n = try retryingEINTR { Glibc.read(fd, buffer.baseAddress! + total, buffer.count - total) }
+            } catch {
+                return .failure(error)
             }
+            if n == 0 { break }
             total += n
         }
         return .success(total)
@@ -154,20 +156,13 @@ public enum KeyFile {
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Void, Errno> {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(Errno(errno))
+            do throws(Errno) {
+                done += try retryingEINTR { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
+            } catch {
+                return .failure(error)
             }
-            done += n
         }
         return .success(())
-    }
-
-    /// An errno value as a Result failure.
-    struct Errno: Error {
-        var code: Int32
-        init(_ code: Int32) { self.code = code }
     }
 
     private static func isSpace(_ b: UInt8) -> Bool {

@@ -155,7 +155,7 @@ public final class DataPath {
                         }
                         if let end = tunBuffer.map(sendFromOffloadTun) ?? sendFromTun() { return end }  // 3.
                     } else if fd == wake.rawValue {
-                        drainWakePipe()
+                        wake.drain()
                     } else if let channel, fd == channel.rawValue {
                         // The helper sends nothing after setup: data or hang-up both end us.
                         return .channelClosed
@@ -460,12 +460,6 @@ public final class DataPath {
     }
 
     // MARK: 5. Signals, status
-
-    private func drainWakePipe() {
-        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { b in
-            while (try? wake.read(into: b)).flatMap({ $0 }).map({ $0 > 0 }) == true {}
-        }
-    }
 
     private func handleSignals() -> DataPathExit? {
         let sigs = squtun_take_signals()

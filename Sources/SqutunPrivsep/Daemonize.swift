@@ -16,17 +16,20 @@ package struct Daemonize {
     /// returns); the child returns, detached (new session, cwd /, stdio on
     /// /dev/null), with syslog for its log.
     package static func detach() throws(SystemError) -> Daemonize {
-        var fds: [Int32] = [-1, -1]
-        guard squtunPipe(&fds) == 0 else {
-            throw .socketFailed(what: "the startup pipe", operation: "pipe2", errno: .current)
+        // Close-on-exec: the worker must not hold the write end (the parent waits for EOF).
+        let pipe: (read: FileDescriptor, write: FileDescriptor)
+        do throws(Errno) {
+            pipe = try FileDescriptor.makePipe()
+        } catch {
+            throw .socketFailed(what: "the startup pipe", operation: "pipe2", errno: error)
         }
         let pid = fork()
         if pid < 0 { throw .socketFailed(what: "the daemon", operation: "fork", errno: .current) }
         if pid > 0 {
-            close(fds[1])
-            exit(waitForVerdict(FileDescriptor(rawValue: fds[0])))
+            pipe.write.close()
+            exit(waitForVerdict(pipe.read))
         }
-        close(fds[0])
+        pipe.read.close()
         setsid()
         _ = chdir("/")
         let null = open("/dev/null", O_RDWR)
@@ -35,7 +38,7 @@ package struct Daemonize {
             if null > 2 { close(null) }
         }
         Log.useSyslog(ident: "squtun")
-        return Daemonize(report: FileDescriptor(rawValue: fds[1]))
+        return Daemonize(report: pipe.write)
     }
 
     /// The tunnel is up: the starting command exits 0.
@@ -71,9 +74,4 @@ package struct Daemonize {
         Log.error(String(decoding: text.dropFirst(), as: UTF8.self))
         return 1
     }
-}
-
-/// Close-on-exec: the worker must not hold the write end (the parent waits for EOF).
-private func squtunPipe(_ fds: inout [Int32]) -> Int32 {
-    fds.withUnsafeMutableBufferPointer { squtun_pipe2($0.baseAddress, O_CLOEXEC) }
 }

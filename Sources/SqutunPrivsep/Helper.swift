@@ -100,7 +100,7 @@ package struct Supervisor {
             switch wait(timeoutMs: Int32(deadline - now)) {
             case .ready: return nil
             case .exited(let status):
-                return lastError ?? "the worker exited during startup (\(describe(status)))"
+                return lastError ?? "the worker exited during startup (\(status))"
             case .misbehaved(let why):
                 killAndReap()
                 return "the worker broke the channel protocol during startup (\(why)): killed it"
@@ -147,7 +147,7 @@ package struct Supervisor {
         }
     }
 
-    package enum Event { case ready, exited(Int32), misbehaved(String), nothing }
+    package enum Event { case ready, exited(Spawn.ChildStatus), misbehaved(String), nothing }
 
     /// One wait: signals (forwarded), worker messages (logged), worker exit.
     private mutating func wait(timeoutMs: Int32) -> Event {
@@ -160,7 +160,7 @@ package struct Supervisor {
             if s == SIGTERM || s == SIGINT { stopping = true }
             kill(worker, s)
         }
-        if fds[1].revents != 0 { drain(wake) }
+        if fds[1].revents != 0 { wake.drain() }
         if fds[0].revents != 0 {
             do {
                 switch try channel.receive(from: .worker) {
@@ -190,42 +190,31 @@ package struct Supervisor {
         _ = reap(blocking: true)
     }
 
-    private func drain(_ fd: FileDescriptor) {
-        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { b in
-            while ((try? fd.read(into: b)) ?? nil).map({ $0 > 0 }) == true {}
-        }
-    }
-
     /// The worker's wait status once it has exited.
-    private func reap(blocking: Bool) -> Int32? {
+    private func reap(blocking: Bool) -> Spawn.ChildStatus? {
         var status: Int32 = 0
         while true {
             let r = waitpid(worker, &status, blocking ? 0 : WNOHANG)
-            if r == worker { return status }
+            if r == worker { return Spawn.ChildStatus(waitStatus: status) }
             if r < 0 && errno == EINTR { continue }
-            if r < 0 && errno == ECHILD { return 0 }
+            if r < 0 && errno == ECHILD { return .exited(0) }
             return nil
         }
     }
 
-    private func exitCode(_ status: Int32) -> Int32 {
-        let text = describe(status)
-        if exited(status) && exitStatus(status) == 0 {
-            Log.notice("worker \(worker) \(text); stopping")
+    private func exitCode(_ status: Spawn.ChildStatus) -> Int32 {
+        switch status {
+        case .exited(0):
+            Log.notice("worker \(worker) \(status); stopping")
             return 0
+        case .exited:
+            Log.error("worker \(worker) \(status); stopping")
+            return 1
+        case .signaled:
+            Log.error("worker \(worker) \(status); stopping")
+            return 2
         }
-        Log.error("worker \(worker) \(text); stopping")
-        return exited(status) ? 1 : 2
     }
-}
-
-// The wait-status macros, which Swift does not import.
-package func exited(_ s: Int32) -> Bool { s & 0x7f == 0 }
-package func exitStatus(_ s: Int32) -> Int32 { (s >> 8) & 0xff }
-package func termSignal(_ s: Int32) -> Int32 { s & 0x7f }
-
-package func describe(_ status: Int32) -> String {
-    exited(status) ? "exited with status \(exitStatus(status))" : "was killed by signal \(termSignal(status))"
 }
 
 extension LogLevel {

@@ -1,6 +1,5 @@
 import SqutunSystem
 import Shared
-import SqutunConfig
 #if canImport(Glibc)
 import Glibc
 #endif

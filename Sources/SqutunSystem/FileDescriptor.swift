@@ -104,4 +104,12 @@ extension FileDescriptor {
         guard r == 0 else { throw .current }
         return (FileDescriptor(rawValue: fds.0), FileDescriptor(rawValue: fds.1))
     }
+
+    /// Reads and discards until the descriptor would block, ends or fails:
+    /// empties a non-blocking wake pipe, whose bytes only say "look".
+    public func drain() {
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 1) { b in
+            while (try? read(into: b)).flatMap({ $0 }).map({ $0 > 0 }) == true {}
+        }
+    }
 }

@@ -10,16 +10,18 @@ public enum Signals {
 
     /// Installs the handlers; returns the read end of the wake pipe.
     public static func install() throws(SystemError) -> FileDescriptor {
-        var fds: [Int32] = [-1, -1]
-        guard squtun_pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else {
-            throw .socketFailed(what: "the signal wake pipe", operation: "pipe2", errno: .current)
+        let pipe: (read: FileDescriptor, write: FileDescriptor)
+        do throws(Errno) {
+            pipe = try FileDescriptor.makePipe(nonBlocking: true)
+        } catch {
+            throw .socketFailed(what: "the signal wake pipe", operation: "pipe2", errno: error)
         }
         // SIGPIPE: a failed write must be an EPIPE, not a death.
         signal(SIGPIPE, SIG_IGN)
-        guard handled.withUnsafeBufferPointer({ squtun_signals_install($0.baseAddress, Int32($0.count), fds[1]) }) == 0 else {
+        guard handled.withUnsafeBufferPointer({ squtun_signals_install($0.baseAddress, Int32($0.count), pipe.write.rawValue) }) == 0 else {
             throw .socketFailed(what: "the signal handlers", operation: "sigaction", errno: .current)
         }
-        return FileDescriptor(rawValue: fds[0])
+        return pipe.read
     }
 
     /// Signals received since the last call.

@@ -1,6 +1,7 @@
 import CShim
 import Shared
 import SqutunConfig
+import SqutunDataPath
 import squtun_crypto
 
 /// Seals datagrams like a squtun sender, but with any session, counter and
@@ -72,7 +73,7 @@ func writeMarkerPacket(_ p: UnsafeMutableRawPointer, length: Int, destination: U
     p.put16(0, 10)
     p.put32(0x0a42_0606, 12)  // 10.66.6.6
     p.put32(destination, 16)
-    p.put16(~UInt16(truncatingIfNeeded: onesComplementSum(UnsafeRawPointer(p), 20)), 10)
+    Checksum.setIPv4Header(p, headerLength: 20)
     p.put16(6666, 20)
     p.put16(9, 22)
     p.put16(UInt16(n - 20), 24)

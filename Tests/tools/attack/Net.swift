@@ -1,3 +1,4 @@
+import SqutunDataPath
 import CShim
 import Glibc
 
@@ -37,20 +38,6 @@ struct Endpoint: Equatable {
     var description: String {
         "\(address >> 24).\(address >> 16 & 255).\(address >> 8 & 255).\(address & 255):\(port)"
     }
-}
-
-/// Internet checksum (RFC 1071) of `count` bytes, added to `initial`.
-@inline(__always)
-func onesComplementSum(_ p: UnsafeRawPointer, _ count: Int, _ initial: UInt32 = 0) -> UInt32 {
-    var sum = UInt64(initial)
-    var i = 0
-    while i + 1 < count {
-        sum += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 | UInt64(p.load(fromByteOffset: i + 1, as: UInt8.self))
-        i += 2
-    }
-    if i < count { sum += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 }
-    while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
-    return UInt32(sum)
 }
 
 extension UnsafeMutableRawPointer {
@@ -118,12 +105,15 @@ final class RawSender {
         udp.put16(0, 6)
         if payload.count > 0 { (udp + 8).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
         // Pseudo-header: source, destination, zero, protocol 17, UDP length.
-        var sum = (source.address >> 16) + (source.address & 0xffff)
-            + (destination.address >> 16) + (destination.address & 0xffff) + 17 + UInt32(udpLength)
-        sum = onesComplementSum(UnsafeRawPointer(udp), udpLength, sum)
-        var csum = ~UInt16(truncatingIfNeeded: sum)
+        // The datagram's sum is folded first: added to a full accumulator,
+        // the small words could overflow it.
+        let sum = UInt64(Checksum.fold(Checksum.add(0, udp, udpLength)))
+            + Checksum.word(UInt16(source.address >> 16)) + Checksum.word(UInt16(source.address & 0xffff))
+            + Checksum.word(UInt16(destination.address >> 16)) + Checksum.word(UInt16(destination.address & 0xffff))
+            + Checksum.word(17) + Checksum.word(UInt16(udpLength))
+        var csum = ~Checksum.fold(sum)  // in memory order
         if csum == 0 { csum = 0xffff }
-        udp.put16(csum, 6)
+        udp.storeBytes(of: csum, toByteOffset: 6, as: UInt16.self)
 
         ipID &+= 1
         let ok: Bool
@@ -161,7 +151,7 @@ final class RawSender {
         p.put16(0, 10)
         p.put32(source.address, 12)
         p.put32(destination.address, 16)
-        p.put16(~UInt16(truncatingIfNeeded: onesComplementSum(UnsafeRawPointer(p), 20)), 10)
+        Checksum.setIPv4Header(p, headerLength: 20)
     }
 
     private func transmit(_ p: UnsafeMutableRawPointer, _ count: Int) -> Bool {

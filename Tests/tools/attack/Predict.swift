@@ -1,23 +1,17 @@
 // What the receiver must do with each datagram we send: the drop reason
 // that docs/PROTOCOL.md §6 prescribes, written from the document (not from
-// squtun's code), so the suite can check that the daemon's drop counters
-// grew by exactly these numbers.
+// squtun's code; only the reasons' names are squtun's own), so the suite
+// can check that the daemon's drop counters grew by exactly these numbers.
 
-/// The seven drop reasons, named as in PROTOCOL.md and `squtun status`.
-enum Reason: Int, CaseIterable {
-    case malformed, reflected, oldSession, badMAC, unknownSender, timeSkew, replay
+import Shared
 
-    var name: String {
-        switch self {
-        case .malformed: "malformed"
-        case .reflected: "reflected"
-        case .oldSession: "old-session"
-        case .badMAC: "bad-mac"
-        case .unknownSender: "unknown-sender"
-        case .timeSkew: "time-skew"
-        case .replay: "replay"
-        }
-    }
+/// The drop reasons, named as in PROTOCOL.md and `squtun status`. The
+/// seven checks are what a datagram can be predicted to fail;
+/// rate-limited is not a check of its own.
+typealias Reason = DropReason
+
+extension DropReason {
+    static let checks: [DropReason] = [.malformed, .reflected, .oldSession, .badMAC, .unknownSender, .timeSkew, .replay]
 }
 
 /// The receiver as the attacker knows it: its own session, its peer's
@@ -95,7 +89,7 @@ struct Tally {
 
     var line: String {
         var s = "sent=\(sent)"
-        for r in Reason.allCases { s += " \(r.name)=\(expected[r.rawValue])" }
+        for r in Reason.checks { s += " \(r.name)=\(expected[r.rawValue])" }
         if failed > 0 { s += " send-failures=\(failed)" }
         return s
     }
