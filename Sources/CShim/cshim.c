@@ -39,7 +39,6 @@ int squtun_getresuid(uid_t *r, uid_t *e, uid_t *s) { return getresuid(r, e, s); 
 int squtun_getresgid(gid_t *r, gid_t *e, gid_t *s) { return getresgid(r, e, s); }
 int squtun_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 int squtun_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
-int squtun_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 int squtun_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 int squtun_no_core_dumps(void) {

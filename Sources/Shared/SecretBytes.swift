@@ -55,12 +55,4 @@ public final class SecretBytes: @unchecked Sendable {
     public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]))
     }
-
-    /// Constant-time equality (for tests and key comparisons, not MACs: see the crypto module).
-    public func constantTimeEquals(_ other: SecretBytes) -> Bool {
-        guard count == other.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<count { diff |= storage[i] ^ other.storage[i] }
-        return diff == 0
-    }
 }

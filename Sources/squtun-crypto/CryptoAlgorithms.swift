@@ -2,15 +2,14 @@ import COpenSSL
 import Glibc
 import Shared
 
-/// OpenSSL initialised and every algorithm squtun uses fetched once:
-/// AES-256-CBC, AES-256-ECB, HMAC (over SHA-256), HKDF. Create it before
+/// OpenSSL initialised and every algorithm squtun fetches fetched once:
+/// AES-256-CBC, AES-256-ECB, HKDF. (HMAC-SHA256 uses OpenSSL's SHA-256
+/// functions directly, HMACKey.swift: nothing to fetch.) Create it before
 /// chroot/privilege drop so nothing is loaded lazily afterwards (config,
 /// providers, error strings, the DRBG). Immutable after init; freed on deinit.
 public final class CryptoAlgorithms: @unchecked Sendable {
     let aes256CBC: OpaquePointer
     let aes256ECB: OpaquePointer
-    let sha256: OpaquePointer
-    let hmac: OpaquePointer
     let hkdf: OpaquePointer
 
     /// Loads the OpenSSL configuration, error strings and default provider,
@@ -30,22 +29,12 @@ public final class CryptoAlgorithms: @unchecked Sendable {
         let cbc = try cipher("AES-256-CBC")
         let ecb: OpaquePointer
         do { ecb = try cipher("AES-256-ECB") } catch { EVP_CIPHER_free(cbc); throw error }
-        guard let md = EVP_MD_fetch(nil, "SHA256", nil) else {
-            EVP_CIPHER_free(cbc); EVP_CIPHER_free(ecb)
-            throw CryptoError.fetch(algorithm: "SHA256", openssl: CryptoError.opensslError())
-        }
-        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else {
-            EVP_CIPHER_free(cbc); EVP_CIPHER_free(ecb); EVP_MD_free(md)
-            throw CryptoError.fetch(algorithm: "HMAC", openssl: CryptoError.opensslError())
-        }
         guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else {
-            EVP_CIPHER_free(cbc); EVP_CIPHER_free(ecb); EVP_MD_free(md); EVP_MAC_free(mac)
+            EVP_CIPHER_free(cbc); EVP_CIPHER_free(ecb)
             throw CryptoError.fetch(algorithm: "HKDF", openssl: CryptoError.opensslError())
         }
         aes256CBC = cbc
         aes256ECB = ecb
-        sha256 = md
-        hmac = mac
         hkdf = kdf
         // Instantiate and seed the DRBG now (it would otherwise happen on first use).
         var probe: UInt8 = 0
@@ -57,8 +46,6 @@ public final class CryptoAlgorithms: @unchecked Sendable {
     deinit {
         EVP_CIPHER_free(aes256CBC)
         EVP_CIPHER_free(aes256ECB)
-        EVP_MD_free(sha256)
-        EVP_MAC_free(hmac)
         EVP_KDF_free(hkdf)
     }
 
@@ -109,6 +96,13 @@ public func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBuffer
     guard a.count == b.count else { return false }
     if a.count == 0 { return true }
     return CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0
+}
+
+extension SecretBytes {
+    /// Constant-time equality of two secrets (`constantTimeEquals` above).
+    public func constantTimeEquals(_ other: SecretBytes) -> Bool {
+        withUnsafeBytes { a in other.withUnsafeBytes { b in squtun_crypto.constantTimeEquals(a, b) } }
+    }
 }
 
 /// Fills `out` from OpenSSL's CSPRNG (`RAND_bytes`). For setup (session ids,

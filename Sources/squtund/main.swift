@@ -11,7 +11,7 @@ import Glibc
 // Our own entry point instead of Squtun.main(): ArgumentParser would print
 // its error plus usage lines; squtun prints one line and exits 64 for bad
 // usage, 1 for other failures, and still prints full help for -h.
-// The worker is this binary re-executed by the root helper (Helper.swift):
+// The worker is this binary re-executed by the root helper (SqutunPrivsep/Helper.swift):
 // it takes no options, only messages on fd 3.
 if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "--worker" {
     Worker.main()

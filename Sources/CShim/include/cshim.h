@@ -21,7 +21,6 @@ int squtun_getresgid(gid_t *r, gid_t *e, gid_t *s);
 int squtun_set_no_new_privs(void);
 int squtun_get_no_new_privs(void);
 
-/// prctl(PR_SET_PDEATHSIG, sig).
 int squtun_set_pdeathsig(int sig);
 
 /// prctl(PR_SET_NAME, name): the thread's name (comm) as ps, top and pgrep

@@ -1,8 +1,6 @@
 // Fuzz target 4: helper<->worker messages (docs/FUZZING.md).
 //
-// The codec is compiled in from Sources/squtund/System through symlinks
-// (ChannelMessage.swift and the files it needs), since squtund is an
-// executable target another package cannot import.
+// The codec is the SqutunSystem library's (Sources/SqutunSystem/ChannelMessage.swift).
 //
 // Input: byte 0 picks the descriptors that "arrived" with the message —
 // bits 0-1 the count reported (0-3), bits 2-3 how many numbers the buffer

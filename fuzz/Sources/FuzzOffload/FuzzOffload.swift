@@ -2,8 +2,7 @@
 // hands over (a virtio header and a packet to cut) and what an
 // authenticated peer sends (IP packets to merge), both untrusted here.
 //
-// The code is compiled in from Sources/squtund/Offload through symlinks
-// (squtund is an executable target another package cannot import).
+// The code is the SqutunDataPath library's (Sources/SqutunDataPath/Offload).
 //
 // Input byte 0, bit 0 picks the mode:
 // - cut: bytes 1-10 are a virtio header, the rest a packet. TSOPlan either
