@@ -1,4 +1,5 @@
 import Shared
+import SqutunSystem
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -359,10 +360,10 @@ public enum OptionCheck {
         return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)
     }
 
-    /// A Linux interface name: what the kernel's dev_valid_name() accepts,
-    /// narrowed to characters that are safe in file names and logs.
+    /// A Linux interface name: the tun device's rule (`Tun.isValidName`),
+    /// with the one it breaks named.
     public static func interfaceName(_ name: String, option: String) throws(ConfigError) {
-        let maxLength = 15  // IFNAMSIZ - 1
+        let maxLength = Tun.maxNameLength
         if name.isEmpty { throw .badOption(option: option, problem: "empty interface name", value: name) }
         if name == "." || name == ".." {
             throw .badOption(option: option, problem: "'.' and '..' are not interface names", value: name)
@@ -370,7 +371,7 @@ public enum OptionCheck {
         if name.utf8.count > maxLength {
             throw .badOption(option: option, problem: "interface name longer than \(maxLength) bytes", value: name)
         }
-        if let bad = name.utf8.first(where: { !isNameByte($0) }) {
+        if let bad = name.utf8.first(where: { !Tun.isNameByte($0) }) {
             throw .badOption(option: option,
                              problem: "interface name may only use A-Z a-z 0-9 _ . - (not \(describe(bad)))",
                              value: name)
@@ -402,7 +403,7 @@ public enum OptionCheck {
     /// A user name as useradd accepts it (also a numeric UID).
     public static func userName(_ name: String, option: String) throws(ConfigError) {
         let ok = (1...32).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: "-")
-            && name.utf8.allSatisfy(isNameByte)
+            && name.utf8.allSatisfy(isUserNameByte)
         if !ok { throw .badOption(option: option, problem: "not a user name", value: name) }
     }
 
@@ -425,7 +426,7 @@ public enum OptionCheck {
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
     }
 
-    private static func isNameByte(_ b: UInt8) -> Bool {
+    private static func isUserNameByte(_ b: UInt8) -> Bool {
         isAlnum(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
     }
 

@@ -56,14 +56,7 @@ package enum Helper {
             daemon?.succeed()
             return supervisor.supervise()
         }
-        throw HelperError.workerFailed(failure)
-    }
-}
-
-package enum HelperError: Error, CustomStringConvertible {
-    case workerFailed(String)
-    package var description: String {
-        switch self { case .workerFailed(let why): why }
+        throw PrivsepError.workerFailed(failure)
     }
 }
 

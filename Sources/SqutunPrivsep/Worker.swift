@@ -44,13 +44,13 @@ package enum Worker {
     private static func run(_ channel: Channel) throws -> Int32 {
         // 1. Setup messages, in this order.
         guard case .config(let config) = try channel.receive(from: .helper) else {
-            throw WorkerError.unexpectedMessage("config")
+            throw PrivsepError.unexpectedMessage("config")
         }
         guard case .key(let psk) = try channel.receive(from: .helper) else {
-            throw WorkerError.unexpectedMessage("key")
+            throw PrivsepError.unexpectedMessage("key")
         }
         guard case .fds(let tunFD, let udpFD, let controlFD) = try channel.receive(from: .helper) else {
-            throw WorkerError.unexpectedMessage("fds")
+            throw PrivsepError.unexpectedMessage("fds")
         }
         let tun = Tun(adopting: tunFD, name: config.interface)
         let udp = try UDPSocket(adopting: udpFD)
@@ -89,16 +89,6 @@ package enum Worker {
             sealer: crypto.sealer, opener: crypto.opener, log: Log.write,
             logLinesDropped: { Log.droppedLines })
         return DataPath.exitStatus(path.run())
-    }
-}
-
-package enum WorkerError: Error, CustomStringConvertible {
-    case unexpectedMessage(String)
-
-    package var description: String {
-        switch self {
-        case .unexpectedMessage(let wanted): "worker: expected the \(wanted) message from the helper"
-        }
     }
 }
 

@@ -90,11 +90,19 @@ public struct Tun: Sendable {
     /// /sys paths and into messages, so nothing else is let through.
     public static func isValidName(_ name: String) -> Bool {
         let bytes = name.utf8
-        guard (1...15).contains(bytes.count), name != ".", name != ".." else { return false }
-        return bytes.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
-                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
-        }
+        guard (1...maxNameLength).contains(bytes.count), name != ".", name != ".." else { return false }
+        return bytes.allSatisfy(isNameByte)
+    }
+
+    /// IFNAMSIZ - 1.
+    public static let maxNameLength = 15
+
+    /// The bytes an interface name may have: what the kernel's
+    /// dev_valid_name() accepts, narrowed to characters that are safe in
+    /// file names and logs. The option check says which rule a name breaks.
+    public static func isNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+            || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
     }
 
     /// Attaches to the existing tun device `name`. Checks, in this order:
