@@ -1,4 +1,5 @@
 import Shared
+import SqutunSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -114,16 +115,15 @@ public struct ConfigFile: Equatable, Sendable {
             throw .badOption(option: option, problem: "not a regular file", value: path)
         }
         var bytes = [UInt8](repeating: 0, count: maxFileSize + 1)
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .badOption(option: option, problem: "cannot read config file (\(SharedError.errnoText()))",
-                                 value: path)
-            }
-            total += n
+        let read = bytes.withUnsafeMutableBytes { b in
+            Result { () throws(Errno) in try FileDescriptor(rawValue: fd).readAll(into: b) }
+        }
+        let total: Int
+        switch read {
+        case .success(let n): total = n
+        case .failure(let e):
+            throw .badOption(option: option, problem: "cannot read config file (\(SharedError.errnoText(e.rawValue)))",
+                             value: path)
         }
         guard total <= maxFileSize else {
             throw .badOption(option: option, problem: "larger than \(maxFileSize) bytes, not a config file", value: path)

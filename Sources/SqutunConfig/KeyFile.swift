@@ -41,7 +41,7 @@ public enum KeyFile {
         // One spare byte tells a file that grew past the limit since fstat.
         let buffer = SecretBytes(count: maxFileSize + 1)
         defer { buffer.wipe() }
-        let readResult = buffer.withUnsafeMutableBytes { readAll(fd, into: $0) }
+        let readResult = buffer.withUnsafeMutableBytes { b in Result { () throws(Errno) in try FileDescriptor(rawValue: fd).readAll(into: b) } }
         let length: Int
         switch readResult {
         case .success(let n): length = n
@@ -138,31 +138,8 @@ public enum KeyFile {
 
     // MARK: Helpers
 
-    private static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, Errno> {
-        var total = 0
-        while total < buffer.count {
-            let n: Int
-            do throws(Errno) {
-                n = try retryingEINTR { Glibc.read(fd, buffer.baseAddress! + total, buffer.count - total) }
-            } catch {
-                return .failure(error)
-            }
-            if n == 0 { break }
-            total += n
-        }
-        return .success(total)
-    }
-
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Result<Void, Errno> {
-        var done = 0
-        while done < bytes.count {
-            do throws(Errno) {
-                done += try retryingEINTR { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
-            } catch {
-                return .failure(error)
-            }
-        }
-        return .success(())
+        Result { () throws(Errno) in try FileDescriptor(rawValue: fd).writeAll(bytes) }
     }
 
     private static func isSpace(_ b: UInt8) -> Bool {

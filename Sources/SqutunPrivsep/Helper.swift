@@ -185,13 +185,10 @@ package struct Supervisor {
 
     /// The worker's wait status once it has exited.
     private func reap(blocking: Bool) -> Spawn.ChildStatus? {
-        var status: Int32 = 0
-        while true {
-            let r = waitpid(worker, &status, blocking ? 0 : WNOHANG)
-            if r == worker { return Spawn.ChildStatus(waitStatus: status) }
-            if r < 0 && errno == EINTR { continue }
-            if r < 0 && errno == ECHILD { return .exited(0) }
-            return nil
+        do throws(Errno) {
+            return try Spawn.wait(worker, block: blocking)
+        } catch {
+            return error.rawValue == ECHILD ? .exited(0) : nil
         }
     }
 

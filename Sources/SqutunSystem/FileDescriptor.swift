@@ -58,6 +58,21 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Reads until `buffer` is full or the file ends; returns the byte
+    /// count. For blocking fds and regular files: a non-blocking fd with
+    /// nothing ready throws EAGAIN rather than spinning.
+    public func readAll(into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        var total = 0
+        while total < buffer.count {
+            guard let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[total...])) else {
+                throw Errno.wouldBlock
+            }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
     /// Sets or clears O_NONBLOCK. The flag lives on the open file
     /// description, so it travels with the fd through SCM_RIGHTS.
     public func setNonBlocking(_ on: Bool = true) throws(Errno) {

@@ -33,16 +33,7 @@ enum Output {
     private static func write(_ fd: Int32, _ text: String) -> Bool {
         var text = text
         return text.withUTF8 { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                done += n
-            }
-            return true
+            (try? FileDescriptor(rawValue: fd).writeAll(UnsafeRawBufferPointer(bytes))) != nil
         }
     }
 }

@@ -1,7 +1,9 @@
 #ifndef SQUTUN_CSHIM_H
 #define SQUTUN_CSHIM_H
 // Thin wrappers for Linux calls that Swift's Glibc module does not expose
-// (they sit behind _GNU_SOURCE or in headers Glibc does not import).
+// (they sit behind _GNU_SOURCE or in headers Glibc does not import). One C
+// file per concern: secrets.c, privileges.c, process.c, descriptors.c,
+// signals.c, udp_batch.c, checksum.c.
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -45,7 +47,7 @@ void squtun_close_from(int lowfd);
 /// (untyped: <spawn.h> here would make this module claim its types).
 int squtun_spawn_closefrom(void *actions, int lowfd);
 
-// ---- System layer (squtund/System) -------------------------------------
+// ---- Descriptors, Unix sockets, capabilities, signals -------------------
 #include <stdint.h>
 
 /// accept4(2) (a _GNU_SOURCE symbol).
