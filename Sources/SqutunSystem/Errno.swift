@@ -18,10 +18,7 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     /// strerror text, e.g. "Address already in use".
     public var description: String { String(cString: strerror(rawValue)) }
 
-    public static let interrupted = Errno(EINTR)
     public static let wouldBlock = Errno(EAGAIN)
-    public static let permissionDenied = Errno(EPERM)
-    public static let noSuchFile = Errno(ENOENT)
 
     /// EAGAIN and EWOULDBLOCK are the same on Linux; compare both anyway.
     public var isWouldBlock: Bool { rawValue == EAGAIN || rawValue == EWOULDBLOCK }

@@ -73,27 +73,6 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         return total
     }
 
-    /// Sets or clears O_NONBLOCK. The flag lives on the open file
-    /// description, so it travels with the fd through SCM_RIGHTS.
-    public func setNonBlocking(_ on: Bool = true) throws(Errno) {
-        let flags = try retryingEINTR { fcntl(rawValue, F_GETFL) }
-        let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
-        if wanted != flags { _ = try retryingEINTR { fcntl(rawValue, F_SETFL, wanted) } }
-    }
-
-    public var isNonBlocking: Bool { (fcntl(rawValue, F_GETFL) & O_NONBLOCK) != 0 }
-
-    /// Sets or clears FD_CLOEXEC. Everything squtun opens is close-on-exec
-    /// (it passes at birth: O_CLOEXEC / SOCK_CLOEXEC), so that the worker
-    /// started by posix_spawn inherits only what Spawn maps explicitly.
-    public func setCloseOnExec(_ on: Bool = true) throws(Errno) {
-        let flags = try retryingEINTR { fcntl(rawValue, F_GETFD) }
-        let wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC
-        if wanted != flags { _ = try retryingEINTR { fcntl(rawValue, F_SETFD, wanted) } }
-    }
-
-    public var isCloseOnExec: Bool { (fcntl(rawValue, F_GETFD) & FD_CLOEXEC) != 0 }
-
     /// True if the number names an open fd of this process.
     public var isOpen: Bool { fcntl(rawValue, F_GETFD) != -1 }
 

@@ -111,3 +111,17 @@ enum ChildProcess {
         return ((try? Spawn.wait(pid)) ?? nil, output)
     }
 }
+
+/// What the tests inspect of a descriptor (the daemon sets these flags at
+/// birth, O_CLOEXEC / O_NONBLOCK, and never reads them back).
+extension FileDescriptor {
+    var isNonBlocking: Bool { (fcntl(rawValue, F_GETFL) & O_NONBLOCK) != 0 }
+
+    var isCloseOnExec: Bool { (fcntl(rawValue, F_GETFD) & FD_CLOEXEC) != 0 }
+
+    func setCloseOnExec(_ on: Bool) throws(Errno) {
+        let flags = try retryingEINTR { fcntl(rawValue, F_GETFD) }
+        let wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC
+        if wanted != flags { _ = try retryingEINTR { fcntl(rawValue, F_SETFD, wanted) } }
+    }
+}
