@@ -5,11 +5,7 @@ import CShim
 public enum WallClock {
     /// Milliseconds since the Unix epoch (CLOCK_REALTIME).
     @inlinable
-    public static func nowMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
-    }
+    public static func nowMs() -> UInt64 { clockMs(CLOCK_REALTIME) }
 
     /// Nanoseconds since the Unix epoch (CLOCK_REALTIME).
     public static func nowNs() -> UInt64 {
@@ -23,11 +19,15 @@ public enum WallClock {
 /// across steps of the wall clock.
 public enum MonotonicClock {
     @inlinable
-    public static func nowMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
-    }
+    public static func nowMs() -> UInt64 { clockMs(CLOCK_MONOTONIC) }
+}
+
+/// clock_gettime in milliseconds.
+@inlinable
+func clockMs(_ clock: clockid_t) -> UInt64 {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return UInt64(ts.tv_sec) &* 1000 &+ UInt64(ts.tv_nsec) / 1_000_000
 }
 
 /// A run's session identifier and start time (PROTOCOL.md §2 and §6).
