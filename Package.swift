@@ -46,13 +46,14 @@ let package = Package(
         // The only code that touches OpenSSL.
         .target(name: "squtun-crypto", dependencies: ["COpenSSL", "Shared"]),
         // The system layer: typed fds, errno, sockets, the tun device, UDP
-        // batch I/O, signals, pid and session files, privileges, seccomp.
+        // batch I/O, signals, pid and session files, privileges, seccomp,
+        // the helper/worker channel and its messages.
         .target(name: "SqutunSystem", dependencies: ["Shared", "CShim", "CSeccomp"]),
         // The data path: the poll loop, tun offloads (segmenting, coalescing,
         // checksums), the send schedules and the counters.
         .target(name: "SqutunDataPath", dependencies: ["Shared", "squtun-crypto", "SqutunSystem", "CShim"]),
-        // Privilege separation: the root helper, the worker, the channel
-        // between them and its messages, logging.
+        // Privilege separation: setup before the roles split, the root
+        // helper, starting and supervising the worker, the worker, logging.
         .target(
             name: "SqutunPrivsep",
             dependencies: ["Shared", "SqutunConfig", "squtun-crypto", "SqutunSystem", "SqutunDataPath", "CShim"]
@@ -79,11 +80,12 @@ let package = Package(
             path: "Tests/tools/attack"
         ),
         .testTarget(name: "SharedTests", dependencies: ["Shared", "SqutunConfig"]),
-        // Runs the built `squtun` binary as a process.
         .testTarget(name: "ConfigTests", dependencies: ["SqutunConfig", "Shared"]),
+        // Runs the built `squtun` binary as a process.
         .testTarget(name: "CLITests", dependencies: ["Shared", "SqutunConfig"]),
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
-        // Unit tests of the daemon's parts (real sockets, real fds).
+        // Unit tests of the system layer, the data path's parts and privilege
+        // separation (real sockets, real fds, real child processes).
         .testTarget(
             name: "DaemonTests",
             dependencies: ["squtund", "Shared", "SqutunConfig", "SqutunSystem", "SqutunDataPath", "SqutunPrivsep",
