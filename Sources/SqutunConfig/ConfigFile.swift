@@ -62,7 +62,7 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
 /// blank. Each setting at most once. Every error is one line,
 /// `FILE:LINE: NAME: PROBLEM 'VALUE'` (or `FILE:LINE: PROBLEM 'WORD'`), a
 /// usage error like the command line's (exit 64). Values get exactly the
-/// command line's checks (`TunnelOptions.checkSetting`); command-line
+/// command line's checks (`OptionCheck.setting`); command-line
 /// options override the file's (`TunnelOptions.resolve()`).
 public struct ConfigFile: Equatable, Sendable {
     public struct Entry: Equatable, Sendable {
@@ -172,7 +172,7 @@ public struct ConfigFile: Equatable, Sendable {
                 if let value { throw .badOption(option: label, problem: "is a flag and takes no value", value: value) }
             } else {
                 guard let value else { throw .badOption(option: where_, problem: "no value given for", value: name) }
-                try TunnelOptions.checkSetting(setting, value: value, label: label)
+                try OptionCheck.setting(setting, value: value, label: label)
             }
             entries.append(Entry(setting: setting, value: value, line: number))
         }

@@ -10,7 +10,7 @@
 // - a resolved configuration holds only values the checks allow: ports
 //   1-65535, a valid interface name, -a 0-3600, -c 0-86400, absolute
 //   paths, a user name, an address literal for -b, -r only with -p, a link
-//   MTU whose tun MTU exists;
+//   MTU whose tun MTU exists; exactly one peer;
 // - every ConfigError is one line of printable ASCII; ArgumentParser's
 //   full message (usage, help) for any parse error can be rendered.
 
@@ -48,6 +48,7 @@ private func checkValid(_ check: () throws(ConfigError) -> Void, _ what: String)
 }
 
 private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
+    require(c.peers.count == 1, "\(c.peers.count) peers from one command line")
     require(c.localPort >= 1 && c.remotePort >= 1, "port 0 in \(c)")
     require(o.remotePort == nil || c.peer != nil, "-r without -p accepted")
     if o.remotePort == nil { require(c.remotePort == UInt16(TunnelOptions.defaultPort), "default remote port") }

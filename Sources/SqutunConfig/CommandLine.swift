@@ -5,7 +5,10 @@ import ArgumentParser
 import Glibc
 #endif
 
-/// The tunnel's command-line options, with SquTUN's (2005) short names.
+/// The tunnel's command-line options, with SquTUN's (2005) short names: the
+/// command-line surface, whose `resolve()` gives the validated settings
+/// (`TunnelConfig`, Settings.swift); the checks of single values are
+/// `OptionCheck` (Validators.swift), shared with the config file.
 ///
 /// Values are taken as strings and checked here rather than by ArgumentParser,
 /// so every bad value gets the same one-line "option: problem 'value'" error
@@ -195,12 +198,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
         guard let interface else { throw .missingOption(option: "-i/--interface", when: when(.interface)) }
         guard let key else { throw .missingOption(option: "-k/--key", when: when(.key)) }
+        // The command line and the config file name one peer.
         return .tunnel(TunnelConfig(
             localPort: v.localPort,
-            peer: peer,
-            remotePort: v.remotePort,
+            peers: [PeerSettings(host: peer, port: v.remotePort, keyPath: key)],
             interface: interface,
-            keyPath: key,
             keepaliveSeconds: v.keepalive,
             skewSeconds: v.skew,
             bindAddress: bind,
@@ -221,24 +223,6 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         func isFromFile(_ setting: TunnelSetting) -> Bool { fromFile[setting] != nil }
     }
 
-    /// The syntax check of one setting's value, the same for the command line
-    /// and the config file; `label` names it in the error.
-    public static func checkSetting(_ setting: TunnelSetting, value: String, label: String) throws(ConfigError) {
-        switch setting {
-        case .localPort, .remotePort: _ = try OptionCheck.port(value, option: label)
-        case .peer: try OptionCheck.host(value, option: label)
-        case .interface: try OptionCheck.interfaceName(value, option: label)
-        case .key:
-            if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
-        case .keepalive: _ = try OptionCheck.integer(value, option: label, in: 0...maxKeepaliveSeconds)
-        case .skew: _ = try OptionCheck.integer(value, option: label, in: 0...maxSkewSeconds)
-        case .bind: try OptionCheck.ipAddress(value, option: label)
-        case .foreground, .noOffload: break
-        case .user: try OptionCheck.userName(value, option: label)
-        case .chroot, .pidfile, .control: try OptionCheck.absolutePath(value, option: label)
-        }
-    }
-
     private struct Values {
         var localPort: UInt16
         var remotePort: UInt16
@@ -249,7 +233,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
 
     private func checkedValues(labels: Labels) throws(ConfigError) -> Values {
         let localPort = try OptionCheck.port(localPort ?? String(TunnelOptions.defaultPort), option: labels[.localPort])
-        if let peer { try Self.checkSetting(.peer, value: peer, label: labels[.peer]) }
+        if let peer { try OptionCheck.setting(.peer, value: peer, label: labels[.peer]) }
         var remote = UInt16(TunnelOptions.defaultPort)
         if let remotePort {
             remote = try OptionCheck.port(remotePort, option: labels[.remotePort])
@@ -259,8 +243,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
                 throw .badOption(option: labels[.remotePort], problem: problem, value: remotePort)
             }
         }
-        if let interface { try Self.checkSetting(.interface, value: interface, label: labels[.interface]) }
-        if let key { try Self.checkSetting(.key, value: key, label: labels[.key]) }
+        if let interface { try OptionCheck.setting(.interface, value: interface, label: labels[.interface]) }
+        if let key { try OptionCheck.setting(.key, value: key, label: labels[.key]) }
         let keepalive = try OptionCheck.integer(keepalive ?? "0", option: labels[.keepalive],
                                                 in: 0...TunnelOptions.maxKeepaliveSeconds)
         let skew = try OptionCheck.integer(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew],
@@ -271,171 +255,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         } else if ipv6 {
             throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
         }
-        if let bind { try Self.checkSetting(.bind, value: bind, label: labels[.bind]) }
-        try Self.checkSetting(.user, value: user ?? TunnelOptions.defaultUser, label: labels[.user])
-        try Self.checkSetting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
-        if let pidfile { try Self.checkSetting(.pidfile, value: pidfile, label: labels[.pidfile]) }
-        if let control { try Self.checkSetting(.control, value: control, label: labels[.control]) }
+        if let bind { try OptionCheck.setting(.bind, value: bind, label: labels[.bind]) }
+        try OptionCheck.setting(.user, value: user ?? TunnelOptions.defaultUser, label: labels[.user])
+        try OptionCheck.setting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
+        if let pidfile { try OptionCheck.setting(.pidfile, value: pidfile, label: labels[.pidfile]) }
+        if let control { try OptionCheck.setting(.control, value: control, label: labels[.control]) }
         return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
-    }
-}
-
-/// The tunnel's settings after every check.
-public struct TunnelConfig: Equatable, Sendable {
-    public var localPort: UInt16
-    /// Syntax-checked only: resolving names is the daemon's job.
-    public var peer: String?
-    public var remotePort: UInt16
-    public var interface: String
-    public var keyPath: String
-    /// 0 = off.
-    public var keepaliveSeconds: Int
-    /// 0 = no time check.
-    public var skewSeconds: Int
-    /// An IPv4/IPv6 literal, nil = any.
-    public var bindAddress: String?
-    public var foreground: Bool
-    public var user: String
-    public var chrootDirectory: String
-    public var pidfile: String
-    public var controlSocket: String
-    /// Use the tun's offloads (IFF_VNET_HDR, TSO and checksum): see docs/PERFORMANCE.md.
-    public var offload: Bool
-
-    public init(localPort: UInt16, peer: String?, remotePort: UInt16, interface: String, keyPath: String,
-                keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool,
-                user: String, chrootDirectory: String, pidfile: String, controlSocket: String,
-                offload: Bool = true) {
-        self.localPort = localPort
-        self.peer = peer
-        self.remotePort = remotePort
-        self.interface = interface
-        self.keyPath = keyPath
-        self.keepaliveSeconds = keepaliveSeconds
-        self.skewSeconds = skewSeconds
-        self.bindAddress = bindAddress
-        self.foreground = foreground
-        self.user = user
-        self.chrootDirectory = chrootDirectory
-        self.pidfile = pidfile
-        self.controlSocket = controlSocket
-        self.offload = offload
-    }
-}
-
-/// Syntax checks for single option values; each throws `.badOption` naming
-/// the option and the value.
-public enum OptionCheck {
-    /// A decimal integer in `range` ("+5", "0x10", " 5" are not). `tooSmall`
-    /// replaces the generic message for values below the range.
-    public static func integer(_ text: String, option: String, in range: ClosedRange<Int>,
-                               tooSmall: String? = nil) throws(ConfigError) -> Int {
-        let negative = text.hasPrefix("-")
-        let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
-        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            throw .badOption(option: option, problem: "not a whole number", value: text)
-        }
-        let outOfRange = "out of range \(range.lowerBound)-\(range.upperBound)"
-        // Int() fails only on overflow here: far out of range either way.
-        guard let n = Int(text) else {
-            throw .badOption(option: option, problem: negative ? (tooSmall ?? outOfRange) : outOfRange, value: text)
-        }
-        if n < range.lowerBound {
-            let problem = tooSmall ?? (negative && range.lowerBound >= 0 ? "must not be negative" : outOfRange)
-            throw .badOption(option: option, problem: problem, value: text)
-        }
-        if n > range.upperBound { throw .badOption(option: option, problem: outOfRange, value: text) }
-        return n
-    }
-
-    public static func port(_ text: String, option: String) throws(ConfigError) -> UInt16 {
-        UInt16(try integer(text, option: option, in: 1...65535))
-    }
-
-    /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
-    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(ConfigError) -> Int {
-        let smallest = MTU.smallestLinkMTU(underlay: underlay)
-        let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
-            + "needs a link MTU of at least \(smallest)"
-        return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)
-    }
-
-    /// A Linux interface name: the tun device's rule (`Tun.isValidName`),
-    /// with the one it breaks named.
-    public static func interfaceName(_ name: String, option: String) throws(ConfigError) {
-        let maxLength = Tun.maxNameLength
-        if name.isEmpty { throw .badOption(option: option, problem: "empty interface name", value: name) }
-        if name == "." || name == ".." {
-            throw .badOption(option: option, problem: "'.' and '..' are not interface names", value: name)
-        }
-        if name.utf8.count > maxLength {
-            throw .badOption(option: option, problem: "interface name longer than \(maxLength) bytes", value: name)
-        }
-        if let bad = name.utf8.first(where: { !Tun.isNameByte($0) }) {
-            throw .badOption(option: option,
-                             problem: "interface name may only use A-Z a-z 0-9 _ . - (not \(describe(bad)))",
-                             value: name)
-        }
-    }
-
-    /// An IPv4 or IPv6 address literal (inet_pton's syntax; no brackets, no zone).
-    public static func ipAddress(_ text: String, option: String) throws(ConfigError) {
-        if !isIPAddress(text) { throw .badOption(option: option, problem: "not an IPv4 or IPv6 address", value: text) }
-    }
-
-    /// An address literal, or a DNS hostname (RFC 1123 labels, plus '_', which
-    /// getaddrinfo and /etc/hosts accept); not resolved here.
-    public static func host(_ text: String, option: String) throws(ConfigError) {
-        if isIPAddress(text) { return }
-        var labels = text.split(separator: ".", omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }  // "host.example."
-        let labelsOK = !labels.isEmpty && labels.allSatisfy { label in
-            (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(isHostByte)
-                && label.utf8.first != UInt8(ascii: "-") && label.utf8.last != UInt8(ascii: "-")
-        }
-        // An all-numeric last label means a mistyped address ("10.0.0.256"), not a name.
-        let numericTLD = labels.last?.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } ?? false
-        if !labelsOK || numericTLD || text.utf8.count > 253 {
-            throw .badOption(option: option, problem: "not a hostname or IPv4/IPv6 address", value: text)
-        }
-    }
-
-    /// A user name as useradd accepts it (also a numeric UID).
-    public static func userName(_ name: String, option: String) throws(ConfigError) {
-        let ok = (1...32).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: "-")
-            && name.utf8.allSatisfy(isUserNameByte)
-        if !ok { throw .badOption(option: option, problem: "not a user name", value: name) }
-    }
-
-    public static func absolutePath(_ path: String, option: String) throws(ConfigError) {
-        if !path.hasPrefix("/") { throw .badOption(option: option, problem: "must be an absolute path", value: path) }
-        if path.utf8.count >= Int(PATH_MAX) {
-            throw .badOption(option: option, problem: "path longer than \(PATH_MAX - 1) bytes", value: path)
-        }
-    }
-
-    private static func isIPAddress(_ text: String) -> Bool {
-        var buf = (UInt64(0), UInt64(0))  // room for an in6_addr
-        return withUnsafeMutableBytes(of: &buf) { p in
-            inet_pton(AF_INET, text, p.baseAddress) == 1 || inet_pton(AF_INET6, text, p.baseAddress) == 1
-        }
-    }
-
-    private static func isAlnum(_ b: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
-    }
-
-    private static func isUserNameByte(_ b: UInt8) -> Bool {
-        isAlnum(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
-    }
-
-    private static func isHostByte(_ b: UInt8) -> Bool {
-        isAlnum(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
-    }
-
-    private static func describe(_ b: UInt8) -> String {
-        if (0x21..<0x7f).contains(b), b != UInt8(ascii: "'") { return "'\(Character(Unicode.Scalar(b)))'" }
-        return "byte 0x" + String(b, radix: 16)
     }
 }

@@ -1,0 +1,140 @@
+import Shared
+import SqutunSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Syntax checks for single option values; each throws `.badOption` naming
+/// the option and the value.
+public enum OptionCheck {
+    /// The syntax check of one setting's value, the same for the command line
+    /// and the config file; `label` names it in the error.
+    public static func setting(_ setting: TunnelSetting, value: String, label: String) throws(ConfigError) {
+        switch setting {
+        case .localPort, .remotePort: _ = try port(value, option: label)
+        case .peer: try host(value, option: label)
+        case .interface: try interfaceName(value, option: label)
+        case .key:
+            if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
+        case .keepalive: _ = try integer(value, option: label, in: 0...TunnelOptions.maxKeepaliveSeconds)
+        case .skew: _ = try integer(value, option: label, in: 0...TunnelOptions.maxSkewSeconds)
+        case .bind: try ipAddress(value, option: label)
+        case .foreground, .noOffload: break
+        case .user: try userName(value, option: label)
+        case .chroot, .pidfile, .control: try absolutePath(value, option: label)
+        }
+    }
+
+    /// A decimal integer in `range` ("+5", "0x10", " 5" are not). `tooSmall`
+    /// replaces the generic message for values below the range.
+    public static func integer(_ text: String, option: String, in range: ClosedRange<Int>,
+                               tooSmall: String? = nil) throws(ConfigError) -> Int {
+        let negative = text.hasPrefix("-")
+        let digits = negative ? text.utf8.dropFirst() : text.utf8[...]
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw .badOption(option: option, problem: "not a whole number", value: text)
+        }
+        let outOfRange = "out of range \(range.lowerBound)-\(range.upperBound)"
+        // Int() fails only on overflow here: far out of range either way.
+        guard let n = Int(text) else {
+            throw .badOption(option: option, problem: negative ? (tooSmall ?? outOfRange) : outOfRange, value: text)
+        }
+        if n < range.lowerBound {
+            let problem = tooSmall ?? (negative && range.lowerBound >= 0 ? "must not be negative" : outOfRange)
+            throw .badOption(option: option, problem: problem, value: text)
+        }
+        if n > range.upperBound { throw .badOption(option: option, problem: outOfRange, value: text) }
+        return n
+    }
+
+    public static func port(_ text: String, option: String) throws(ConfigError) -> UInt16 {
+        UInt16(try integer(text, option: option, in: 1...65535))
+    }
+
+    /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
+    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(ConfigError) -> Int {
+        let smallest = MTU.smallestLinkMTU(underlay: underlay)
+        let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
+            + "needs a link MTU of at least \(smallest)"
+        return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)
+    }
+
+    /// A Linux interface name: the tun device's rule (`Tun.isValidName`),
+    /// with the one it breaks named.
+    public static func interfaceName(_ name: String, option: String) throws(ConfigError) {
+        let maxLength = Tun.maxNameLength
+        if name.isEmpty { throw .badOption(option: option, problem: "empty interface name", value: name) }
+        if name == "." || name == ".." {
+            throw .badOption(option: option, problem: "'.' and '..' are not interface names", value: name)
+        }
+        if name.utf8.count > maxLength {
+            throw .badOption(option: option, problem: "interface name longer than \(maxLength) bytes", value: name)
+        }
+        if let bad = name.utf8.first(where: { !Tun.isNameByte($0) }) {
+            throw .badOption(option: option,
+                             problem: "interface name may only use A-Z a-z 0-9 _ . - (not \(describe(bad)))",
+                             value: name)
+        }
+    }
+
+    /// An IPv4 or IPv6 address literal (inet_pton's syntax; no brackets, no zone).
+    public static func ipAddress(_ text: String, option: String) throws(ConfigError) {
+        if !isIPAddress(text) { throw .badOption(option: option, problem: "not an IPv4 or IPv6 address", value: text) }
+    }
+
+    /// An address literal, or a DNS hostname (RFC 1123 labels, plus '_', which
+    /// getaddrinfo and /etc/hosts accept); not resolved here.
+    public static func host(_ text: String, option: String) throws(ConfigError) {
+        if isIPAddress(text) { return }
+        var labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }  // "host.example."
+        let labelsOK = !labels.isEmpty && labels.allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(isHostByte)
+                && label.utf8.first != UInt8(ascii: "-") && label.utf8.last != UInt8(ascii: "-")
+        }
+        // An all-numeric last label means a mistyped address ("10.0.0.256"), not a name.
+        let numericTLD = labels.last?.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } ?? false
+        if !labelsOK || numericTLD || text.utf8.count > 253 {
+            throw .badOption(option: option, problem: "not a hostname or IPv4/IPv6 address", value: text)
+        }
+    }
+
+    /// A user name as useradd accepts it (also a numeric UID).
+    public static func userName(_ name: String, option: String) throws(ConfigError) {
+        let ok = (1...32).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: "-")
+            && name.utf8.allSatisfy(isUserNameByte)
+        if !ok { throw .badOption(option: option, problem: "not a user name", value: name) }
+    }
+
+    public static func absolutePath(_ path: String, option: String) throws(ConfigError) {
+        if !path.hasPrefix("/") { throw .badOption(option: option, problem: "must be an absolute path", value: path) }
+        if path.utf8.count >= Int(PATH_MAX) {
+            throw .badOption(option: option, problem: "path longer than \(PATH_MAX - 1) bytes", value: path)
+        }
+    }
+
+    private static func isIPAddress(_ text: String) -> Bool {
+        var buf = (UInt64(0), UInt64(0))  // room for an in6_addr
+        return withUnsafeMutableBytes(of: &buf) { p in
+            inet_pton(AF_INET, text, p.baseAddress) == 1 || inet_pton(AF_INET6, text, p.baseAddress) == 1
+        }
+    }
+
+    private static func isAlnum(_ b: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+    }
+
+    private static func isUserNameByte(_ b: UInt8) -> Bool {
+        isAlnum(b) || b == UInt8(ascii: "_") || b == UInt8(ascii: ".") || b == UInt8(ascii: "-")
+    }
+
+    private static func isHostByte(_ b: UInt8) -> Bool {
+        isAlnum(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+    }
+
+    private static func describe(_ b: UInt8) -> String {
+        if (0x21..<0x7f).contains(b), b != UInt8(ascii: "'") { return "'\(Character(Unicode.Scalar(b)))'" }
+        return "byte 0x" + String(b, radix: 16)
+    }
+}
