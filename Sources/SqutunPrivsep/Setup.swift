@@ -5,15 +5,25 @@ import Shared
 import SqutunConfig
 import squtun_crypto
 
+/// One peer of `TunnelConfig.peers` made ready: its key read and checked,
+/// its address (if it has a host) resolved.
+package struct PreparedPeer {
+    package let settings: PeerSettings
+    package let psk: SecretBytes
+    package var address: SocketAddress?
+    /// The key file, held open for this run's life (KeyFileUse).
+    package let keyFileShare: FileDescriptor?
+}
+
 /// What both start modes (root helper, unprivileged single process) open and
 /// check before anything runs, in this order, each failure one line:
-/// key file, peer address (only of the family -b gives the UDP socket),
-/// user and chroot (root only), OpenSSL with this key (non-root only: the
-/// root helper's worker checks it), tun device, UDP socket.
+/// for each peer its key file and address (only of the family -b gives the
+/// UDP socket), user and chroot (root only), OpenSSL with each key (non-root
+/// only: the root helper's worker checks it), tun device, UDP socket.
 package struct Prepared {
     package let config: TunnelConfig
-    package let psk: SecretBytes
-    package let peer: SocketAddress?
+    /// `config.peers`, in order, made ready.
+    package private(set) var peers: [PreparedPeer]
     /// The dedicated user (root start only).
     package let user: (name: String, uid: UInt32, gid: UInt32)?
     package let tun: Tun
@@ -22,19 +32,34 @@ package struct Prepared {
     package var start: RunStart
     /// This end's former sessions, from its session log (set with the pid file held).
     package var formerSessions: [UInt64] = []
-    /// The key file, held open for this run's life (KeyFileUse).
-    package let keyFileShare: FileDescriptor?
+
+    /// The data path runs one peer: the first (and only) one's key.
+    package var psk: SecretBytes { peers[0].psk }
+    /// The first peer's address; nil: wait for it to send first.
+    package var peer: SocketAddress? { peers[0].address }
+
+    /// The number of peers a tunnel runs today (the data path has one peer).
+    package static let peerLimit = 1
 
     package static func prepare(_ config: TunnelConfig, privileged: Bool) throws -> Prepared {
-        let psk = try KeyFile.read(path: config.keyPath)
-        let share = KeyFileUse.claim(path: config.keyPath)
-        if share?.shared == true { Log.warning(KeyFileUse.warning(path: config.keyPath)) }
+        // Nothing that reads settings gives more yet; a source that does
+        // must not have its other peers ignored without a word.
+        guard config.peers.count <= peerLimit else {
+            throw PrivsepError.tooManyPeers(count: config.peers.count, limit: peerLimit)
+        }
         // Only answers the UDP socket can reach: with -b, of its family
         // (checked again below against the socket itself).
         let bindFamily = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family }
-        var peer = try config.peer.map { host throws(SystemError) in
-            try SocketAddress.resolve(host: host, port: config.remotePort, family: bindFamily,
-                                      bindAddress: config.bindAddress)
+        var peers: [PreparedPeer] = []
+        for settings in config.peers {
+            let psk = try KeyFile.read(path: settings.keyPath)
+            let share = KeyFileUse.claim(path: settings.keyPath)
+            if share?.shared == true { Log.warning(KeyFileUse.warning(path: settings.keyPath)) }
+            let address = try settings.host.map { host throws(SystemError) in
+                try SocketAddress.resolve(host: host, port: settings.port, family: bindFamily,
+                                          bindAddress: config.bindAddress)
+            }
+            peers.append(PreparedPeer(settings: settings, psk: psk, address: address, keyFileShare: share?.fd))
         }
         var user: (String, UInt32, UInt32)?
         if privileged {
@@ -51,18 +76,20 @@ package struct Prepared {
         // resident in the helper for its whole life, and the worker's failure
         // reaches the terminal the same way (its one line, exit 1).
         if !privileged {
-            _ = try TunnelCrypto(psk: psk, start: start, skewSeconds: 0)
+            for peer in peers { _ = try TunnelCrypto(psk: peer.psk, start: start, skewSeconds: 0) }
         }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         // Without -b on a kernel without IPv6 the socket is IPv4-only: an
         // IPv6 answer would fail every send, so ask again for IPv4.
-        if let host = config.peer, let family = udp.peerFamily, peer?.family != family {
-            peer = try SocketAddress.resolve(host: host, port: config.remotePort, family: family,
-                                             bindAddress: config.bindAddress)
+        if let family = udp.peerFamily {
+            for i in peers.indices {
+                guard let host = peers[i].settings.host, peers[i].address?.family != family else { continue }
+                peers[i].address = try SocketAddress.resolve(host: host, port: peers[i].settings.port,
+                                                             family: family, bindAddress: config.bindAddress)
+            }
         }
-        return Prepared(config: config, psk: psk, peer: peer, user: user, tun: tun, udp: udp,
-                        start: start, keyFileShare: share?.fd)
+        return Prepared(config: config, peers: peers, user: user, tun: tun, udp: udp, start: start)
     }
 }
 
