@@ -1,0 +1,193 @@
+import Shared
+
+// The receiver's checks of PROTOCOL.md §6 in their documented order, in
+// place in the caller's buffer, allocating nothing per datagram.
+
+/// What became of a received datagram.
+public enum OpenOutcome: Equatable, Sendable {
+    /// An authenticated IP packet at `packet[payloadStart ..< +length]` (the
+    /// suite's `payloadStart`).
+    case data(length: Int)
+    case keepalive
+    case drop(DropReason)
+}
+
+/// The derivation budget's defaults (see `SuiteOpener`).
+public enum DerivationBudget {
+    public static let perSecond: UInt64 = 20_000
+    public static let burst: UInt64 = 2_000
+}
+
+/// The receiving side of one peer (PROTOCOL.md §6 and §7), generic over the
+/// cipher suite and the source of session keys; `open` is inlinable, so
+/// the data path's call is specialised for the ones it names (`Opener`).
+public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
+    /// The layout of the datagrams it opens.
+    public typealias Suite = Cipher.Suite
+    public let ownSession: UInt64
+    /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
+    public let formerSessions: [UInt64]
+    /// T_start (PROTOCOL.md §6, check 6) as the wall clock reads now: the
+    /// start time given to `init`, moved by `clockRead` with every step the
+    /// wall clock has made since.
+    public private(set) var startMs: UInt64
+    /// This run's start on both clocks.
+    private let start: RunStart
+    public let skewMs: UInt64
+    /// The peer's current session, once one datagram passed every check.
+    public var peerSession: UInt64? { currentSession }
+    @usableFromInline var currentSession: UInt64?
+    /// Key derivations made for sessions newer than the current one (a cost
+    /// an attacker can cause; shown by `status`).
+    public var derivations: UInt64 { derivationCount }
+    @usableFromInline var derivationCount: UInt64 = 0
+
+    /// Derivations for new sessions from addresses other than the peer's:
+    /// a flood of forged new sessions from anywhere costs at most
+    /// `derivationsPerSecond` derivations a second (PROTOCOL.md §6).
+    public static var derivationsPerSecond: UInt64 { DerivationBudget.perSecond }
+    public static var derivationBurst: UInt64 { DerivationBudget.burst }
+
+    /// Where the keys of the peer's sessions come from.
+    @usableFromInline let deriver: Keys
+    @usableFromInline var current: Cipher
+    /// The MAC key (and, once a datagram passed the MAC, all keys) of the
+    /// last newer session tried, so a restarted peer's stream costs one
+    /// derivation, not one per datagram.
+    @usableFromInline var candidate: Cipher
+    @usableFromInline var candidateSession: UInt64?
+    @usableFromInline var budget: TokenBucket
+    @usableFromInline var window = ReplayWindow()
+    /// The counter of the datagram that established `peerSession` here.
+    @usableFromInline var firstCounter: UInt64 = 0
+
+    /// A peer's new session needs new keys: `keySource` makes them.
+    /// `startMonotonicMs`: CLOCK_MONOTONIC at the moment `startMs` was read
+    /// (for `clockRead`).
+    public init(algorithms: CryptoAlgorithms, keySource: Keys, ownSession: UInt64,
+                startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
+                skewSeconds: Int,
+                derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
+                derivationBurst: UInt64 = DerivationBudget.burst) throws {
+        self.ownSession = ownSession
+        self.formerSessions = formerSessions
+        self.startMs = startMs
+        start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
+        self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
+        deriver = keySource
+        current = try Cipher(algorithms: algorithms)
+        candidate = try Cipher(algorithms: algorithms)
+        budget = TokenBucket(perSecond: derivationsPerSecond, burst: derivationBurst)
+    }
+
+    @inlinable @inline(__always)
+    static func isIPVersion(_ nibble: UInt8) -> Bool { nibble == 4 || nibble == 6 }
+
+    /// Tells the opener what both clocks read now (once per batch of
+    /// datagrams is enough): T_start follows steps of the wall clock, so
+    /// that NTP stepping this host's clock back neither blackholes a peer
+    /// that starts a session nor, stepped forward, lets older datagrams in.
+    public func clockRead(wallMs: UInt64, monotonicMs: UInt64) {
+        startMs = start.startOnWallClock(wallNowMs: wallMs, monotonicNowMs: monotonicMs)
+    }
+
+    /// Runs every check on `packet` (a whole datagram, decrypted in place if
+    /// authentic). `fromPeer`: it came from the peer's current address.
+    /// `nowMs`: the wall clock (checks 5 and 6); `monotonicMs`: a monotonic
+    /// clock for the derivation budget.
+    @inlinable
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
+        // 1. Length and header syntax.
+        guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
+            return .drop(.malformed)
+        }
+        // 2. Our own datagram, sent back: of this run or of a former one
+        // (the current peer session is neither: it passed this check).
+        if h.session != peerSession && (h.session == ownSession || formerSessions.contains(h.session)) {
+            return .drop(.reflected)
+        }
+        // 3. Older than the peer's current session.
+        if let p = peerSession, h.session < p { return .drop(.oldSession) }
+        // 4. MAC, with the keys of the datagram's session. A session not
+        // seen before gets its MAC key only (`setVerifyKey`), and only
+        // within the budget unless the datagram comes from the peer's address.
+        let isCurrent = h.session == peerSession
+        let cipher: Cipher
+        if isCurrent {
+            cipher = current
+        } else {
+            if candidateSession != h.session {
+                if !fromPeer && !budget.take(nowMs: monotonicMs) { return .drop(.rateLimited) }
+                candidateSession = nil
+                derivationCount += 1
+                guard deriver.setVerifyKey(of: h.session, in: candidate) else {
+                    return .drop(fromPeer ? .badMAC : .unknownSender)
+                }
+                candidateSession = h.session
+            }
+            cipher = candidate
+        }
+        guard cipher.verify(UnsafeRawBufferPointer(packet)) else {
+            return .drop(fromPeer ? .badMAC : .unknownSender)
+        }
+        // 5. Time skew. 6. Not sealed before our start, for a session being
+        // established and for counters below the first we accepted in the
+        // current one: the window knows nothing of what the peer sent before
+        // we started, so those could be recordings. Counters above it were
+        // sealed after a datagram that passed this check, so a later step of
+        // either clock cannot cut an established session off.
+        if skewMs > 0 {
+            let t = h.timestampMs
+            let diff = t > nowMs ? t - nowMs : nowMs - t
+            if diff > skewMs { return .drop(.timeSkew) }
+            if (!isCurrent || h.counter < firstCounter) && t < startMs { return .drop(.replay) }
+        }
+        // 7. Replay window of the current session (a newer one starts empty).
+        if isCurrent && !window.check(h.counter) { return .drop(.replay) }
+        // 8. Decrypt (a new session's AES keys are made now, once: the MAC passed).
+        // 9. Padding.
+        if !cipher.hasCipherKeys {
+            do { try deriver.setKeys(of: h.session, in: cipher) } catch {
+                candidateSession = nil
+                return .drop(.malformed)
+            }
+        }
+        guard let length = cipher.decrypt(packet) else { return .drop(.malformed) }
+        // 10. Type rules: data is one IPv4 or IPv6 packet, a keepalive is empty.
+        switch h.type {
+        case .data where length == 0: return .drop(.malformed)
+        case .data where !Self.isIPVersion(packet[Cipher.Suite.payloadStart] >> 4): return .drop(.malformed)
+        case .keepalive where length != 0: return .drop(.malformed)
+        default: break
+        }
+        // Every check passed: now, and only now, change state.
+        if !isCurrent {
+            swap(&current, &candidate)
+            candidateSession = nil
+            currentSession = h.session
+            firstCounter = h.counter
+            window.reset()
+        }
+        window.mark(h.counter)
+        return h.type == .data ? .data(length: length) : .keepalive
+    }
+}
+
+extension SuiteOpener where Keys == SessionKeyDeriver {
+    /// The opener of a pre-shared key: only its PRK is kept (inside
+    /// `SessionKeyDeriver`).
+    public convenience init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
+                            startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
+                            skewSeconds: Int,
+                            derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
+                            derivationBurst: UInt64 = DerivationBudget.burst) throws {
+        try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), ownSession: ownSession,
+                      startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
+                      skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
+                      derivationBurst: derivationBurst)
+    }
+}
+
+/// The opener of protocol version 1's suite with keys from a pre-shared key.
+public typealias Opener = SuiteOpener<PacketCipher, SessionKeyDeriver>
