@@ -19,8 +19,13 @@ public enum DerivationBudget {
 }
 
 /// The receiving side of one peer (PROTOCOL.md §6 and §7), generic over the
-/// cipher suite and the source of session keys; `open` is inlinable, so
-/// the data path's call is specialised for the ones it names (`Opener`).
+/// cipher suite and the source of session keys. The per-packet entry of
+/// the pair in use (`Opener`) is declared for that pair below, so this
+/// module compiles the checks for it, with the suite's figures as
+/// constants and its stored state private: the data path calls plain,
+/// specialised code (a generic entry called from another module would be
+/// unspecialised, and inlining it there costs runtime exclusivity checks
+/// on every state access).
 public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// The layout of the datagrams it opens.
     public typealias Suite = Cipher.Suite
@@ -36,11 +41,11 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     public let skewMs: UInt64
     /// The peer's current session, once one datagram passed every check.
     public var peerSession: UInt64? { currentSession }
-    @usableFromInline var currentSession: UInt64?
+    private var currentSession: UInt64?
     /// Key derivations made for sessions newer than the current one (a cost
     /// an attacker can cause; shown by `status`).
     public var derivations: UInt64 { derivationCount }
-    @usableFromInline var derivationCount: UInt64 = 0
+    private var derivationCount: UInt64 = 0
 
     /// Derivations for new sessions from addresses other than the peer's:
     /// a flood of forged new sessions from anywhere costs at most
@@ -49,17 +54,17 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     public static var derivationBurst: UInt64 { DerivationBudget.burst }
 
     /// Where the keys of the peer's sessions come from.
-    @usableFromInline let deriver: Keys
-    @usableFromInline var current: Cipher
+    private let deriver: Keys
+    private var current: Cipher
     /// The MAC key (and, once a datagram passed the MAC, all keys) of the
     /// last newer session tried, so a restarted peer's stream costs one
     /// derivation, not one per datagram.
-    @usableFromInline var candidate: Cipher
-    @usableFromInline var candidateSession: UInt64?
-    @usableFromInline var budget: TokenBucket
-    @usableFromInline var window = ReplayWindow()
+    private var candidate: Cipher
+    private var candidateSession: UInt64?
+    private var budget: TokenBucket
+    private var window = ReplayWindow()
     /// The counter of the datagram that established `peerSession` here.
-    @usableFromInline var firstCounter: UInt64 = 0
+    private var firstCounter: UInt64 = 0
 
     /// A peer's new session needs new keys: `keySource` makes them.
     /// `startMonotonicMs`: CLOCK_MONOTONIC at the moment `startMs` was read
@@ -80,7 +85,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         budget = TokenBucket(perSecond: derivationsPerSecond, burst: derivationBurst)
     }
 
-    @inlinable @inline(__always)
+    @inline(__always)
     static func isIPVersion(_ nibble: UInt8) -> Bool { nibble == 4 || nibble == 6 }
 
     /// Tells the opener what both clocks read now (once per batch of
@@ -95,9 +100,16 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// authentic). `fromPeer`: it came from the peer's current address.
     /// `nowMs`: the wall clock (checks 5 and 6); `monotonicMs`: a monotonic
     /// clock for the derivation budget.
-    @inlinable
+    /// For any suite and key source; the pair in use (`Opener`) has its
+    /// own entry below, compiled for it here.
     public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                      monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+
+    @inline(__always)
+    func check(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+               monotonicMs: UInt64) -> OpenOutcome {
         // 1. Length and header syntax.
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
@@ -186,6 +198,14 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
                       startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
                       skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
                       derivationBurst: derivationBurst)
+    }
+}
+
+extension SuiteOpener where Cipher == PacketCipher, Keys == SessionKeyDeriver {
+    /// `open`, specialised for version 1's suite and the pre-shared key.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
     }
 }
 

@@ -2,14 +2,14 @@ import Shared
 
 /// Seals datagrams of this process's own session (PROTOCOL.md §5), in place
 /// in the caller's buffer, allocating nothing per datagram. Generic over the
-/// cipher suite; `seal` is inlinable, so the data path's call is
-/// specialised for the suite it names (`Sealer`).
+/// cipher suite; `seal` of the suite in use (`Sealer`) is declared for it
+/// below, so this module compiles it for that suite (see `SuiteOpener`).
 public final class SuiteSealer<Cipher: SuiteCipher> {
     /// The layout of the datagrams it seals.
     public typealias Suite = Cipher.Suite
     public let session: UInt64
-    @usableFromInline let cipher: Cipher
-    @usableFromInline var nextCounter: UInt64 = 0
+    private let cipher: Cipher
+    private var nextCounter: UInt64 = 0
 
     /// The counter of the next datagram.
     public var counter: UInt64 { nextCounter }
@@ -28,13 +28,26 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     }
 
     /// The payload sits at `packet[Cipher.Suite.payloadStart...]`; returns the datagram length.
-    @inlinable
     public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
+                     nowMs: UInt64) throws -> Int {
+        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
+    }
+
+    @inline(__always)
+    func sealNext(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
                      nowMs: UInt64) throws -> Int {
         let header = Header(type: type, session: session, counter: nextCounter, timestampMs: nowMs)
         let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
         nextCounter += 1
         return n
+    }
+}
+
+extension SuiteSealer where Cipher == PacketCipher {
+    /// `seal`, specialised for version 1's suite.
+    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
+                     nowMs: UInt64) throws -> Int {
+        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
     }
 }
 
