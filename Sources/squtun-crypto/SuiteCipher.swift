@@ -5,9 +5,9 @@ import Shared
 /// (AES-256-CBC + HMAC-SHA256) is the suite of protocol version 1; an AEAD
 /// suite is a second conforming type with its own `CipherSuite`.
 ///
-/// `Sealer` and `Opener` are generic over it and specialised for the suite
-/// in use where the data path calls them (their per-packet methods are
-/// inlinable): no protocol look-up, no allocation per datagram.
+/// `SuiteSealer` and `SuiteOpener` are generic over it; their per-packet
+/// entries for the suite in use are compiled for it in this module (see
+/// `SuiteOpener`): no protocol look-up, no allocation per datagram.
 public protocol SuiteCipher: AnyObject {
     associatedtype Suite: CipherSuite
 
