@@ -28,7 +28,7 @@ public enum Underlay: Sendable, CaseIterable {
     }
 }
 
-/// Tun MTU from link MTU: pure arithmetic on Wire's packet layout.
+/// Tun MTU from link MTU: pure arithmetic on the cipher suite's datagram layout.
 public enum MTU {
     /// The largest link MTU `-m` accepts: IPv4's total-length field limit.
     public static let maxLinkMTU = 65535
@@ -36,11 +36,7 @@ public enum MTU {
     /// The largest payload whose sealed datagram is at most `datagramBytes`
     /// long, or nil if not even an empty payload fits.
     public static func largestPayload(fittingDatagram datagramBytes: Int) -> Int? {
-        guard datagramBytes >= Wire.minPacketLength else { return nil }
-        // packetLength(p) = fixedOverhead + (p / block + 1) * block, so the
-        // best p fills the last whole block with 15 bytes + 1 byte of padding.
-        let blocks = (datagramBytes - Wire.fixedOverhead) / Wire.blockLength
-        return min(blocks * Wire.blockLength - 1, Wire.maxPayloadLength)
+        Wire.Suite.largestPayload(fittingDatagram: datagramBytes)
     }
 
     /// The largest tun MTU whose packets, sealed and wrapped in IP + UDP,
@@ -54,6 +50,6 @@ public enum MTU {
 
     /// The smallest link MTU for which `tunMTU` is not nil.
     public static func smallestLinkMTU(underlay: Underlay) -> Int {
-        underlay.headerLength + Wire.packetLength(payload: underlay.minimumMTU)
+        underlay.headerLength + Wire.Suite.packetLength(payload: underlay.minimumMTU)
     }
 }

@@ -7,21 +7,26 @@
 //  \___________________________ authenticated by MAC (HMAC-SHA256) ____________________/
 
 public enum Wire {
+    /// The cipher suite of protocol version 1, the only one: it owns the
+    /// layout behind the header (IV, padding, MAC; see CipherSuite.swift).
+    /// The names below are PROTOCOL.md's for this suite's figures.
+    public typealias Suite = CBCHMACSHA256Suite
+
     /// Protocol/suite version 1: AES-256-CBC + HMAC-SHA256, encrypt-then-MAC.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = Suite.version
 
     public static let headerLength = 28
-    public static let ivLength = 16
-    public static let blockLength = 16
-    public static let macLength = 32
+    public static let ivLength = Suite.ivLength
+    public static let blockLength = Suite.blockLength
+    public static let macLength = Suite.macLength
     /// Bytes added to a payload besides padding: header + IV + MAC.
-    public static let fixedOverhead = headerLength + ivLength + macLength  // 76
+    public static let fixedOverhead = Suite.fixedOverhead  // 76
     /// The shortest valid datagram: one block of ciphertext (an empty payload).
-    public static let minPacketLength = fixedOverhead + blockLength  // 92
+    public static let minPacketLength = Suite.minPacketLength  // 92
     /// The longest datagram a receiver reads (the UDP length field's limit).
     public static let maxPacketLength = 65535
     /// The longest payload a sender seals: its datagram still fits IPv4's 65507-byte UDP limit.
-    public static let maxPayloadLength = 65423
+    public static let maxPayloadLength = Suite.maxPayloadLength
 
     // Offsets into the header.
     public static let offsetVersion = 0
@@ -31,7 +36,7 @@ public enum Wire {
     public static let offsetCounter = 12
     public static let offsetTimestamp = 20
     public static let offsetIV = headerLength  // 28
-    public static let offsetCiphertext = headerLength + ivLength  // 44
+    public static let offsetCiphertext = Suite.payloadStart  // 44
 
     /// HKDF-SHA256 parameters (RFC 5869). The info string is followed by the
     /// sender's 8-byte big-endian session identifier.
@@ -54,13 +59,13 @@ public enum Wire {
     /// Padded length of a payload: PKCS#7 always adds 1...16 bytes.
     @inlinable
     public static func paddedLength(_ payload: Int) -> Int {
-        (payload / blockLength + 1) * blockLength
+        Suite.sealedPayloadLength(payload)
     }
 
     /// Datagram length for a payload of `payload` bytes.
     @inlinable
     public static func packetLength(payload: Int) -> Int {
-        fixedOverhead + paddedLength(payload)
+        Suite.packetLength(payload: payload)
     }
 }
 
@@ -103,7 +108,7 @@ public struct Header: Equatable, Sendable {
         let n = packet.count
         if n < Wire.minPacketLength { return .failure(.tooShort(n)) }
         if n > Wire.maxPacketLength { return .failure(.tooLong(n)) }
-        if (n - Wire.fixedOverhead) % Wire.blockLength != 0 { return .failure(.notBlockAligned(n)) }
+        if !Wire.Suite.isWellFormedLength(n) { return .failure(.notBlockAligned(n)) }
         let v = packet[Wire.offsetVersion]
         if v != Wire.version { return .failure(.unknownVersion(v)) }
         let t = packet[Wire.offsetType]

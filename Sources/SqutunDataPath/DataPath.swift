@@ -37,6 +37,10 @@ public enum DataPathExit: Equatable {
 }
 
 public final class DataPath {
+    /// The layout of the datagrams the sealer and opener make: where
+    /// payloads go in a slot, how long one may be, what is free before it.
+    typealias Suite = Sealer.Suite
+
     public struct Settings {
         public var interface: String
         public var keepaliveMs: UInt64
@@ -114,7 +118,9 @@ public final class DataPath {
         txPayload.initialize(repeating: 0, count: tx.capacity)
         if tun.vnetHeader {
             tunBuffer = .allocate(byteCount: VirtioNetHeader.size + 65536, alignment: 64)
-            coalescer = Coalescer(fd: tun.fd, mergeUDP: tun.udpOffload)
+            // The coalescer writes into the bytes in front of each opened
+            // payload: the suite says how many there are (checked there).
+            coalescer = Coalescer(fd: tun.fd, mergeUDP: tun.udpOffload, headroom: Opener.Suite.headroom)
         } else {
             tunBuffer = nil
             coalescer = nil
@@ -214,11 +220,11 @@ public final class DataPath {
             return
         case .data(let length):
             if let coalescer {
-                coalescer.add(packet.baseAddress! + Wire.offsetCiphertext, length: length)
+                coalescer.add(packet.baseAddress! + Suite.payloadStart, length: length)
                 break
             }
             let payload = UnsafeRawBufferPointer(
-                start: packet.baseAddress! + Wire.offsetCiphertext, count: length)
+                start: packet.baseAddress! + Suite.payloadStart, count: length)
             if (try? tun.write(payload)) == true {
                 stats.rxPackets &+= 1
                 stats.rxBytes &+= UInt64(length)
@@ -254,7 +260,7 @@ public final class DataPath {
                 // to a length that fits (the kernel returns what it copied,
                 // or on some kernels the full length) and sent truncated.
                 let slot = tx.slot(sealed)
-                let room = UnsafeMutableRawBufferPointer(rebasing: slot[Wire.offsetCiphertext...])
+                let room = UnsafeMutableRawBufferPointer(rebasing: slot[Suite.payloadStart...])
                 let length: Int
                 switch readTun(into: room) {
                 case .packet(let n): length = n
@@ -266,7 +272,7 @@ public final class DataPath {
                     return end
                 }
                 if length == 0 { continue }
-                if length > Wire.maxPayloadLength {
+                if length > Suite.maxPayloadLength {
                     dropOversize(length, packet: UnsafeRawBufferPointer(room))
                     continue
                 }
@@ -303,7 +309,7 @@ public final class DataPath {
             let packet = UnsafeMutableRawBufferPointer(rebasing: buffer[VirtioNetHeader.size..<n])
             if header.gsoType == VirtioNetHeader.gsoNone {
                 handled += 1
-                if packet.count > Wire.maxPayloadLength {
+                if packet.count > Suite.maxPayloadLength {
                     dropOversize(packet.count, packet: UnsafeRawBufferPointer(packet))
                     continue
                 }
@@ -316,14 +322,14 @@ public final class DataPath {
                     stats.noPeer &+= 1
                     continue
                 }
-                (tx.slot(sealed).baseAddress! + Wire.offsetCiphertext)
+                (tx.slot(sealed).baseAddress! + Suite.payloadStart)
                     .copyMemory(from: packet.baseAddress!, byteCount: packet.count)
                 if sealSlot(sealed, payloadLength: packet.count, nowMs: now) { sealed += 1 }
                 if sealed == tx.capacity { flush(sealed); sealed = 0 }
                 continue
             }
             guard let plan = TSOPlan(packet: UnsafeRawBufferPointer(packet), header: header,
-                                     maxSegment: Wire.maxPayloadLength) else {
+                                     maxSegment: Suite.maxPayloadLength) else {
                 stats.offloadErrors &+= 1
                 continue
             }
@@ -336,7 +342,7 @@ public final class DataPath {
             }
             for k in 0..<plan.count {
                 let length = plan.write(segment: k, of: UnsafeRawBufferPointer(packet),
-                                        to: tx.slot(sealed).baseAddress! + Wire.offsetCiphertext)
+                                        to: tx.slot(sealed).baseAddress! + Suite.payloadStart)
                 if sealSlot(sealed, payloadLength: length, nowMs: now) { sealed += 1 }
                 if sealed == tx.capacity { flush(sealed); sealed = 0 }
             }
@@ -423,9 +429,9 @@ public final class DataPath {
             }
         }
         log(LOG_WARNING, "dropped a \(length)-byte packet read from \(settings.interface): longer than the "
-            + "largest payload squtun can send (\(Wire.maxPayloadLength) bytes)"
+            + "largest payload squtun can send (\(Suite.maxPayloadLength) bytes)"
             + (more > 0 ? ", and \(more) more since the last such line" : "")
-            + "; set the MTU of \(settings.interface) to \(Wire.maxPayloadLength) or less (tx-oversize)")
+            + "; set the MTU of \(settings.interface) to \(Suite.maxPayloadLength) or less (tx-oversize)")
     }
 
     // MARK: 4. Keepalive

@@ -1,7 +1,8 @@
 import COpenSSL
 import Shared
 
-/// The OpenSSL state for sealing and opening datagrams of one session:
+/// The cipher suite of protocol version 1 (`CBCHMACSHA256Suite` is its
+/// layout): the OpenSSL state for sealing and opening datagrams of one session:
 /// AES-256-CBC contexts (one keyed for encryption, one for decryption: their
 /// key schedules differ), an AES-256-ECB context for IVs and HMAC-SHA256.
 /// All allocated once in `init`, keyed once per session in `setKeys`;
@@ -26,7 +27,14 @@ import Shared
 /// those of a fresh `EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL)`
 /// per packet, which costs ~60 ns more (parameter look-ups inside OpenSSL).
 /// After any OpenSSL failure the context is re-synchronised to C = 0.
-public final class PacketCipher {
+public final class PacketCipher: SuiteCipher {
+    public typealias Suite = CBCHMACSHA256Suite
+
+    /// K_enc ‖ K_mac ‖ K_iv.
+    public static let keyMaterialLength = 3 * Wire.keyLength
+    /// Through K_mac.
+    public static let verifyKeyMaterialLength = 2 * Wire.keyLength
+
     private let cbcEncrypt: OpaquePointer
     private let cbcDecrypt: OpaquePointer
     private let ecb: OpaquePointer
@@ -91,6 +99,28 @@ public final class PacketCipher {
         }
     }
 
+    /// `setKeys` from K_enc ‖ K_mac ‖ K_iv (a `SessionKeySource`'s material).
+    public func setKeys(material: UnsafeRawBufferPointer) throws {
+        guard material.count == Self.keyMaterialLength else {
+            unkey()
+            throw CryptoError.keyLength(what: "session key material", expected: Self.keyMaterialLength,
+                                        actual: material.count)
+        }
+        let k = Wire.keyLength
+        try setKeys(enc: UnsafeRawBufferPointer(rebasing: material[0..<k]),
+                    mac: UnsafeRawBufferPointer(rebasing: material[k..<2 * k]),
+                    iv: UnsafeRawBufferPointer(rebasing: material[2 * k..<3 * k]))
+    }
+
+    /// The MAC alone from K_enc ‖ K_mac (see `setMACKey`).
+    public func setVerifyKey(material: UnsafeRawBufferPointer) -> Bool {
+        guard material.count >= Self.verifyKeyMaterialLength else {
+            unkey()
+            return false
+        }
+        return setMACKey(UnsafeRawBufferPointer(rebasing: material[Wire.keyLength..<2 * Wire.keyLength]))
+    }
+
     /// `setKeys` from the three 32-byte keys.
     func setKeys(enc: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer, iv: UnsafeRawBufferPointer) throws {
         unkey()
@@ -126,7 +156,7 @@ public final class PacketCipher {
 
     /// Refuses every operation until keyed again (the old key schedules stay
     /// in the contexts until replaced or freed, but are never used).
-    func unkey() {
+    public func unkey() {
         keyed = false
         macKeyed = false
     }
@@ -149,7 +179,7 @@ public final class PacketCipher {
     /// Puts a CBC context back to chaining block 0 after a failure.
     private func resync(_ ctx: OpaquePointer, chainOffset: Int, encrypt: Int32) {
         let chain = scratch.baseAddress! + chainOffset
-        chain.initializeMemory(as: UInt8.self, repeating: 0, count: Wire.blockLength)
+        chain.initializeMemory(as: UInt8.self, repeating: 0, count: Suite.blockLength)
         if EVP_CipherInit_ex2(ctx, nil, nil, chain.assumingMemoryBound(to: UInt8.self), encrypt, nil) != 1 {
             keyed = false  // cannot happen with a keyed context; refuse rather than guess
         }
@@ -168,18 +198,18 @@ public final class PacketCipher {
     }
 
     /// Seals in place. The payload already sits at
-    /// `packet[Wire.offsetCiphertext ..< Wire.offsetCiphertext + payloadLength]`;
+    /// `packet[Suite.payloadStart ..< Suite.payloadStart + payloadLength]`;
     /// writes the header, the IV (AES-ECB(K_iv, session || counter)), the
     /// PKCS#7 padding, encrypts with AES-256-CBC and appends the HMAC-SHA256.
-    /// Returns the datagram length, `Wire.packetLength(payload: payloadLength)`.
-    /// Throws if `payloadLength` is outside `0...Wire.maxPayloadLength`, the
+    /// Returns the datagram length, `Suite.packetLength(payload: payloadLength)`.
+    /// Throws if `payloadLength` is outside `0...Suite.maxPayloadLength`, the
     /// buffer is too small, no keys are set, or OpenSSL fails.
     public func seal(header: Header, payloadLength: Int, packet: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard payloadLength >= 0, payloadLength <= Wire.maxPayloadLength else {
+        guard payloadLength >= 0, payloadLength <= Suite.maxPayloadLength else {
             throw CryptoError.payloadTooLong(payloadLength)
         }
-        let padded = Wire.paddedLength(payloadLength)
-        let total = Wire.fixedOverhead + padded
+        let padded = Suite.sealedPayloadLength(payloadLength)
+        let total = Suite.fixedOverhead + padded
         guard packet.count >= total, let base = packet.baseAddress else {
             throw CryptoError.bufferTooSmall(needed: total, available: packet.count)
         }
@@ -187,7 +217,7 @@ public final class PacketCipher {
 
         header.write(to: packet)
         let pad = padded - payloadLength
-        (base + Wire.offsetCiphertext + payloadLength)
+        (base + Suite.payloadStart + payloadLength)
             .initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: pad), count: pad)
 
         // IV = AES-256-ECB(K_iv, session || counter), computed in place.
@@ -195,12 +225,12 @@ public final class PacketCipher {
         packet.storeBigEndian(header.counter, at: Wire.offsetIV + 8)
         let iv = (base + Wire.offsetIV).assumingMemoryBound(to: UInt8.self)
         var outl: Int32 = 0
-        guard EVP_CipherUpdate(ecb, iv, &outl, iv, Int32(Wire.ivLength)) == 1, outl == Wire.ivLength else {
+        guard EVP_CipherUpdate(ecb, iv, &outl, iv, Int32(Suite.ivLength)) == 1, outl == Suite.ivLength else {
             throw CryptoError.failed("AES-256-ECB IV")
         }
 
         // CBC with this IV, continuing the context's chain (see the type's comment).
-        let body = base + Wire.offsetCiphertext
+        let body = base + Suite.payloadStart
         let chain = scratch.baseAddress! + Self.encChainOffset
         Self.xor3(body, iv, chain)
         let b = body.assumingMemoryBound(to: UInt8.self)
@@ -209,9 +239,9 @@ public final class PacketCipher {
             resync(cbcEncrypt, chainOffset: Self.encChainOffset, encrypt: 1)
             throw e
         }
-        chain.copyMemory(from: body + padded - Wire.blockLength, byteCount: Wire.blockLength)
+        chain.copyMemory(from: body + padded - Suite.blockLength, byteCount: Suite.blockLength)
 
-        let authenticated = Wire.offsetCiphertext + padded
+        let authenticated = Suite.payloadStart + padded
         guard hmac(base, authenticated, into: base + authenticated) else { throw CryptoError.failed("HMAC-SHA256") }
         return total
     }
@@ -219,29 +249,29 @@ public final class PacketCipher {
     /// True iff the last 32 bytes are the HMAC-SHA256 of everything before
     /// them (compared in constant time with `CRYPTO_memcmp`). Must pass
     /// before `decrypt`. The caller has checked the length (false if shorter
-    /// than `Wire.minPacketLength`).
+    /// than `Suite.minPacketLength`).
     public func verify(_ packet: UnsafeRawBufferPointer) -> Bool {
-        guard macKeyed, packet.count >= Wire.minPacketLength, let base = packet.baseAddress else { return false }
-        let authenticated = packet.count - Wire.macLength
+        guard macKeyed, packet.count >= Suite.minPacketLength, let base = packet.baseAddress else { return false }
+        let authenticated = packet.count - Suite.macLength
         let computed = scratch.baseAddress!
         guard hmac(base, authenticated, into: computed) else { return false }
-        return CRYPTO_memcmp(computed, base + authenticated, Wire.macLength) == 0
+        return CRYPTO_memcmp(computed, base + authenticated, Suite.macLength) == 0
     }
 
     /// Decrypts a verified datagram in place: the payload ends up at
-    /// `packet[Wire.offsetCiphertext...]`; returns its length, or nil if the
-    /// length is not `Wire.fixedOverhead` + n*16 (n >= 1), the PKCS#7 padding
+    /// `packet[Suite.payloadStart...]`; returns its length, or nil if the
+    /// length is not `Suite.fixedOverhead` + n*16 (n >= 1), the PKCS#7 padding
     /// is bad, or OpenSSL fails.
     public func decrypt(_ packet: UnsafeMutableRawBufferPointer) -> Int? {
         let n = packet.count
-        guard keyed, n >= Wire.minPacketLength, (n - Wire.fixedOverhead) % Wire.blockLength == 0,
+        guard keyed, n >= Suite.minPacketLength, (n - Suite.fixedOverhead) % Suite.blockLength == 0,
               let base = packet.baseAddress else { return nil }
-        let padded = n - Wire.fixedOverhead
+        let padded = n - Suite.fixedOverhead
         let iv = base + Wire.offsetIV
-        let body = base + Wire.offsetCiphertext
+        let body = base + Suite.payloadStart
         let chain = scratch.baseAddress! + Self.decChainOffset
         // The last ciphertext block is the next chaining block; decryption overwrites it.
-        let last = body + padded - Wire.blockLength
+        let last = body + padded - Suite.blockLength
         let next0 = last.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
         let next1 = last.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
         var outl: Int32 = 0
@@ -257,7 +287,7 @@ public final class PacketCipher {
 
         // PKCS#7: last byte p in 1...16, the last p bytes all equal p.
         let p = b[padded - 1]
-        guard p >= 1, Int(p) <= Wire.blockLength else { return nil }
+        guard p >= 1, Int(p) <= Suite.blockLength else { return nil }
         var diff: UInt8 = 0
         for i in (padded - Int(p))..<padded { diff |= b[i] ^ p }
         guard diff == 0 else { return nil }

@@ -1,15 +1,16 @@
 import COpenSSL
 import Shared
 
-/// The receiver's key derivation (PROTOCOL.md §3) for sessions named by
-/// datagrams, which anyone can send: the same OKM as `SessionKeys`, from
-/// an `HKDFSHA256` whose PRK is extracted once from the PSK, written straight
-/// into a `PacketCipher`, and in two steps. `setMACKey` computes only
-/// T(1) and T(2) (K_mac = OKM[32..64) = T(2)): five SHA-256 compressions,
-/// plus two for the HMAC key states. Only a datagram whose MAC then passes
-/// pays for `setKeys` (all of the OKM, and the AES key schedules).
+/// The key source of a pre-shared key (PROTOCOL.md §3): a session's key
+/// material is HKDF-SHA256 of the PSK with the session identifier, the same
+/// OKM as `SessionKeys`, from an `HKDFSHA256` whose PRK is extracted once.
+/// Used for sessions named by datagrams, which anyone can send, so a prefix
+/// costs only its own blocks: `setMACKey` computes only T(1) and T(2)
+/// (K_mac = OKM[32..64) = T(2)): five SHA-256 compressions, plus two for
+/// the HMAC key states. Only a datagram whose MAC then passes pays for
+/// `setKeys` (all of the OKM, and the AES key schedules).
 /// Allocation-free; the OKM is wiped after each call.
-public final class SessionKeyDeriver {
+public final class SessionKeyDeriver: SessionKeySource {
     private let hkdf: HKDFSHA256
     /// [0..<96] OKM, [96..<126] info = prefix ‖ session.
     private let scratch: UnsafeMutableRawBufferPointer
@@ -36,42 +37,30 @@ public final class SessionKeyDeriver {
         scratch.deallocate()
     }
 
-    /// OKM[0 ..< 32 * blocks] of `session` into the scratch; false on failure (scratch wiped).
-    private func derive(_ session: UInt64, blocks: Int) -> Bool {
+    /// OKM[0 ..< length] of `session` into the scratch; false on failure (scratch wiped).
+    private func derive(_ session: UInt64, length: Int) -> Bool {
         scratch.storeBigEndian(session, at: Self.infoOffset + Wire.hkdfInfoPrefix.count)
         let info = UnsafeRawBufferPointer(rebasing: scratch[Self.infoOffset...])
-        return hkdf.expand(info: info, into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<32 * blocks]))
+        return hkdf.expand(info: info, into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<length]))
     }
 
-    private func okm(_ index: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: scratch[index * Wire.keyLength..<(index + 1) * Wire.keyLength])
+    public func withKeyMaterial<R>(of session: UInt64, length: Int,
+                                   _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        defer { OPENSSL_cleanse(scratch.baseAddress, Wire.derivedLength) }
+        guard length >= 0, length <= Wire.derivedLength, derive(session, length: length) else { return nil }
+        return try body(UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
     }
 
     /// Keys `cipher` for verifying datagrams of `session` only (K_mac); its
     /// AES contexts stay unusable until `setKeys`.
     public func setMACKey(of session: UInt64, in cipher: PacketCipher) -> Bool {
-        defer { OPENSSL_cleanse(scratch.baseAddress, Wire.derivedLength) }
-        guard derive(session, blocks: 2) else {
-            cipher.unkey()
-            return false
-        }
-        return cipher.setMACKey(okm(1))
-    }
-
-    /// Keys `cipher` fully (K_enc, K_mac, K_iv) for `session`.
-    public func setKeys(of session: UInt64, in cipher: PacketCipher) throws {
-        defer { OPENSSL_cleanse(scratch.baseAddress, Wire.derivedLength) }
-        guard derive(session, blocks: 3) else {
-            cipher.unkey()
-            throw CryptoError.failed("HKDF-SHA256 expand")
-        }
-        try cipher.setKeys(enc: okm(0), mac: okm(1), iv: okm(2))
+        setVerifyKey(of: session, in: cipher)
     }
 
     /// The 96-byte OKM of `session` (for tests; the daemon keys ciphers directly).
     public func derive(session: UInt64, into out: UnsafeMutableRawBufferPointer) -> Bool {
         defer { OPENSSL_cleanse(scratch.baseAddress, Wire.derivedLength) }
-        guard out.count == Wire.derivedLength, derive(session, blocks: 3) else { return false }
+        guard out.count == Wire.derivedLength, derive(session, length: Wire.derivedLength) else { return false }
         out.copyMemory(from: UnsafeRawBufferPointer(rebasing: scratch[0..<Wire.derivedLength]))
         return true
     }

@@ -3,6 +3,8 @@ import CShim
 @testable import SqutunSystem
 @testable import SqutunDataPath
 @testable import SqutunPrivsep
+import Shared
+import squtun_crypto
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -318,6 +320,63 @@ final class OffloadTests: XCTestCase {
         sockets.forEach { close($0) }
         sockets = []
         super.tearDown()
+    }
+
+    // MARK: The headroom contract
+
+    /// The coalescer writes a virtio header into the bytes in front of each
+    /// packet; the opener's cipher suite declares how many of them an opened
+    /// datagram leaves free, and the coalescer checks that at `init`. Then,
+    /// through the real opener: datagrams opened in place and handed over
+    /// as the data path does come out of the coalescer intact, alone (the
+    /// header written in the headroom) and merged.
+    func testCoalescerHeadroomIsTheSuitesAndSuffices() throws {
+        typealias Suite = Opener.Suite
+        XCTAssertEqual(Coalescer.requiredHeadroom, VirtioNetHeader.size)
+        XCTAssertFalse(Coalescer.fits(headroom: VirtioNetHeader.size - 1))
+        XCTAssertTrue(Coalescer.fits(headroom: VirtioNetHeader.size))
+        XCTAssertTrue(Coalescer.fits(headroom: Suite.headroom))
+        XCTAssertLessThanOrEqual(Suite.headroom, Suite.payloadOffset, "the headroom is inside the datagram")
+        let (c, read) = makeCoalescer()
+        XCTAssertEqual(c.headroom, Suite.headroom)
+
+        let psk = SecretBytes(count: 32)
+        psk.withUnsafeMutableBytes { for i in 0..<32 { $0[i] = UInt8(truncatingIfNeeded: i &* 11 &+ 3) } }
+        let sender = try TunnelCrypto(psk: psk, start: RunStart(session: 0x2000, wallMs: 1, monotonicMs: 1),
+                                      skewSeconds: 0)
+        let receiver = try TunnelCrypto(psk: psk, start: RunStart(session: 0x1000, wallMs: 1, monotonicMs: 1),
+                                        skewSeconds: 0)
+        let tcp = segments(sizes: [1000, 1000])
+        var other = Self.tcpPacket(seq: 1, payload: Self.randomBytes(300, seed: 9))
+        other[9] = 1  // not TCP: written alone
+        let packets = [tcp[0], tcp[1], other]
+        // One datagram after the other in one buffer, as UDP GRO leaves them.
+        let lengths = packets.map { Suite.packetLength(payload: $0.count) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: lengths.reduce(0, +), alignment: 16)
+        defer { buffer.deallocate() }
+        var offset = 0
+        for (p, n) in zip(packets, lengths) {
+            let slot = UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + n])
+            p.withUnsafeBytes { (slot.baseAddress! + Suite.payloadStart).copyMemory(from: $0.baseAddress!, byteCount: p.count) }
+            XCTAssertEqual(try sender.sealer.seal(type: .data, payloadLength: p.count, packet: slot, nowMs: 1), n)
+            offset += n
+        }
+        offset = 0
+        for (p, n) in zip(packets, lengths) {
+            let slot = UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + n])
+            XCTAssertEqual(receiver.opener.open(slot, fromPeer: true, nowMs: 1, monotonicMs: 1), .data(length: p.count))
+            c.add(slot.baseAddress! + Suite.payloadStart, length: p.count)
+            offset += n
+        }
+        c.flush()
+        let out = read()
+        XCTAssertEqual(out.count, 2)
+        guard out.count == 2 else { return }
+        XCTAssertEqual(Array(out[0][VirtioNetHeader.size...]), other, "the packet written alone")
+        let (h, merged) = unwrap(out[1])
+        XCTAssertEqual(h.gsoType, VirtioNetHeader.gsoTCPv4)
+        let header = tcp[0].count - 1000
+        XCTAssertEqual(Array(merged[header...]), Array(tcp[0][header...]) + Array(tcp[1][header...]))
     }
 
     /// A coalescer writing into one end of a SOCK_SEQPACKET pair; `read`

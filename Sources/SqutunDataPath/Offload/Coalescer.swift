@@ -28,9 +28,11 @@ import Glibc
 ///
 /// Nothing is copied: a merged packet is a writev of a rebuilt header and
 /// the payloads where they were decrypted. So the caller's packets must
-/// stay in place until `flush()`, and the 10 bytes in front of each packet
-/// are ours (for its virtio header): in the datagram, that is the IV,
-/// which opening has consumed.
+/// stay in place until `flush()`, and the `requiredHeadroom` (10) bytes in
+/// front of each packet are ours (a packet written alone gets its virtio
+/// header there). The caller declares at `init` how many such bytes its
+/// packets have, the cipher suite's `headroom` (the IV, which opening has
+/// consumed): too few stops the process there, not a datagram later.
 public final class Coalescer {
     public static let maxFlows = 8
     /// Segments per super-packet (and iovecs per writev, header included).
@@ -40,6 +42,13 @@ public final class Coalescer {
     /// UDP super-packets only when the device takes them (TUN_F_USO4/6,
     /// Linux 6.2); TCP ones always.
     public let mergeUDP: Bool
+    /// Bytes the coalescer writes in front of a packet it is given.
+    public static let requiredHeadroom = VirtioNetHeader.size
+    /// What the caller promised is free in front of each packet.
+    public let headroom: Int
+
+    /// Whether packets with `headroom` free bytes in front leave room enough.
+    public static func fits(headroom: Int) -> Bool { headroom >= requiredHeadroom }
 
     public struct Flow {
         public var active = false
@@ -73,9 +82,15 @@ public final class Coalescer {
     private var evict = 0
     public private(set) var counters = Counters()
 
-    public init(fd: FileDescriptor, mergeUDP: Bool) {
+    /// `headroom`: bytes free in front of every packet given to `add` (the
+    /// opener's suite declares them); at least `requiredHeadroom`.
+    public init(fd: FileDescriptor, mergeUDP: Bool, headroom: Int = Wire.Suite.headroom) {
+        precondition(Self.fits(headroom: headroom),
+                     "the coalescer needs \(Self.requiredHeadroom) free bytes in front of each packet, "
+                     + "the cipher suite leaves \(headroom)")
         self.fd = fd
         self.mergeUDP = mergeUDP
+        self.headroom = headroom
         flows = .allocate(capacity: Self.maxFlows)
         flows.initialize(repeating: Flow(), count: Self.maxFlows)
         iovecs = .allocate(capacity: Self.maxFlows * (Self.maxSegments + 1))
@@ -225,9 +240,10 @@ public final class Coalescer {
         }
     }
 
-    /// One packet as it is, behind a plain virtio header in its 10 spare bytes.
+    /// One packet as it is, behind a plain virtio header in the headroom
+    /// (checked at `init`).
     private func writeSingle(_ p: UnsafeMutableRawPointer, length: Int) {
-        let start = p - VirtioNetHeader.size
+        let start = p - Self.requiredHeadroom
         VirtioNetHeader.storePlain(to: start)
         if Glibc.write(fd.rawValue, start, VirtioNetHeader.size + length) == VirtioNetHeader.size + length {
             counters.packets &+= 1

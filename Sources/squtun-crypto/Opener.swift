@@ -1,46 +1,34 @@
 import Shared
 
-// The protocol on top of the primitives: Sealer for one's own session,
-// Opener for the peer's, making the receiver's checks of PROTOCOL.md §6 in
-// their documented order. Both work in place in the caller's buffer and
-// allocate nothing per datagram.
-
-/// Seals datagrams of this process's own session (PROTOCOL.md §5).
-public final class Sealer {
-    public let session: UInt64
-    /// The counter of the next datagram.
-    public private(set) var counter: UInt64 = 0
-    private let cipher: PacketCipher
-
-    public init(algorithms: CryptoAlgorithms, psk: SecretBytes, session: UInt64) throws {
-        self.session = session
-        cipher = try PacketCipher(algorithms: algorithms)
-        // The keys live on inside OpenSSL's contexts; our copy is wiped when
-        // `keys` goes out of scope.
-        let keys = try SessionKeys(algorithms: algorithms, psk: psk, session: session)
-        try cipher.setKeys(keys)
-    }
-
-    /// The payload sits at `packet[Wire.offsetCiphertext...]`; returns the datagram length.
-    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
-                     nowMs: UInt64) throws -> Int {
-        let header = Header(type: type, session: session, counter: counter, timestampMs: nowMs)
-        let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
-        counter += 1
-        return n
-    }
-}
+// The receiver's checks of PROTOCOL.md §6 in their documented order, in
+// place in the caller's buffer, allocating nothing per datagram.
 
 /// What became of a received datagram.
 public enum OpenOutcome: Equatable, Sendable {
-    /// An authenticated IP packet at `packet[Wire.offsetCiphertext ..< +length]`.
+    /// An authenticated IP packet at `packet[payloadStart ..< +length]` (the
+    /// suite's `payloadStart`).
     case data(length: Int)
     case keepalive
     case drop(DropReason)
 }
 
-/// The receiving side of one peer (PROTOCOL.md §6 and §7).
-public final class Opener {
+/// The derivation budget's defaults (see `SuiteOpener`).
+public enum DerivationBudget {
+    public static let perSecond: UInt64 = 20_000
+    public static let burst: UInt64 = 2_000
+}
+
+/// The receiving side of one peer (PROTOCOL.md §6 and §7), generic over the
+/// cipher suite and the source of session keys. The per-packet entry of
+/// the pair in use (`Opener`) is declared for that pair below, so this
+/// module compiles the checks for it, with the suite's figures as
+/// constants and its stored state private: the data path calls plain,
+/// specialised code (a generic entry called from another module would be
+/// unspecialised, and inlining it there costs runtime exclusivity checks
+/// on every state access).
+public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
+    /// The layout of the datagrams it opens.
+    public typealias Suite = Cipher.Suite
     public let ownSession: UInt64
     /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
     public let formerSessions: [UInt64]
@@ -52,46 +40,48 @@ public final class Opener {
     private let start: RunStart
     public let skewMs: UInt64
     /// The peer's current session, once one datagram passed every check.
-    public private(set) var peerSession: UInt64?
+    public var peerSession: UInt64? { currentSession }
+    private var currentSession: UInt64?
     /// Key derivations made for sessions newer than the current one (a cost
     /// an attacker can cause; shown by `status`).
-    public private(set) var derivations: UInt64 = 0
+    public var derivations: UInt64 { derivationCount }
+    private var derivationCount: UInt64 = 0
 
     /// Derivations for new sessions from addresses other than the peer's:
     /// a flood of forged new sessions from anywhere costs at most
     /// `derivationsPerSecond` derivations a second (PROTOCOL.md §6).
-    public static let derivationsPerSecond: UInt64 = 20_000
-    public static let derivationBurst: UInt64 = 2_000
+    public static var derivationsPerSecond: UInt64 { DerivationBudget.perSecond }
+    public static var derivationBurst: UInt64 { DerivationBudget.burst }
 
-    private let deriver: SessionKeyDeriver
-    private var current: PacketCipher
+    /// Where the keys of the peer's sessions come from.
+    private let deriver: Keys
+    private var current: Cipher
     /// The MAC key (and, once a datagram passed the MAC, all keys) of the
     /// last newer session tried, so a restarted peer's stream costs one
     /// derivation, not one per datagram.
-    private var candidate: PacketCipher
+    private var candidate: Cipher
     private var candidateSession: UInt64?
     private var budget: TokenBucket
     private var window = ReplayWindow()
     /// The counter of the datagram that established `peerSession` here.
     private var firstCounter: UInt64 = 0
 
-    /// Only the PRK of the PSK is kept (inside `SessionKeyDeriver`): a
-    /// peer's new session needs new keys.
+    /// A peer's new session needs new keys: `keySource` makes them.
     /// `startMonotonicMs`: CLOCK_MONOTONIC at the moment `startMs` was read
     /// (for `clockRead`).
-    public init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
+    public init(algorithms: CryptoAlgorithms, keySource: Keys, ownSession: UInt64,
                 startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
                 skewSeconds: Int,
-                derivationsPerSecond: UInt64 = Opener.derivationsPerSecond,
-                derivationBurst: UInt64 = Opener.derivationBurst) throws {
+                derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
+                derivationBurst: UInt64 = DerivationBudget.burst) throws {
         self.ownSession = ownSession
         self.formerSessions = formerSessions
         self.startMs = startMs
         start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
         self.skewMs = UInt64(max(skewSeconds, 0)) * 1000
-        deriver = try SessionKeyDeriver(psk: psk)
-        current = try PacketCipher(algorithms: algorithms)
-        candidate = try PacketCipher(algorithms: algorithms)
+        deriver = keySource
+        current = try Cipher(algorithms: algorithms)
+        candidate = try Cipher(algorithms: algorithms)
         budget = TokenBucket(perSecond: derivationsPerSecond, burst: derivationBurst)
     }
 
@@ -110,8 +100,16 @@ public final class Opener {
     /// authentic). `fromPeer`: it came from the peer's current address.
     /// `nowMs`: the wall clock (checks 5 and 6); `monotonicMs`: a monotonic
     /// clock for the derivation budget.
+    /// For any suite and key source; the pair in use (`Opener`) has its
+    /// own entry below, compiled for it here.
     public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                      monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+
+    @inline(__always)
+    func check(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+               monotonicMs: UInt64) -> OpenOutcome {
         // 1. Length and header syntax.
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
@@ -124,18 +122,18 @@ public final class Opener {
         // 3. Older than the peer's current session.
         if let p = peerSession, h.session < p { return .drop(.oldSession) }
         // 4. MAC, with the keys of the datagram's session. A session not
-        // seen before gets its MAC key only (SessionKeyDeriver), and only
+        // seen before gets its MAC key only (`setVerifyKey`), and only
         // within the budget unless the datagram comes from the peer's address.
         let isCurrent = h.session == peerSession
-        let cipher: PacketCipher
+        let cipher: Cipher
         if isCurrent {
             cipher = current
         } else {
             if candidateSession != h.session {
                 if !fromPeer && !budget.take(nowMs: monotonicMs) { return .drop(.rateLimited) }
                 candidateSession = nil
-                derivations += 1
-                guard deriver.setMACKey(of: h.session, in: candidate) else {
+                derivationCount += 1
+                guard deriver.setVerifyKey(of: h.session, in: candidate) else {
                     return .drop(fromPeer ? .badMAC : .unknownSender)
                 }
                 candidateSession = h.session
@@ -171,7 +169,7 @@ public final class Opener {
         // 10. Type rules: data is one IPv4 or IPv6 packet, a keepalive is empty.
         switch h.type {
         case .data where length == 0: return .drop(.malformed)
-        case .data where !Self.isIPVersion(packet[Wire.offsetCiphertext] >> 4): return .drop(.malformed)
+        case .data where !Self.isIPVersion(packet[Cipher.Suite.payloadStart] >> 4): return .drop(.malformed)
         case .keepalive where length != 0: return .drop(.malformed)
         default: break
         }
@@ -179,7 +177,7 @@ public final class Opener {
         if !isCurrent {
             swap(&current, &candidate)
             candidateSession = nil
-            peerSession = h.session
+            currentSession = h.session
             firstCounter = h.counter
             window.reset()
         }
@@ -187,3 +185,29 @@ public final class Opener {
         return h.type == .data ? .data(length: length) : .keepalive
     }
 }
+
+extension SuiteOpener where Keys == SessionKeyDeriver {
+    /// The opener of a pre-shared key: only its PRK is kept (inside
+    /// `SessionKeyDeriver`).
+    public convenience init(algorithms: CryptoAlgorithms, psk: SecretBytes, ownSession: UInt64,
+                            startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
+                            skewSeconds: Int,
+                            derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
+                            derivationBurst: UInt64 = DerivationBudget.burst) throws {
+        try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), ownSession: ownSession,
+                      startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
+                      skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
+                      derivationBurst: derivationBurst)
+    }
+}
+
+extension SuiteOpener where Cipher == PacketCipher, Keys == SessionKeyDeriver {
+    /// `open`, specialised for version 1's suite and the pre-shared key.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+}
+
+/// The opener of protocol version 1's suite with keys from a pre-shared key.
+public typealias Opener = SuiteOpener<PacketCipher, SessionKeyDeriver>
