@@ -126,8 +126,8 @@ package enum Log {
 /// Enough for a few SIGUSR1 status dumps in a row; a flood of lines
 /// costs at most that rate.
 package struct LogLimiter {
-    package static let burst = 100.0
-    package static let perSecond = 10.0
+    package static let burst: UInt64 = 100
+    package static let perSecond: UInt64 = 10
     package static let repeatWindowMs: UInt64 = 10_000
 
     package enum Verdict: Equatable {
@@ -139,17 +139,12 @@ package struct LogLimiter {
         case drop(repeats: UInt64)
     }
 
-    private var tokens = LogLimiter.burst
-    private var lastRefillMs: UInt64?
+    private var bucket = TokenBucket(perSecond: LogLimiter.perSecond, burst: LogLimiter.burst)
     private var lastLine: String?
     private var runStartMs: UInt64 = 0
     private var repeats: UInt64 = 0
 
     package mutating func admit(_ line: String, nowMs: UInt64) -> Verdict {
-        if let last = lastRefillMs {
-            tokens = min(Self.burst, tokens + Double(nowMs &- last) * Self.perSecond / 1000)
-        }
-        lastRefillMs = nowMs
         if line == lastLine && nowMs &- runStartMs < Self.repeatWindowMs {
             repeats &+= 1
             return .repeated
@@ -158,8 +153,7 @@ package struct LogLimiter {
         repeats = 0
         lastLine = line
         runStartMs = nowMs
-        guard tokens >= 1 else { return .drop(repeats: pending) }
-        tokens -= 1
+        guard bucket.take(nowMs: nowMs) else { return .drop(repeats: pending) }
         return .send(repeated: pending)
     }
 }

@@ -67,14 +67,13 @@ public enum SessionLog {
         guard fstat(fd.rawValue, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return ([], "not a regular file") }
         guard st.st_uid == geteuid() else { return ([], "owned by uid \(st.st_uid), not by this user") }
         guard st.st_size <= maxFileBytes else { return ([], "larger than \(maxFileBytes) bytes") }
-        var bytes = [UInt8](repeating: 0, count: maxFileBytes + 1)
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return ([], "cannot read: \(SharedError.errnoText())") }
-            if n == 0 { break }
-            total += n
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: maxFileBytes + 1, alignment: 1)
+        defer { bytes.deallocate() }
+        let total: Int
+        do throws(Errno) {
+            total = try fd.readAll(into: bytes)
+        } catch {
+            return ([], "cannot read: \(error)")
         }
         guard total <= maxFileBytes else { return ([], "larger than \(maxFileBytes) bytes") }
         var list: [UInt64] = []
@@ -97,15 +96,17 @@ public enum SessionLog {
         } catch {
             return "cannot create \(SharedError.quote(temporary)): \(error)"
         }
-        let text = sessions.map { hex16($0) + "\n" }.joined()
-        let ok = text.withCString { Glibc.write(fd.rawValue, $0, strlen($0)) } == text.utf8.count
-        fd.close()
-        guard ok, rename(temporary, path) == 0 else {
-            let why = SharedError.errnoText()
-            unlink(temporary)
-            return "cannot write: \(why)"
+        let text = Array(sessions.map { hex16($0) + "\n" }.joined().utf8)
+        var failure: String?
+        do {
+            try text.withUnsafeBytes { try fd.writeAll($0) }
+        } catch {
+            failure = "cannot write: \(error)"
         }
-        return nil
+        fd.close()
+        if failure == nil && rename(temporary, path) != 0 { failure = "cannot write: \(SharedError.errnoText())" }
+        if failure != nil { unlink(temporary) }
+        return failure
     }
 
     public static func hex16(_ v: UInt64) -> String {
