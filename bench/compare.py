@@ -330,9 +330,9 @@ def alloc_check(side, run_id, n, say):
     rc = p.returncode
     res["output"] = out[-4000:]
     res["exit"] = rc
-    hit = [l.strip() for l in out.splitlines() if "no allocation per packet" in l]
-    res["line"] = hit[-1] if hit else None
-    res["verdict"] = "passed" if rc == 0 and hit and hit[-1].startswith("ok") else "FAILED"
+    hit = [l.strip() for l in out.splitlines() if l.strip().startswith(("ok", "FAIL")) and "no allocation" in l]
+    res["line"] = "; ".join(hit) or None
+    res["verdict"] = "passed" if rc == 0 and hit and all(h.startswith("ok") for h in hit) else "FAILED"
     return res
 
 
