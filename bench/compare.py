@@ -340,7 +340,11 @@ def main(args, ctx):
     """ctx: what bench/run shares (bench_one, ensure_packages, find_swift,
     guard, loadavg, say, Abort, root, packages)."""
     say, abort = ctx.say, ctx.Abort
-    sides = [resolve(n, s, ctx.root, abort) for n, s in zip("AB", args.compare)]
+    try:
+        sides = [resolve(n, s, ctx.root, abort) for n, s in zip("AB", args.compare)]
+    except abort as e:
+        say(f"bench/run: {e}")
+        return 64
     run_id = str(os.getpid())
     budget = 3600 + 2 * args.rounds * (3 * args.seconds + args.pings // 50 + 180) + (900 if args.alloc else 0)
     ctx.guard(budget)
