@@ -56,7 +56,7 @@ def setup(w):
             "--pidfile", os.path.join(w.work, f"{end}.pid"),
             "--control", os.path.join(w.work, f"{end}.sock"),
             "-l", str(lport), "-p", w.under(other), "-r", str(rport),
-            "-i", "tun0", "-k", key, "-a", "25", "-c", "30"])
+            "-i", "tun0", "-k", key, "-a", "25", "-c", "30"] + w.opts.get("extra_args", []))
     procs = []
     for end in ("a", "b"):
         pidfile = os.path.join(w.work, f"{end}.pid")
