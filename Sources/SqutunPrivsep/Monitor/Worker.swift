@@ -8,7 +8,9 @@ import squtun_crypto
 
 /// The unprivileged worker: `squtun --worker`, spawned by the root helper
 /// with the channel on fd 3. Before it touches a packet, in this order:
-///  1. receives exactly `config`, `key`, `fds` (anything else: exit);
+///  1. asks the helper (the monitor, MonitorTable.swift) for its setup:
+///     `hello` → `config`, `keyRequest` → `key`, `fdsRequest` → `fds`
+///     (any other answer, or a config of another version: one line, exit);
 ///  2. initialises OpenSSL and derives its session keys (nothing of
 ///     OpenSSL's may load lazily after the chroot);
 ///  3. installs the signal handlers (SIGTERM/INT/HUP/USR1 → wake pipe);
@@ -26,8 +28,10 @@ package enum Worker {
         // A name an operator recognises in ps/top/pgrep (failure leaves
         // "exe", which is harmless).
         _ = squtun_set_name(processName)
-        let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
-        Log.sink = .channel(channel)
+        // Owned until exit (which never returns, so it is never closed
+        // under the data path's feet); the log sink only borrows it.
+        let channel = Channel(adopting: FileDescriptor(rawValue: channelFD))
+        Log.sink = .channel(channel.logPort)
         Log.forDataPath()
         if dumpable != 0 {
             Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
@@ -41,17 +45,27 @@ package enum Worker {
         }
     }
 
-    private static func run(_ channel: Channel) throws -> Int32 {
-        // 1. Setup messages, in this order.
-        guard case .config(let config) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("config")
+    private static func run(_ channel: borrowing Channel) throws -> Int32 {
+        // 1. Setup, asked for in this order.
+        guard case .config(let config) = try ask(.hello(version: ChannelCodec.monitorVersion), expecting: .config, channel) else {
+            preconditionFailure("ask checked the type")
         }
-        guard case .key(let psk) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("key")
+        #if DEBUG
+        WorkerFault.duringSetup(channel: channel)
+        #endif
+        guard case .key(let psk) = try ask(.keyRequest, expecting: .key, channel) else {
+            preconditionFailure("ask checked the type")
         }
-        guard case .fds(let tunFD, let udpFD, let controlFD) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("fds")
+        guard case .fds(let passed) = try ask(.fdsRequest, expecting: .fds, channel) else {
+            preconditionFailure("ask checked the type")
         }
+        func take(_ role: PassedFDRole) -> FileDescriptor? { passed.first { $0.role == role }?.fd }
+        guard let tunFD = take(.tun), let udpFD = take(.udp) else {
+            passed.forEach { $0.fd.close() }
+            throw PrivsepError.missingDescriptor(take(.tun) == nil ? .tun : .udp)
+        }
+        // Without it, `squtun status` has nobody to answer.
+        let controlFD = take(.control)
         let tun = Tun(adopting: tunFD, name: config.interface)
         let udp = try UDPSocket(adopting: udpFD)
 
@@ -90,6 +104,19 @@ package enum Worker {
             logLinesDropped: { Log.droppedLines })
         return DataPath.exitStatus(path.run())
     }
+}
+
+/// One request and its answer, which must be of type `expected`; any
+/// descriptors on a wrong answer are closed.
+private func ask(_ request: ChannelMessage, expecting expected: ChannelMessageType,
+                 _ channel: borrowing Channel) throws(PrivsepError) -> ChannelMessage {
+    try channel.send(request)
+    let answer = try channel.receive(from: .helper)
+    guard answer.type == expected else {
+        answer.fileDescriptors.forEach { $0.close() }
+        throw .unexpectedAnswer(request: request.type, got: answer.type)
+    }
+    return answer
 }
 
 extension DataPath {

@@ -1,88 +1,40 @@
 import SqutunSystem
-import SqutunDataPath
 import Glibc
 import Shared
-import SqutunConfig
 
-/// The root helper: the process the user starts as root. It
-///  1. checks and opens everything (Prepared: key, peer, user, chroot,
-///     tun, UDP; OpenSSL is the worker's) — every failure one line on
-///     stderr, exit 1;
-///  2. detaches unless -f (the starting command waits for the verdict);
-///  3. takes the pid file and creates the root-only status socket;
-///  4. spawns the worker (`squtun --worker`, channel on fd 3) and hands it
-///     config, key and fds, then closes and wipes its own copies;
-///  5. waits for `ready`, then only supervises: forwards SIGTERM, SIGINT,
-///     SIGHUP, SIGUSR1; logs what the worker logs; when the worker exits,
-///     removes the pid file and socket and exits with a meaningful status.
-/// Exit status: 0 stopped by a signal, 1 startup or runtime failure,
-/// 2 the worker died abnormally (killed or crashed).
-package enum Helper {
-    /// How long the worker has to report ready, and to stop after SIGTERM.
-    package static let readyTimeoutMs: Int32 = 10_000
-    package static let stopGraceMs: Int32 = 1_500
-
-    package static func run(_ config: TunnelConfig) throws -> Never {
-        try Prepared.run(config, privileged: true, start: start)
-    }
-
-    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
-        let config = p.config
-        let wake = try Signals.install()
-
-        let (mine, theirs) = try Channel.makePair()
-        let worker = try Spawn.worker(channel: theirs, extraEnvironment: WorkerFault.passThrough())
-        theirs.close()
-        guard let user = p.user else { preconditionFailure("helper without a user") }
-        try mine.send(.config(WorkerConfig(
-            session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
-            keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
-            uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
-            interface: config.interface, formerSessions: p.formerSessions)))
-        try mine.send(.key(p.psk))
-        try mine.send(.fds(tun: p.tun.fd, udp: p.udp.fd, control: control))
-        // The supervisor keeps nothing of the data path.
-        p.psk.wipe()
-        p.tun.fd.close()
-        p.udp.fd.close()
-        control.close()
-
-        // The offloads belong to the device and outlive the worker.
-        defer { if p.tun.vnetHeader { Tun.clearOffloads(name: config.interface) } }
-        var supervisor = Supervisor(worker: worker, channel: mine, wake: wake)
-        guard let failure = supervisor.waitForReady() else {
-            Log.notice("tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"
-                + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
-            daemon?.succeed()
-            return supervisor.supervise()
-        }
-        throw PrivsepError.workerFailed(failure)
-    }
-}
-
-/// The helper's loop once the worker runs. It never blocks on the worker:
-/// the only blocking wait is the reap right after a SIGKILL. A worker that
-/// breaks the channel protocol (a malformed or unexpected message) is
-/// killed at once; one that hangs up but does not exit gets the stop grace
-/// time, then SIGKILL. Either way the helper cleans up and exits non-zero.
-package struct Supervisor {
+/// The helper's loop once the worker runs: it answers the worker's
+/// requests from the monitor's table (MonitorTable.swift). It never blocks
+/// on the worker: the only blocking wait is the reap right after a SIGKILL.
+/// A worker that breaks the channel protocol (a malformed message, or a
+/// request the table refuses) is killed at once; one that hangs up but
+/// does not exit gets the stop grace time, then SIGKILL. Either way the
+/// helper cleans up and exits non-zero.
+package struct Supervisor: ~Copyable {
     package let worker: pid_t
     package let channel: Channel
     package let wake: FileDescriptor
+    private var monitor = Monitor()
+    private var provisions: WorkerProvisions
     /// The worker's last error line: the reason if it dies during startup.
     private var lastError: String?
     private var stopping = false
     /// When the worker closed its end of the channel (monotonic ms).
     private var hungUpAt: UInt64?
 
-    package init(worker: pid_t, channel: Channel, wake: FileDescriptor) {
+    package init(worker: pid_t, channel: consuming Channel, wake: FileDescriptor, provisions: WorkerProvisions) {
         self.worker = worker
         self.channel = channel
         self.wake = wake
+        self.provisions = provisions
     }
 
-    /// nil once the worker said ready; else why it did not.
+    /// The monitor's phase (setup until the worker says ready).
+    package var phase: MonitorPhase { monitor.phase }
+
+    /// nil once the worker said ready; else why it did not. Either way,
+    /// what the worker did not ask for is released.
     package mutating func waitForReady() -> String? {
+        defer { provisions.release() }
         let deadline = MonotonicClock.nowMs() + UInt64(Helper.readyTimeoutMs)
         while true {
             let now = MonotonicClock.nowMs()
@@ -117,11 +69,7 @@ package struct Supervisor {
                 Log.error("worker \(worker) broke the channel protocol (\(why)): killing it")
                 killAndReap()
                 return 2
-            case .ready:
-                Log.error("worker \(worker) broke the channel protocol (a second ready message): killing it")
-                killAndReap()
-                return 2
-            case .nothing: break
+            case .ready, .nothing: break  // (the table allows one ready, during setup)
             }
             if killAt == nil && !killed {
                 if stopping { killAt = MonotonicClock.nowMs() + UInt64(Helper.stopGraceMs) }
@@ -155,19 +103,21 @@ package struct Supervisor {
         }
         if fds[1].revents != 0 { wake.drain() }
         if fds[0].revents != 0 {
-            do {
-                switch try channel.receive(from: .worker) {
-                case .ready:
-                    return .ready  // supervise() calls a second one a fault
-                case .log(let level, let text):
+            do throws(PrivsepError) {
+                let request = try channel.receive(from: .worker)
+                switch try monitor.dispatch(request, provisions: &provisions, channel: channel) {
+                case .answered: break
+                case .ready: return .ready
+                case let .log(level, text):
                     if level == .error { lastError = text }
                     Log.write(level.syslogPriority, text)
-                case let other:
-                    // receive() already refuses the helper's own types; kept for new ones.
-                    return .misbehaved("unexpected \(other.type) message")
+                case .refused(let why): return .misbehaved("\(why)")
                 }
             } catch .channelClosed {
                 // The worker is exiting (or says so): collected below, or killed after the grace time.
+                hungUpAt = MonotonicClock.nowMs()
+            } catch .channelIO(operation: "sendmsg", let errno) where errno.rawValue == EPIPE {
+                // It hung up before its answer: the same as a hang-up.
                 hungUpAt = MonotonicClock.nowMs()
             } catch {
                 return .misbehaved("\(error)")
