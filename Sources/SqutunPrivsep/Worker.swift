@@ -28,21 +28,25 @@ package enum Worker {
         // A name an operator recognises in ps/top/pgrep (failure leaves
         // "exe", which is harmless).
         _ = squtun_set_name(processName)
-        // Owned until exit (which never returns, so it is never closed
-        // under the data path's feet); the log sink only borrows it.
+        // Owned for the process's whole life: the log sink only borrows
+        // it, so it must stay open until exit, also on the error path
+        // (where its last use would otherwise end it before the line goes out).
         let channel = Channel(adopting: FileDescriptor(rawValue: channelFD))
-        Log.sink = .channel(channel.logPort)
-        Log.forDataPath()
-        if dumpable != 0 {
-            Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
-            exit(1)
+        let status: Int32 = withExtendedLifetime(channel) {
+            Log.sink = .channel(channel.logPort)
+            Log.forDataPath()
+            if dumpable != 0 {
+                Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
+                return 1
+            }
+            do {
+                return try run(channel)
+            } catch {
+                Log.error("\(error)")
+                return 1
+            }
         }
-        do {
-            exit(try run(channel))
-        } catch {
-            Log.error("\(error)")
-            exit(1)
-        }
+        exit(status)
     }
 
     private static func run(_ channel: borrowing Channel) throws -> Int32 {

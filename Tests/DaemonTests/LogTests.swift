@@ -54,6 +54,8 @@ final class LogTests: XCTestCase {
         XCTAssertEqual(Log.droppedLines, before + 2)
         // What did go through is intact.
         XCTAssertEqual(try helper.receive(from: .worker), .log(level: .info, text: "line 0"))
+        // The sink only borrows the worker's end: it must stay open until here.
+        withExtendedLifetime(worker) {}
     }
 
     /// The single process's syslog: a datagram per line, in syslog(3)'s

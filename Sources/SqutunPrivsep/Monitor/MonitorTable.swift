@@ -151,9 +151,12 @@ package struct Monitor {
         case .serve(let found): entry = found
         case .refuse(let refusal): return .refused(refusal)
         }
-        served.insert(message.type)
         let outcome = try entry.handle(message, &provisions, channel)
-        if outcome == .ready { phase = .running }
+        switch outcome {
+        case .refused: break
+        case .ready: served.insert(message.type); phase = .running
+        case .answered, .log: served.insert(message.type)
+        }
         return outcome
     }
 
