@@ -31,24 +31,33 @@ package struct Supervisor: ~Copyable {
     /// The monitor's phase (setup until the worker says ready).
     package var phase: MonitorPhase { monitor.phase }
 
-    /// nil once the worker said ready; else why it did not. Either way,
-    /// what the worker did not ask for is released.
-    package mutating func waitForReady() -> String? {
+    /// How the worker's setup ended.
+    package enum Startup: Equatable {
+        case ready
+        /// It exited, or did not say ready in time: why, one line.
+        case failed(String)
+        /// It broke the channel protocol and was killed: why, one line.
+        case killed(String)
+    }
+
+    /// Serves the worker's setup requests until it says ready. Either
+    /// way, what the worker did not ask for is released.
+    package mutating func waitForReady() -> Startup {
         defer { provisions.release() }
         let deadline = MonotonicClock.nowMs() + UInt64(Helper.readyTimeoutMs)
         while true {
             let now = MonotonicClock.nowMs()
             if now >= deadline {
                 killAndReap()
-                return "the worker did not start within \(Helper.readyTimeoutMs / 1000) s"
+                return .failed("the worker did not start within \(Helper.readyTimeoutMs / 1000) s")
             }
             switch wait(timeoutMs: Int32(deadline - now)) {
-            case .ready: return nil
+            case .ready: return .ready
             case .exited(let status):
-                return lastError ?? "the worker exited during startup (\(status))"
+                return .failed(lastError ?? "the worker exited during startup (\(status))")
             case .misbehaved(let why):
                 killAndReap()
-                return "the worker broke the channel protocol during startup (\(why)): killed it"
+                return .killed("worker \(worker) broke the channel protocol during startup (\(why)): killed it")
             case .nothing: continue
             }
         }
