@@ -51,18 +51,14 @@ package enum Worker {
 
     private static func run(_ channel: borrowing Channel) throws -> Int32 {
         // 1. Setup, asked for in this order.
-        guard case .config(let config) = try ask(.hello(version: ChannelCodec.monitorVersion), expecting: .config, channel) else {
-            preconditionFailure("ask checked the type")
+        let config = try ask(channel, .hello(version: ChannelCodec.monitorVersion)) {
+            if case .config(let config) = $0 { config } else { nil }
         }
         #if DEBUG
         WorkerFault.duringSetup(channel: channel)
         #endif
-        guard case .key(let psk) = try ask(.keyRequest, expecting: .key, channel) else {
-            preconditionFailure("ask checked the type")
-        }
-        guard case .fds(let passed) = try ask(.fdsRequest, expecting: .fds, channel) else {
-            preconditionFailure("ask checked the type")
-        }
+        let psk = try ask(channel, .keyRequest) { if case .key(let key) = $0 { key } else { nil } }
+        let passed = try ask(channel, .fdsRequest) { if case .fds(let list) = $0 { list } else { nil } }
         func take(_ role: PassedFDRole) -> FileDescriptor? { passed.first { $0.role == role }?.fd }
         guard let tunFD = take(.tun), let udpFD = take(.udp) else {
             passed.forEach { $0.fd.close() }
@@ -110,17 +106,17 @@ package enum Worker {
     }
 }
 
-/// One request and its answer, which must be of type `expected`; any
-/// descriptors on a wrong answer are closed.
-private func ask(_ request: ChannelMessage, expecting expected: ChannelMessageType,
-                 _ channel: borrowing Channel) throws(PrivsepError) -> ChannelMessage {
+/// One request and its answer, which `expected` takes apart; any other
+/// answer is an error (its descriptors closed).
+private func ask<Answer>(_ channel: borrowing Channel, _ request: ChannelMessage,
+                         expected: (ChannelMessage) -> Answer?) throws(PrivsepError) -> Answer {
     try channel.send(request)
     let answer = try channel.receive(from: .helper)
-    guard answer.type == expected else {
+    guard let wanted = expected(answer) else {
         answer.fileDescriptors.forEach { $0.close() }
         throw .unexpectedAnswer(request: request.type, got: answer.type)
     }
-    return answer
+    return wanted
 }
 
 extension DataPath {
