@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Shared", package: mainIdentity),
                 .product(name: "SqutunSystem", package: mainIdentity),
+                .product(name: "SqutunPrivsep", package: mainIdentity),
                 "FuzzOracle",
             ],
             path: "Sources/FuzzChannel",

@@ -9,7 +9,7 @@ fuzz/corpus/keyfile/  valid and invalid key files
 fuzz/corpus/options/  command lines, one argument per line (NUL also separates)
 fuzz/corpus/channel/  helper<->worker messages: one control byte (bits 0-1
                       the fd count, bits 2-3 how many fd numbers are held),
-                      then the datagram (ChannelMessage.swift's format)
+                      then the datagram (ChannelCodec.swift's format)
 fuzz/corpus/offload/  mode byte 0 (cut): a virtio header and a TCP/UDP
                       super-packet; mode byte 1/3 (merge, UDP off/on):
                       packets behind 2-byte lengths, with valid checksums
@@ -123,7 +123,8 @@ def options():
 
 def channel():
     def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25, drop=True,
-               uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None):
+               uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None,
+               former=(), version=1):
         if flags is None:
             flags = (1 if drop else 0) | (2 if peer else 0)
         body = struct.pack("<QQIIIII", session, start, skew, keepalive, flags, uid, gid)
@@ -134,7 +135,9 @@ def channel():
             body += struct.pack("<HH", kind, port) + addr.ljust(16, b"\0") + struct.pack("<II", scope, 0)
         body += chroot.ljust(256, b"\0") + iface.ljust(16, b"\0")
         assert len(body) == 336
-        return b"\x01" + body
+        body += struct.pack("<I", len(former)) + b"".join(struct.pack("<Q", s) for s in former)
+        body += bytes(8 * (32 - len(former)))
+        return b"\x01" + struct.pack("<I", version) + body
 
     v4 = (4, 3457, bytes([198, 51, 100, 2]), 0)
     v6 = (6, 3457, bytes.fromhex("20010db8000000000000000000000002"), 0)
@@ -152,11 +155,19 @@ def channel():
         "config-bad-flags": b"\x00" + config(flags=4),
         "config-bad-iface": b"\x00" + config(iface=b"tun/0"),
         "config-flag-without-peer": b"\x00" + config(flags=3),
+        "config-former": b"\x00" + config(peer=v4, former=(7, 8, 9)),
+        "config-version-2": b"\x00" + config(version=2),
         "key": b"\x00\x02" + key,
         "key-short": b"\x00\x02" + key[:31],
-        "fds": bytes([3 | 3 << 2]) + b"\x03\x03",
-        "fds-missing": bytes([0]) + b"\x03\x03",
-        "fds-count-lies": bytes([3 | 1 << 2]) + b"\x03\x03",
+        "fds": bytes([3 | 3 << 2]) + b"\x03\x03\x01\x02\x03",
+        "fds-two": bytes([2 | 2 << 2]) + b"\x03\x02\x01\x02",
+        "fds-one": bytes([1 | 1 << 2]) + b"\x03\x01\x03",
+        "fds-missing": bytes([0]) + b"\x03\x03\x01\x02\x03",
+        "fds-count-lies": bytes([3 | 1 << 2]) + b"\x03\x03\x01\x02\x03",
+        "fds-role-twice": bytes([2 | 2 << 2]) + b"\x03\x02\x01\x01",
+        "hello": b"\x00\x06\x01\x00\x00\x00",
+        "key-request": b"\x00\x07",
+        "fds-request": b"\x00\x08",
         "ready": b"\x00\x04",
         "ready-with-fd": bytes([1 | 1 << 2]) + b"\x04",
         "log": b"\x00\x05\x02worker: tunnel up, peer 198.51.100.2:3457",
@@ -165,6 +176,7 @@ def channel():
         "log-bad-level": b"\x00\x05\x07x",
         "log-max": b"\x00\x05\x03" + b"x" * 1024,
         "unknown-type": b"\x00\x09",
+        "unknown-type-high": b"\x00\xff",
         "empty": b"\x00",
     }
     for name, data in seeds.items():

@@ -25,7 +25,7 @@ package enum Log {
         /// A datagram socket connected to /dev/log before the seccomp
         /// filter (the single process in daemon mode: it may not reconnect).
         case syslogSocket(SyslogSocket?)
-        case channel(Channel)
+        case channel(Channel.LogPort)
     }
 
     package nonisolated(unsafe) static var sink: Sink = .stderr

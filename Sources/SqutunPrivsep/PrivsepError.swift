@@ -1,18 +1,36 @@
+import SqutunSystem
+
 /// The failures of privilege separation itself (everything the system
 /// says goes through `SystemError`). Each renders as one line.
-package enum PrivsepError: Error, CustomStringConvertible {
+package enum PrivsepError: Error, Equatable, CustomStringConvertible {
     /// The helper: the worker did not come up; why, as it said or as its end showed.
     case workerFailed(String)
-    /// The worker: the helper sent something other than the message due next.
-    case unexpectedMessage(String)
+    /// The worker: the helper answered a request with another message.
+    case unexpectedAnswer(request: ChannelMessageType, got: ChannelMessageType)
+    /// The worker: the helper's `fds` answer lacks a descriptor it needs.
+    case missingDescriptor(PassedFDRole)
     /// The setup: the settings name more peers than the data path runs.
     case tooManyPeers(count: Int, limit: Int)
+
+    // The helper/worker channel (Channel.swift).
+    case channelIO(operation: String, errno: Errno)
+    case channelClosed
+    case channelMessage(ChannelFault)
 
     package var description: String {
         switch self {
         case .workerFailed(let why): why
-        case .unexpectedMessage(let wanted): "worker: expected the \(wanted) message from the helper"
+        case let .unexpectedAnswer(request, got): "worker: asked the helper for \(request), got a \(got) message"
+        case let .missingDescriptor(role): "worker: the helper's descriptors lack the \(role) descriptor"
         case let .tooManyPeers(count, limit): "\(count) peers configured; a tunnel runs at most \(limit)"
+        case let .channelIO(operation, errno):
+            "helper/worker channel: \(operation) failed (\(errno)); the other squtun process has probably exited"
+        case .channelClosed:
+            "helper/worker channel closed: the other squtun process exited"
+        case let .channelMessage(.unsupportedVersion(type, got, supported)):
+            "helper/worker channel: the other squtun process sent a version \(got) \(type) message; this one reads version \(supported) (are helper and worker different squtun builds?); stopping"
+        case let .channelMessage(fault):
+            "helper/worker channel: \(fault); stopping (the other squtun process is broken)"
         }
     }
 }

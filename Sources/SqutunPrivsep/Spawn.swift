@@ -23,7 +23,7 @@ package enum Spawn {
 
     /// Starts `squtun --worker` with `channel` (the worker end) as fd 3.
     /// The caller closes its copy of the worker end afterwards.
-    package static func worker(channel: Channel, extraEnvironment: [String] = []) throws(SystemError) -> pid_t {
+    package static func worker(channel: borrowing Channel, extraEnvironment: [String] = []) throws(SystemError) -> pid_t {
         try spawn(path: workerPath, arguments: workerArguments, environment: workerEnvironment + extraEnvironment,
                   fileMap: [(channel.fd, Channel.workerFD.rawValue)])
     }

@@ -8,7 +8,9 @@ import squtun_crypto
 
 /// The unprivileged worker: `squtun --worker`, spawned by the root helper
 /// with the channel on fd 3. Before it touches a packet, in this order:
-///  1. receives exactly `config`, `key`, `fds` (anything else: exit);
+///  1. asks the helper (the monitor, MonitorTable.swift) for its setup:
+///     `hello` → `config`, `keyRequest` → `key`, `fdsRequest` → `fds`
+///     (any other answer, or a config of another version: one line, exit);
 ///  2. initialises OpenSSL and derives its session keys (nothing of
 ///     OpenSSL's may load lazily after the chroot);
 ///  3. installs the signal handlers (SIGTERM/INT/HUP/USR1 → wake pipe);
@@ -26,32 +28,44 @@ package enum Worker {
         // A name an operator recognises in ps/top/pgrep (failure leaves
         // "exe", which is harmless).
         _ = squtun_set_name(processName)
-        let channel = Channel(fd: FileDescriptor(rawValue: channelFD))
-        Log.sink = .channel(channel)
-        Log.forDataPath()
-        if dumpable != 0 {
-            Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
-            exit(1)
+        // Owned for the process's whole life: the log sink only borrows
+        // it, so it must stay open until exit, also on the error path
+        // (where its last use would otherwise end it before the line goes out).
+        let channel = Channel(adopting: FileDescriptor(rawValue: channelFD))
+        let status: Int32 = withExtendedLifetime(channel) {
+            Log.sink = .channel(channel.logPort)
+            Log.forDataPath()
+            if dumpable != 0 {
+                Log.error("worker: cannot switch core dumps off (prctl: \(Errno.current))")
+                return 1
+            }
+            do {
+                return try run(channel)
+            } catch {
+                Log.error("\(error)")
+                return 1
+            }
         }
-        do {
-            exit(try run(channel))
-        } catch {
-            Log.error("\(error)")
-            exit(1)
-        }
+        exit(status)
     }
 
-    private static func run(_ channel: Channel) throws -> Int32 {
-        // 1. Setup messages, in this order.
-        guard case .config(let config) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("config")
+    private static func run(_ channel: borrowing Channel) throws -> Int32 {
+        // 1. Setup, asked for in this order.
+        let config = try ask(channel, .hello(version: ChannelCodec.monitorVersion)) {
+            if case .config(let config) = $0 { config } else { nil }
         }
-        guard case .key(let psk) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("key")
+        #if DEBUG
+        WorkerFault.duringSetup(channel: channel)
+        #endif
+        let psk = try ask(channel, .keyRequest) { if case .key(let key) = $0 { key } else { nil } }
+        let passed = try ask(channel, .fdsRequest) { if case .fds(let list) = $0 { list } else { nil } }
+        func take(_ role: PassedFDRole) -> FileDescriptor? { passed.first { $0.role == role }?.fd }
+        guard let tunFD = take(.tun), let udpFD = take(.udp) else {
+            passed.forEach { $0.fd.close() }
+            throw PrivsepError.missingDescriptor(take(.tun) == nil ? .tun : .udp)
         }
-        guard case .fds(let tunFD, let udpFD, let controlFD) = try channel.receive(from: .helper) else {
-            throw PrivsepError.unexpectedMessage("fds")
-        }
+        // Without it, `squtun status` has nobody to answer.
+        let controlFD = take(.control)
         let tun = Tun(adopting: tunFD, name: config.interface)
         let udp = try UDPSocket(adopting: udpFD)
 
@@ -90,6 +104,19 @@ package enum Worker {
             logLinesDropped: { Log.droppedLines })
         return DataPath.exitStatus(path.run())
     }
+}
+
+/// One request and its answer, which `expected` takes apart; any other
+/// answer is an error (its descriptors closed).
+private func ask<Answer>(_ channel: borrowing Channel, _ request: ChannelMessage,
+                         expected: (ChannelMessage) -> Answer?) throws(PrivsepError) -> Answer {
+    try channel.send(request)
+    let answer = try channel.receive(from: .helper)
+    guard let wanted = expected(answer) else {
+        answer.fileDescriptors.forEach { $0.close() }
+        throw .unexpectedAnswer(request: request.type, got: answer.type)
+    }
+    return wanted
 }
 
 extension DataPath {

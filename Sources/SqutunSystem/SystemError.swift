@@ -32,10 +32,7 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     case tunAttachFailed(name: String, errno: Errno)
     case tunVanished(name: String)
 
-    // The helper/worker channel and the worker process.
-    case channelIO(operation: String, errno: Errno)
-    case channelClosed
-    case channelMessage(ChannelFault)
+    // The worker process.
     case spawnFailed(path: String, errno: Errno)
 
     // Users, chroot, privilege drop, seccomp.
@@ -115,12 +112,6 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .tunVanished(name):
             return "tun device \(name) was deleted or replaced while squtun attached to it; recreate it with: ip tuntap add dev \(name) mode tun user squtun"
 
-        case let .channelIO(operation, errno):
-            return "helper/worker channel: \(operation) failed (\(errno)); the other squtun process has probably exited"
-        case .channelClosed:
-            return "helper/worker channel closed: the other squtun process exited"
-        case let .channelMessage(fault):
-            return "helper/worker channel: \(fault); stopping (the other squtun process is broken)"
         case let .spawnFailed(path, errno):
             return "cannot start the worker process (posix_spawn \(path): \(errno))"
 

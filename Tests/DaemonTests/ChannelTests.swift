@@ -17,10 +17,11 @@ final class ChannelTests: XCTestCase {
         super.tearDown()
     }
 
-    private func pair() throws -> (helper: Channel, worker: Channel) {
-        let p = try Channel.makePair()
-        toClose += [p.helper.fd, p.worker.fd]
-        return p
+    /// Both ends; each closes itself when the test lets go of it.
+    private func pair() throws -> Channel.Pair { try Channel.makePair() }
+
+    private func fds(_ list: [FileDescriptor]) -> ChannelMessage {
+        .fds(zip([PassedFDRole.tun, .udp, .control], list).map { PassedFD($0, $1) })
     }
 
     private func pipe() throws -> (read: FileDescriptor, write: FileDescriptor) {
@@ -61,7 +62,8 @@ final class ChannelTests: XCTestCase {
     // MARK: Round trips over a real socketpair
 
     func testConfigRoundTrips() throws {
-        let (helper, worker) = try pair()
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
         var v6 = ChannelTests.sampleConfig
         v6.peer = SocketAddress.parse(literal: "fe80::1%2", port: 9)
         var none = ChannelTests.sampleConfig
@@ -76,8 +78,13 @@ final class ChannelTests: XCTestCase {
         }
     }
 
-    func testKeyReadyAndLogRoundTrip() throws {
-        let (helper, worker) = try pair()
+    func testEveryRequestAndAnswerRoundTrips() throws {
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
+        for request: ChannelMessage in [.hello(version: 1), .hello(version: 0xfeed_beef), .keyRequest, .fdsRequest] {
+            try worker.send(request)
+            XCTAssertEqual(try helper.receive(from: .worker), request)
+        }
         try helper.send(.key(key()))
         XCTAssertEqual(try worker.receive(from: .helper), .key(key()))
         try worker.send(.ready)
@@ -93,13 +100,15 @@ final class ChannelTests: XCTestCase {
     }
 
     func testFileDescriptorsRoundTrip() throws {
-        let (helper, worker) = try pair()
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
         let pipes = try (0..<3).map { _ in try pipe() }
-        try helper.send(.fds(tun: pipes[0].write, udp: pipes[1].write, control: pipes[2].write))
-        guard case let .fds(tun, udp, control) = try worker.receive(from: .helper) else {
+        try helper.send(fds(pipes.map(\.write)))
+        guard case let .fds(list) = try worker.receive(from: .helper) else {
             return XCTFail("expected fds")
         }
-        let received = [tun, udp, control]
+        XCTAssertEqual(list.map(\.role), [.tun, .udp, .control])
+        let received = list.map(\.fd)
         toClose += received
         for (i, fd) in received.enumerated() {
             XCTAssertNotEqual(fd, pipes[i].write, "a new descriptor, not the sender's number")
@@ -113,23 +122,45 @@ final class ChannelTests: XCTestCase {
         }
     }
 
+    /// A variable list: tun and UDP without a control socket, or one descriptor.
+    func testDescriptorListsOfEveryLength() throws {
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
+        for count in 1...ChannelCodec.maxFDs {
+            let pipes = try (0..<count).map { _ in try pipe() }
+            try helper.send(fds(pipes.map(\.write)))
+            guard case let .fds(list) = try worker.receive(from: .helper) else { return XCTFail("expected fds") }
+            toClose += list.map(\.fd)
+            XCTAssertEqual(list.map(\.role), Array([PassedFDRole.tun, .udp, .control].prefix(count)))
+        }
+    }
+
     func testClosedPeerIsReported() throws {
-        let (helper, worker) = try pair()
-        worker.close()
-        toClose.removeAll { $0 == worker.fd }
+        let p = try pair()
+        let helper = p.helper
+        p.worker.close()
         XCTAssertThrowsError(try helper.receive(from: .worker)) { error in
-            XCTAssertEqual(error as? SystemError, .channelClosed)
+            XCTAssertEqual(error as? PrivsepError, .channelClosed)
         }
         XCTAssertThrowsError(try helper.send(.ready)) { error in
-            XCTAssertEqual(error as? SystemError, .channelIO(operation: "sendmsg", errno: Errno(EPIPE)), "EPIPE, not SIGPIPE")
+            XCTAssertEqual(error as? PrivsepError, .channelIO(operation: "sendmsg", errno: Errno(EPIPE)), "EPIPE, not SIGPIPE")
         }
     }
 
     func testWrongSenderIsRefused() throws {
-        let (helper, worker) = try pair()
-        try helper.send(.ready)  // a worker-only type coming from the helper
-        XCTAssertThrowsError(try worker.receive(from: .helper)) { error in
-            XCTAssertEqual(error as? SystemError, .channelMessage(.wrongSender(type: .ready)))
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
+        for request: ChannelMessage in [.ready, .hello(version: 1), .keyRequest, .fdsRequest, .log(level: .info, text: "x")] {
+            try helper.send(request)  // a worker-only type coming from the helper
+            XCTAssertThrowsError(try worker.receive(from: .helper)) { error in
+                XCTAssertEqual(error as? PrivsepError, .channelMessage(.wrongSender(type: request.type)))
+            }
+        }
+        for answer: ChannelMessage in [.config(ChannelTests.sampleConfig), .key(key())] {
+            try worker.send(answer)
+            XCTAssertThrowsError(try helper.receive(from: .worker)) { error in
+                XCTAssertEqual(error as? PrivsepError, .channelMessage(.wrongSender(type: answer.type)))
+            }
         }
     }
 
@@ -140,7 +171,8 @@ final class ChannelTests: XCTestCase {
     /// descriptor it got: each pipe's read end must see end-of-file.
     private func assertRefusedAndClosed(_ body: [UInt8], fdCount count: Int, from sender: ChannelSender,
                                         _ expected: ChannelFault, line: UInt = #line) throws {
-        let (helper, worker) = try pair()
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
         let pipes = try (0..<count).map { _ in try FileDescriptor.makePipe() }
         let raw = pipes.map(\.write.rawValue)
         let sent = body.withUnsafeBytes { b in
@@ -149,7 +181,7 @@ final class ChannelTests: XCTestCase {
         XCTAssertEqual(sent, body.count, "send errno \(errno)", line: line)
         pipes.forEach { $0.write.close() }
         XCTAssertThrowsError(try worker.receive(from: sender), line: line) { error in
-            XCTAssertEqual(error as? SystemError, .channelMessage(expected), line: line)
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(expected), line: line)
         }
         for p in pipes {
             var byte: UInt8 = 0
@@ -159,10 +191,22 @@ final class ChannelTests: XCTestCase {
     }
 
     func testWrongDescriptorCounts() throws {
-        let fdsBody: [UInt8] = [ChannelMessageType.fds.rawValue, 3]
+        // Three declared (tun, udp, control): exactly three must come.
+        let fdsBody: [UInt8] = [ChannelMessageType.fds.rawValue, 3, 1, 2, 3]
         try assertRefusedAndClosed(fdsBody, fdCount: 2, from: .helper, .wrongFDCount(type: .fds, got: 2))
         try assertRefusedAndClosed(fdsBody, fdCount: 4, from: .helper, .wrongFDCount(type: .fds, got: 4))
         try assertRefusedAndClosed(fdsBody, fdCount: 0, from: .helper, .wrongFDCount(type: .fds, got: 0))
+        // Two declared, three came (and the other way round).
+        try assertRefusedAndClosed([ChannelMessageType.fds.rawValue, 2, 1, 2], fdCount: 3, from: .helper,
+                                   .wrongFDCount(type: .fds, got: 3))
+        try assertRefusedAndClosed([ChannelMessageType.fds.rawValue, 1, 1], fdCount: 2, from: .helper,
+                                   .wrongFDCount(type: .fds, got: 2))
+        // Requests take none.
+        for request: ChannelMessageType in [.keyRequest, .fdsRequest] {
+            try assertRefusedAndClosed([request.rawValue], fdCount: 1, from: .worker, .wrongFDCount(type: request, got: 1))
+        }
+        try assertRefusedAndClosed([ChannelMessageType.hello.rawValue, 1, 0, 0, 0], fdCount: 3, from: .worker,
+                                   .wrongFDCount(type: .hello, got: 3))
         // Descriptors riding on a message that takes none.
         try assertRefusedAndClosed([ChannelMessageType.ready.rawValue], fdCount: 1, from: .worker, .wrongFDCount(type: .ready, got: 1))
         // Unknown type with descriptors: still closed.
@@ -170,16 +214,17 @@ final class ChannelTests: XCTestCase {
     }
 
     func testTooManyDescriptorsAreTruncatedAndClosed() throws {
-        let (helper, worker) = try pair()
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
         // 12 descriptors: more than the receiver's control buffer holds
         // (SQUTUN_MAX_FDS = 8), so MSG_CTRUNC; the kernel drops the surplus
         // and the receiver must close the 8 it got.
         let pipes = try (0..<12).map { _ in try FileDescriptor.makePipe() }
-        let body: [UInt8] = [ChannelMessageType.fds.rawValue, 3]
-        XCTAssertEqual(rawSend(helper.fd, body, pipes.map(\.write.rawValue)), 2, "errno \(errno)")
+        let body: [UInt8] = [ChannelMessageType.fds.rawValue, 3, 1, 2, 3]
+        XCTAssertEqual(rawSend(helper.fd, body, pipes.map(\.write.rawValue)), 5, "errno \(errno)")
         pipes.forEach { $0.write.close() }
         XCTAssertThrowsError(try worker.receive(from: .helper)) { error in
-            XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(.truncated))
         }
         for p in pipes {
             var byte: UInt8 = 0
@@ -218,23 +263,30 @@ final class ChannelTests: XCTestCase {
     }
 
     func testOversizedMessageIsTruncated() throws {
-        let (helper, worker) = try pair()
+        let p = try pair()
+        let helper = p.helper, worker = p.worker
         var big = [UInt8](repeating: 0x41, count: 4000)
         big[0] = ChannelMessageType.log.rawValue
         big[1] = 2
         XCTAssertEqual(big.withUnsafeBytes { squtun_send_fds(helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, 4000)
         XCTAssertThrowsError(try worker.receive(from: .worker)) { error in
-            XCTAssertEqual(error as? SystemError, .channelMessage(.truncated))
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(.truncated))
         }
     }
 
     // MARK: Pure codec
 
     func testEncodedSizes() throws {
-        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 336 + 4 + 8 * 32)
+        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 4 + 336 + 4 + 8 * 32)
         XCTAssertEqual(try encode(.key(key())).count, 33)
-        XCTAssertEqual(try encode(.fds(tun: .init(rawValue: 5), udp: .init(rawValue: 6), control: .init(rawValue: 7))), [3, 3])
+        let five = FileDescriptor(rawValue: 5), six = FileDescriptor(rawValue: 6), seven = FileDescriptor(rawValue: 7)
+        XCTAssertEqual(try encode(fds([five, six, seven])), [3, 3, 1, 2, 3])
+        XCTAssertEqual(try encode(.fds([PassedFD(.udp, five), PassedFD(.tun, six)])), [3, 2, 2, 1])
+        XCTAssertEqual(try encode(.fds([PassedFD(.control, five)])), [3, 1, 3])
         XCTAssertEqual(try encode(.ready), [4])
+        XCTAssertEqual(try encode(.hello(version: 1)), [6, 1, 0, 0, 0])
+        XCTAssertEqual(try encode(.keyRequest), [7])
+        XCTAssertEqual(try encode(.fdsRequest), [8])
         XCTAssertEqual(try encode(.log(level: .warning, text: "hi")), [5, 1, 0x68, 0x69])
         XCTAssertEqual(ChannelCodec.maxMessageBytes, 1026)
     }
@@ -242,13 +294,33 @@ final class ChannelTests: XCTestCase {
     func testConfigByteLayout() throws {
         let bytes = try encode(.config(ChannelTests.sampleConfig))
         XCTAssertEqual(bytes[0], 1)
-        XCTAssertEqual(Array(bytes[1..<9]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
-        XCTAssertEqual(bytes[25], 3, "flags: drop + peer")
-        XCTAssertEqual(Array(bytes[37..<41]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
-        XCTAssertEqual(Array(bytes[41..<45]), [198, 51, 100, 2])
-        XCTAssertEqual(Array(bytes[65..<86]), Array("/var/lib/squtun/empty".utf8))
-        XCTAssertEqual(bytes[86], 0)
-        XCTAssertEqual(Array(bytes[321..<325]), Array("tun0".utf8))
+        XCTAssertEqual(Array(bytes[1..<5]), [1, 0, 0, 0], "configuration version 1, first")
+        XCTAssertEqual(Array(bytes[5..<13]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
+        XCTAssertEqual(bytes[29], 3, "flags: drop + peer")
+        XCTAssertEqual(Array(bytes[41..<45]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
+        XCTAssertEqual(Array(bytes[45..<49]), [198, 51, 100, 2])
+        XCTAssertEqual(Array(bytes[69..<90]), Array("/var/lib/squtun/empty".utf8))
+        XCTAssertEqual(bytes[90], 0)
+        XCTAssertEqual(Array(bytes[325..<329]), Array("tun0".utf8))
+    }
+
+    /// A configuration of another version is named as such, whatever its
+    /// length; a short one of this version is a length fault.
+    func testConfigVersionMismatch() throws {
+        var other = try encode(.config(ChannelTests.sampleConfig))
+        other[1] = 2
+        assertFault(other, .unsupportedVersion(type: .config, got: 2, supported: 1))
+        assertFault([1, 0, 0, 0, 1], .unsupportedVersion(type: .config, got: 0x0100_0000, supported: 1))
+        assertFault([1, 1, 0, 0, 0], .wrongLength(type: .config, got: 4))
+        assertFault([1, 1, 0], .wrongLength(type: .config, got: 2))
+        XCTAssertEqual(PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 2, supported: 1)).description,
+                       "helper/worker channel: the other squtun process sent a version 2 config message; this one reads version 1 (are helper and worker different squtun builds?); stopping")
+        // Over the socket, as the worker receives it.
+        let p = try pair()
+        XCTAssertEqual(other.withUnsafeBytes { squtun_send_fds(p.helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, other.count)
+        XCTAssertThrowsError(try p.worker.receive(from: .helper)) { error in
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(.unsupportedVersion(type: .config, got: 2, supported: 1)))
+        }
     }
 
     func testLogTextIsCutAndCleaned() throws {
@@ -279,6 +351,16 @@ final class ChannelTests: XCTestCase {
         config = ChannelTests.sampleConfig
         config.interface = "a-much-too-long-name"
         XCTAssertThrowsError(try encode(.config(config)))
+        XCTAssertThrowsError(try encode(.fds([]))) { error in
+            XCTAssertEqual(error as? ChannelFault, .wrongFDCount(type: .fds, got: 0))
+        }
+        let five = FileDescriptor(rawValue: 5)
+        XCTAssertThrowsError(try encode(.fds([PassedFD(.tun, five), PassedFD(.tun, five)]))) { error in
+            XCTAssertEqual(error as? ChannelFault, .badField(type: .fds, field: "a role listed twice"))
+        }
+        XCTAssertThrowsError(try encode(.fds(Array(repeating: PassedFD(.tun, five), count: 4)))) { error in
+            XCTAssertEqual(error as? ChannelFault, .wrongFDCount(type: .fds, got: 4))
+        }
         let shortKey = [UInt8](repeating: 1, count: 16).withUnsafeBytes { SecretBytes(copying: $0) }
         XCTAssertThrowsError(try encode(.key(shortKey))) { error in
             XCTAssertEqual(error as? ChannelFault, .wrongLength(type: .key, got: 16))
@@ -288,15 +370,24 @@ final class ChannelTests: XCTestCase {
     func testDecodeFaults() throws {
         let config = try encode(.config(ChannelTests.sampleConfig))
         assertFault([], .empty)
-        for type: UInt8 in [0, 6, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
-        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 595))
-        assertFault(config + [0], .wrongLength(type: .config, got: 597))
+        for type: UInt8 in [0, 9, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
+        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 599))
+        assertFault(config + [0], .wrongLength(type: .config, got: 601))
         assertFault([2] + [UInt8](repeating: 1, count: 31), .wrongLength(type: .key, got: 31))
         assertFault([2] + [UInt8](repeating: 1, count: 33), .wrongLength(type: .key, got: 33))
         assertFault([3], .wrongLength(type: .fds, got: 0))
-        assertFault([3, 3, 3], fds: [5, 6, 7], .wrongLength(type: .fds, got: 2))
-        assertFault([3, 2], fds: [5, 6, 7], .badField(type: .fds, field: "count byte is not 3"))
+        assertFault([3, 1], fds: [5], .wrongLength(type: .fds, got: 1))
+        assertFault([3, 4, 1, 2, 3, 3], fds: [5, 6, 7], .wrongLength(type: .fds, got: 5))
+        assertFault([3, 3, 1, 2], fds: [5, 6, 7], .badField(type: .fds, field: "count byte 3 for 2 roles"))
+        assertFault([3, 2, 1, 2], fds: [5, 6, 7], .wrongFDCount(type: .fds, got: 3))
+        assertFault([3, 2, 1, 9], fds: [5, 6], .badField(type: .fds, field: "unknown role 9"))
+        assertFault([3, 2, 0, 1], fds: [5, 6], .badField(type: .fds, field: "unknown role 0"))
+        assertFault([3, 2, 2, 2], fds: [5, 6], .badField(type: .fds, field: "a role listed twice"))
         assertFault([4, 0], .wrongLength(type: .ready, got: 1))
+        assertFault([6, 1, 0, 0], .wrongLength(type: .hello, got: 3))
+        assertFault([6, 1, 0, 0, 0, 0], .wrongLength(type: .hello, got: 5))
+        assertFault([7, 0], .wrongLength(type: .keyRequest, got: 1))
+        assertFault([8, 0], .wrongLength(type: .fdsRequest, got: 1))
         assertFault([5, 2], .wrongLength(type: .log, got: 1))
         assertFault([5, 2] + [UInt8](repeating: 0x61, count: 1025), .wrongLength(type: .log, got: 1026))
         assertFault([5, 8, 0x61], .badField(type: .log, field: "unknown level 8"))
@@ -314,27 +405,27 @@ final class ChannelTests: XCTestCase {
             return b
         }
         func field(_ text: String) -> ChannelFault { .badField(type: .config, field: text) }
-        assertFault(patched([(25, 0x07)]), field("unknown flag bits 4"))
-        assertFault(patched([(25, 0x01)]), field("peer flag does not match the peer address"))
-        assertFault(patched([(37, 5)]), field("unknown peer address kind 5"))
-        assertFault(patched([(50, 1)]), field("IPv4 peer with stray bytes"))
-        assertFault(patched([(61, 1)]), field("reserved peer bytes set"))
-        let chrootAllSet = (65..<321).map { ($0, UInt8(0x61)) }
+        assertFault(patched([(29, 0x07)]), field("unknown flag bits 4"))
+        assertFault(patched([(29, 0x01)]), field("peer flag does not match the peer address"))
+        assertFault(patched([(41, 5)]), field("unknown peer address kind 5"))
+        assertFault(patched([(54, 1)]), field("IPv4 peer with stray bytes"))
+        assertFault(patched([(65, 1)]), field("reserved peer bytes set"))
+        let chrootAllSet = (69..<325).map { ($0, UInt8(0x61)) }
         assertFault(patched(chrootAllSet), field("chroot path is not NUL-terminated"))
-        assertFault(patched([(300, 0x61)]), field("chroot path has bytes after its NUL"))
-        assertFault(patched([(65, 0xff)]), field("chroot path is not UTF-8"))
-        assertFault(patched([(65, UInt8(ascii: "x"))]), field("chroot path is not absolute"))
-        assertFault(patched((321..<337).map { ($0, UInt8(0x61)) }), field("interface name is not NUL-terminated"))
-        assertFault(patched([(322, UInt8(ascii: "/"))]), field("invalid interface name"))
-        assertFault(patched((321..<325).map { ($0, UInt8(0)) }), field("invalid interface name"))
+        assertFault(patched([(304, 0x61)]), field("chroot path has bytes after its NUL"))
+        assertFault(patched([(69, 0xff)]), field("chroot path is not UTF-8"))
+        assertFault(patched([(69, UInt8(ascii: "x"))]), field("chroot path is not absolute"))
+        assertFault(patched((325..<341).map { ($0, UInt8(0x61)) }), field("interface name is not NUL-terminated"))
+        assertFault(patched([(326, UInt8(ascii: "/"))]), field("invalid interface name"))
+        assertFault(patched((325..<329).map { ($0, UInt8(0)) }), field("invalid interface name"))
         // Former sessions: a count over 32, a nonzero unused slot.
-        assertFault(patched([(337, 33)]), field("former session count 33"))
-        assertFault(patched([(341, 1)]), field("unused former session slot not zero"))
+        assertFault(patched([(341, 33)]), field("former session count 33"))
+        assertFault(patched([(345, 1)]), field("unused former session slot not zero"))
         // No peer: every peer byte must be zero.
         var none = ChannelTests.sampleConfig
         none.peer = nil
         var bytes = try encode(.config(none))
-        bytes[39] = 1
+        bytes[43] = 1
         assertFault(bytes, field("peer bytes set without a peer"))
     }
 
@@ -344,8 +435,8 @@ final class ChannelTests: XCTestCase {
     func testDecoderFuzz() throws {
         var rng = SplitMix64(seed: 0x5157_5455_4e21)
         let seeds = try [
-            encode(.config(ChannelTests.sampleConfig)), encode(.key(key())), [3, 3], [4],
-            encode(.log(level: .info, text: "hello")),
+            encode(.config(ChannelTests.sampleConfig)), encode(.key(key())), [3, 3, 1, 2, 3], [3, 2, 1, 2], [4],
+            encode(.log(level: .info, text: "hello")), [6, 1, 0, 0, 0], [7], [8],
         ]
         let fakeFDs: [Int32] = [-1, -1, -1, -1, -1]
         var decoded = 0, faults = 0
@@ -354,7 +445,7 @@ final class ChannelTests: XCTestCase {
             if i % 2 == 0 {
                 let length = Int(rng.next() % 1100)
                 bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-                if length > 0 && i % 4 == 0 { bytes[0] = UInt8(1 + rng.next() % 5) }  // a known type
+                if length > 0 && i % 4 == 0 { bytes[0] = UInt8(1 + rng.next() % 8) }  // a known type
             } else {
                 bytes = seeds[Int(rng.next() % UInt64(seeds.count))]
                 for _ in 0..<(1 + rng.next() % 4) where !bytes.isEmpty {
@@ -362,7 +453,7 @@ final class ChannelTests: XCTestCase {
                 }
                 if rng.next() % 8 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count))) }
             }
-            let fdCount = rng.next() % 4 == 0 ? Int(rng.next() % 5) : (bytes.first == 3 ? 3 : 0)
+            let fdCount = rng.next() % 4 == 0 ? Int(rng.next() % 5) : (bytes.first == 3 && bytes.count > 1 ? Int(min(bytes[1], 3)) : 0)
             do {
                 _ = try bytes.withUnsafeBytes { b in
                     try fakeFDs.withUnsafeBufferPointer {

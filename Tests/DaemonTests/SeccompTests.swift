@@ -64,20 +64,16 @@ final class SeccompTests: XCTestCase {
         XCTAssertThrowsError(try Seccomp.makeFilter(rules: [.init(syscall: "mmap", why: "x", conditions: [.equal(9, 0)])]))
     }
 
-    /// The worker's whole start and a data-path workload under the real
-    /// filter, after a real privilege drop into an empty chroot.
-    func testWorkerSequenceRunsUnderTheFilter() throws {
-        try XCTSkipIf(geteuid() != 0, "needs root for the drop and the tun device")
+    /// What any code in the worker does (runtime, malloc, stdio, clocks,
+    /// signals) under the real filter, after a real privilege drop into an
+    /// empty chroot. The worker's own start and its data path under the
+    /// filter: WorkerProcessTests, with the real worker.
+    func testRuntimeRunsUnderTheFilterAfterTheDrop() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root for the drop")
         let chroot = TestSupport.makeTemporaryDirectory()
-        let run = TestSupport.makeTemporaryDirectory()
-        directories += [chroot, run]
+        directories.append(chroot)
         XCTAssertEqual(chmod(chroot, 0o755), 0)
-        let tun = TestSupport.uniqueName("sqts")
-        devices.append(tun)
-        XCTAssertEqual(TestSupport.ip("tuntap", "add", "dev", tun, "mode", "tun").status, .exited(0))
-        let result = ChildProcess.run("worker-sequence", environment: [
-            "SQUTUN_TEST_CHROOT=\(chroot)", "SQUTUN_TEST_CONTROL=\(run)/c.sock", "SQUTUN_TEST_TUN=\(tun)",
-        ])
+        let result = ChildProcess.run("runtime-under-filter", environment: ["SQUTUN_TEST_CHROOT=\(chroot)"])
         XCTAssertEqual(result.status, .exited(0), result.output)
         XCTAssertTrue(result.output.contains("filter installed"), result.output)
         XCTAssertTrue(result.output.contains("stdout works: 7"), result.output)
@@ -85,10 +81,8 @@ final class SeccompTests: XCTestCase {
     }
 
     /// Same without a drop (the single-process mode's situation).
-    func testWorkerSequenceWithoutDrop() throws {
-        let run = TestSupport.makeTemporaryDirectory()
-        directories.append(run)
-        let result = ChildProcess.run("worker-sequence", environment: ["SQUTUN_TEST_CONTROL=\(run)/c.sock"])
+    func testRuntimeRunsUnderTheFilterWithoutDrop() throws {
+        let result = ChildProcess.run("runtime-under-filter")
         XCTAssertEqual(result.status, .exited(0), result.output)
         XCTAssertTrue(result.output.contains("workload done"), result.output)
     }

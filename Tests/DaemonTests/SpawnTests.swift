@@ -12,8 +12,8 @@ final class SpawnTests: XCTestCase {
     /// empty and dispositions are default, though the parent blocks SIGUSR2
     /// and ignores SIGPIPE while spawning.
     func testWorkerContract() throws {
-        let (helper, worker) = try Channel.makePair()
-        defer { helper.close() }
+        let pair = try Channel.makePair()
+        let helper = pair.helper, worker = pair.worker
         var block = sigset_t(), old = sigset_t()
         sigemptyset(&block)
         sigaddset(&block, SIGUSR2)

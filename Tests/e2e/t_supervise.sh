@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The root helper facing a broken or compromised worker: a malformed channel
-# message, a channel closed by a worker that keeps running, log lines full of
+# message, requests its table refuses (a setup request after ready, a
+# once-only request asked twice), a channel closed by a worker that keeps running, log lines full of
 # terminal escapes, a status reply full of them, and a helper that stops
 # reading the worker's log lines (the data path must go on).
 #
@@ -60,6 +61,27 @@ if [ $debug = 1 ]; then
     stopped_cleanly hup "$worker" "closed channel"
     check "closed channel: logged" grep -q "closed its channel but did not exit: killing it" "$WORK/hup.log"
 
+    # 2a. After ready, the worker asks for the key again: a setup request in
+    # the running phase. Killed at once, one line, exit 2.
+    start_faulty again key-again
+    worker=$(logged_worker again)
+    stopped_cleanly again "$worker" "setup request after ready"
+    check "setup request after ready: one line naming it" \
+        test "$(grep -c 'broke the channel protocol' "$WORK/again.log")" = 1
+    check "setup request after ready: the line" \
+        grep -q "worker $worker broke the channel protocol (a keyRequest request after ready): killing it" "$WORK/again.log"
+
+    # 2b. During setup, the worker says hello twice (the table allows it
+    # once): killed before the tunnel is up, one line, exit 2.
+    SQUTUN_DEBUG_WORKER_FAULT=hello-twice start_squtun "$NS_A" twice "${ARGS[@]}"
+    check "second hello: the helper says why" wait_for 5 grep -q "broke the channel protocol during startup" "$WORK/twice.log"
+    worker=$(grep -o "worker [0-9]* broke" "$WORK/twice.log" | head -n 1 | awk '{print $2}')
+    stopped_cleanly twice "$worker" "second hello"
+    check "second hello: one line naming it" \
+        grep -q "worker $worker broke the channel protocol during startup (a second hello request): killed it" "$WORK/twice.log"
+    check "second hello: only that line" test "$(grep -c 'broke the channel protocol' "$WORK/twice.log")" = 1
+    check "second hello: never up" sh -c "! grep -q 'is up' $WORK/twice.log"
+
     # 3. A log line of terminal escapes, controls and bidi overrides.
     start_faulty esc log-escapes
     check "escapes: the line arrived" wait_for 3 grep -q "escapes: " "$WORK/esc.log"
@@ -90,6 +112,25 @@ else
     log "pidfd_getfd unavailable: injection check skipped"
     kill -TERM "$PID_inj"; reap "$PID_inj"
 fi
+
+# 4a. Injected requests the table refuses after ready: a hello (setup only)
+# and a second ready (once only). Each: killed, one line, exit 2.
+for req in hello:0601000000 ready:04; do
+    name=${req%%:*}
+    start_squtun "$NS_A" "inj$name" "${ARGS[@]}"
+    wait_for 5 up "inj$name"
+    worker=$(logged_worker "inj$name")
+    if python3 "$TOOLS/inject.py" "$worker" 3 "${req#*:}"; then
+        stopped_cleanly "inj$name" "$worker" "injected $name after ready"
+        check "injected $name after ready: one line naming it" \
+            grep -q "worker $worker broke the channel protocol (a $name request after ready): killing it" "$WORK/inj$name.log"
+        check "injected $name after ready: only that line" \
+            test "$(grep -c 'broke the channel protocol' "$WORK/inj$name.log")" = 1
+    else
+        log "pidfd_getfd unavailable: injection check skipped"
+        eval "kill -TERM \$PID_inj$name; reap \$PID_inj$name"
+    fi
+done
 
 # 5. `squtun status` prints a reply full of escapes harmlessly.
 python3 - "$WORK/fake.sock" <<'PY' &

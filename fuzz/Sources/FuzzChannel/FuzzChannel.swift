@@ -1,6 +1,6 @@
 // Fuzz target 4: helper<->worker messages (docs/FUZZING.md).
 //
-// The codec is the SqutunSystem library's (Sources/SqutunSystem/ChannelMessage.swift).
+// The codec is the SqutunPrivsep library's (Sources/SqutunPrivsep/Monitor/ChannelCodec.swift).
 //
 // Input: byte 0 picks the descriptors that "arrived" with the message —
 // bits 0-1 the count reported (0-3), bits 2-3 how many numbers the buffer
@@ -8,8 +8,10 @@
 // numbers are fake (1000 and up, checked to be closed); nothing may be done
 // with them. Checks, besides "never crash":
 // - decode returns a message or a ChannelFault, whose text renders;
-// - a decoded message has the type of byte 1, the exact fd count of its
-//   type, and `.fds` hands back exactly the numbers given, in order;
+// - a decoded message has the type of byte 1, an fd count its type allows
+//   (for `fds`: exactly as many as it lists, each role once), and `.fds`
+//   hands back exactly the numbers given, in order;
+// - a config is of the one version this build reads;
 // - decode neither closes nor opens descriptors: stdin/out/err and a
 //   sentinel pipe stay open, the fake numbers stay closed;
 // - encode(decode(x)) decodes to the same message, and is byte for byte x
@@ -20,6 +22,7 @@
 import FuzzOracle
 import Shared
 import SqutunSystem
+import SqutunPrivsep
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -71,8 +74,8 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     note("message: \(message.type) \(message)")
 
     require(message.type.rawValue == bytes[0], "type \(message.type) from byte \(bytes[0])")
-    require(fdCount == message.type.fdCount, "\(message.type) accepted with \(fdCount) fds")
-    require(message.fileDescriptors.map(\.rawValue) == Array(fakeFDs.prefix(message.type.fdCount)),
+    require(message.type.fdCount.contains(fdCount), "\(message.type) accepted with \(fdCount) fds")
+    require(message.fileDescriptors.map(\.rawValue) == Array(fakeFDs.prefix(fdCount)),
             "fds \(message.fileDescriptors) are not the ones given")
     switch message {
     case .key(let key):
@@ -82,9 +85,12 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         require((1...ChannelCodec.maxLogBytes).contains(text.utf8.count), "log text of \(text.utf8.count) bytes")
         require(!text.unicodeScalars.contains(where: ChannelCodec.isControl), "log text with control characters")
     case .config(let c):
+        require(bytes.count > 4 && bytes[1] == 1 && bytes[2] == 0 && bytes[3] == 0 && bytes[4] == 0, "config of another version")
         require(Tun.isValidName(c.interface), "interface \(c.interface.debugDescription)")
         require(!c.dropPrivileges || c.chrootPath.hasPrefix("/"), "relative chroot with privilege drop")
-    case .fds, .ready:
+    case .fds(let list):
+        require(list.count == fdCount && Set(list.map(\.role)).count == list.count, "fds \(list) for \(fdCount) descriptors")
+    case .hello, .keyRequest, .fdsRequest, .ready:
         break
     }
 

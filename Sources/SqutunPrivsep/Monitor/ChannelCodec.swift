@@ -4,183 +4,28 @@ import Shared
 import Glibc
 #endif
 
-// The helper<->worker messages and their byte format: pure functions over
-// buffers, separate from the socket (Channel.swift), so they can be fuzzed.
+// The byte format of the monitor's messages (ChannelMessage.swift): pure
+// functions over buffers, separate from the socket (Channel.swift), so
+// they can be fuzzed.
 //
-// Format: 1 type byte, then a body whose length is fixed per type (checked
-// exactly) except `log` (1 level byte + 1...1024 bytes of UTF-8). Integers
-// are little-endian. Helper and worker are the same binary, so there is no
-// version field: a new message is a new type byte with its own length.
-
-/// Who may send a message type. A receiver rejects the other side's types.
-public enum ChannelSender: Sendable { case helper, worker }
-
-/// The closed set of message types. To add one (e.g. a per-client tun
-/// request): a new case, its `sender`, `bodyLength`, `fdCount`, a
-/// `ChannelMessage` case, and an encode/decode branch.
-public enum ChannelMessageType: UInt8, CaseIterable, Sendable {
-    case config = 1
-    case key = 2
-    case fds = 3
-    case ready = 4
-    case log = 5
-
-    public var sender: ChannelSender {
-        switch self {
-        case .config, .key, .fds: return .helper
-        case .ready, .log: return .worker
-        }
-    }
-
-    /// Allowed body lengths (after the type byte).
-    public var bodyLength: ClosedRange<Int> {
-        switch self {
-        case .config: return WorkerConfig.encodedSize...WorkerConfig.encodedSize
-        case .key: return ChannelCodec.keyBytes...ChannelCodec.keyBytes
-        case .fds: return 1...1
-        case .ready: return 0...0
-        case .log: return 2...(1 + ChannelCodec.maxLogBytes)
-        }
-    }
-
-    /// Descriptors that must arrive with it (SCM_RIGHTS), exactly.
-    public var fdCount: Int { self == .fds ? 3 : 0 }
-}
-
-/// The level of a forwarded log line (wire values 0...3). The helper maps
-/// it back to a syslog priority (Helper.swift: `syslogPriority`).
-public enum LogLevel: UInt8, Sendable, CaseIterable {
-    case error = 0, warning = 1, info = 2, debug = 3
-
-    /// From a syslog priority: LOG_EMERG...LOG_ERR → error, LOG_WARNING →
-    /// warning, LOG_NOTICE and LOG_INFO → info, LOG_DEBUG → debug.
-    public init(syslog priority: Int32) {
-        switch priority {
-        case ...3: self = .error
-        case 4: self = .warning
-        case 5, 6: self = .info
-        default: self = .debug
-        }
-    }
-}
-
-/// What the helper tells the worker before it starts (message `config`).
-public struct WorkerConfig: Equatable, Sendable {
-    /// This side's session id (PROTOCOL.md), chosen by the helper.
-    public var session: UInt64
-    public var startTimeMs: UInt64
-    public var skewSeconds: UInt32
-    public var keepaliveSeconds: UInt32
-    /// Flag bit 0: chroot + setuid wanted (false in the non-root mode).
-    public var dropPrivileges: Bool
-    public var uid: UInt32
-    public var gid: UInt32
-    /// Flag bit 1: a peer was given with -p (already resolved by the helper).
-    public var peer: SocketAddress?
-    public var chrootPath: String
-    public var interface: String
-    /// This end's former sessions (at most `maxFormerSessions`).
-    public var formerSessions: [UInt64] = []
-
-    /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16
-    /// + former-session count 4 + 32 former sessions (unused ones zero).
-    public static let encodedSize = 336 + 4 + 8 * maxFormerSessions
-    public static let maxFormerSessions = 32
-    public static let peerBytes = 28
-    public static let chrootBytes = 256
-    public static let interfaceBytes = 16
-
-    public init(session: UInt64, startTimeMs: UInt64, skewSeconds: UInt32, keepaliveSeconds: UInt32,
-                dropPrivileges: Bool, uid: UInt32, gid: UInt32, peer: SocketAddress?, chrootPath: String,
-                interface: String, formerSessions: [UInt64] = []) {
-        self.session = session
-        self.startTimeMs = startTimeMs
-        self.skewSeconds = skewSeconds
-        self.keepaliveSeconds = keepaliveSeconds
-        self.dropPrivileges = dropPrivileges
-        self.uid = uid
-        self.gid = gid
-        self.peer = peer
-        self.chrootPath = chrootPath
-        self.interface = interface
-        self.formerSessions = formerSessions
-    }
-
-    public static let flagDropPrivileges: UInt32 = 1 << 0
-    public static let flagPeer: UInt32 = 1 << 1
-    public static let knownFlags = flagDropPrivileges | flagPeer
-}
-
-/// One message. `key` owns a wiped-on-release buffer; `fds` owns three
-/// descriptors (the receiver must use or close them).
-public enum ChannelMessage: Sendable {
-    case config(WorkerConfig)
-    case key(SecretBytes)
-    case fds(tun: FileDescriptor, udp: FileDescriptor, control: FileDescriptor)
-    case ready
-    case log(level: LogLevel, text: String)
-
-    public var type: ChannelMessageType {
-        switch self {
-        case .config: return .config
-        case .key: return .key
-        case .fds: return .fds
-        case .ready: return .ready
-        case .log: return .log
-        }
-    }
-
-    /// The descriptors to send as SCM_RIGHTS, in order.
-    public var fileDescriptors: [FileDescriptor] {
-        if case let .fds(tun, udp, control) = self { return [tun, udp, control] }
-        return []
-    }
-}
-
-extension ChannelMessage: Equatable {
-    public static func == (a: ChannelMessage, b: ChannelMessage) -> Bool {
-        switch (a, b) {
-        case let (.config(x), .config(y)): return x == y
-        case let (.key(x), .key(y)):
-            return x.withUnsafeBytes { xb in y.withUnsafeBytes { yb in xb.elementsEqual(yb) } }
-        case let (.fds(a1, a2, a3), .fds(b1, b2, b3)): return a1 == b1 && a2 == b2 && a3 == b3
-        case (.ready, .ready): return true
-        case let (.log(l1, t1), .log(l2, t2)): return l1 == l2 && t1 == t2
-        default: return false
-        }
-    }
-}
-
-/// Why a message was refused. Any of these makes the receiver exit.
-public enum ChannelFault: Error, Equatable, Sendable, CustomStringConvertible {
-    case empty
-    case unknownType(UInt8)
-    case wrongLength(type: ChannelMessageType, got: Int)
-    case wrongFDCount(type: ChannelMessageType, got: Int)
-    case truncated
-    case wrongSender(type: ChannelMessageType)
-    case badField(type: ChannelMessageType, field: String)
-
-    public var description: String {
-        switch self {
-        case .empty: return "empty message"
-        case let .unknownType(byte): return "unknown message type \(byte)"
-        case let .wrongLength(type, got):
-            let range = type.bodyLength
-            let want = range.count == 1 ? "\(range.lowerBound)" : "\(range.lowerBound)...\(range.upperBound)"
-            return "\(type) message has a \(got)-byte body, expected \(want)"
-        case let .wrongFDCount(type, got):
-            return "\(type) message came with \(got) file descriptors, expected \(type.fdCount)"
-        case .truncated: return "message or its file descriptors were truncated"
-        case let .wrongSender(type): return "\(type) message from the wrong side"
-        case let .badField(type, field): return "\(type) message: \(field)"
-        }
-    }
-}
+// Format: 1 type byte, then a body whose length is checked exactly per
+// type: fixed for most; `log` is 1 level byte + 1...1024 bytes of UTF-8;
+// `fds` is a count byte and one role byte per descriptor, and exactly that
+// many descriptors must come with it. Integers are little-endian. `hello`
+// and `config` begin with a 4-byte version: the worker says which monitor
+// version it speaks, the helper answers with a configuration of that
+// version, and a receiver refuses any other with a line naming both.
 
 public enum ChannelCodec {
+    /// The monitor version this build speaks (`hello`) and the layout of
+    /// its `config` (fields of `WorkerConfig`, version 1).
+    public static let monitorVersion: UInt32 = 1
+    public static let configVersion: UInt32 = 1
+    public static let versionBytes = 4
     public static let keyBytes = 32
     public static let maxLogBytes = 1024
+    /// The most descriptors one `fds` answer carries: one of each role.
+    public static let maxFDs = PassedFDRole.allCases.count
     /// The largest valid message (a full log line); receive buffers are one
     /// byte larger so that anything longer shows up as MSG_TRUNC.
     public static let maxMessageBytes = 1 + (ChannelMessageType.allCases.map { $0.bodyLength.upperBound }.max() ?? 0)
@@ -196,14 +41,19 @@ public enum ChannelCodec {
         var w = Writer(buffer: buffer)
         w.u8(message.type.rawValue)
         switch message {
+        case let .hello(version):
+            w.u32(version)
         case let .config(config):
+            w.u32(configVersion)
             try encodeConfig(config, into: &w)
         case let .key(secret):
             guard secret.count == keyBytes else { throw .wrongLength(type: .key, got: secret.count) }
             secret.withUnsafeBytes { w.bytes($0) }
-        case .fds:
-            w.u8(UInt8(ChannelMessageType.fds.fdCount))
-        case .ready:
+        case let .fds(list):
+            try checkRoles(list.map(\.role))
+            w.u8(UInt8(list.count))
+            for passed in list { w.u8(passed.role.rawValue) }
+        case .ready, .keyRequest, .fdsRequest:
             break
         case let .log(level, text):
             w.u8(level.rawValue)
@@ -265,6 +115,12 @@ public enum ChannelCodec {
         w.zeros(size - utf8.count)
     }
 
+    /// 1...maxFDs descriptors, each role at most once.
+    private static func checkRoles(_ roles: [PassedFDRole]) throws(ChannelFault) {
+        guard !roles.isEmpty, roles.count <= maxFDs else { throw .wrongFDCount(type: .fds, got: roles.count) }
+        guard Set(roles).count == roles.count else { throw .badField(type: .fds, field: "a role listed twice") }
+    }
+
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         (scalar.value < 0x20 && scalar != "\t") || (0x7f...0x9f).contains(scalar.value)
     }
@@ -278,20 +134,47 @@ public enum ChannelCodec {
         guard let first = bytes.first else { throw .empty }
         guard let type = ChannelMessageType(rawValue: first) else { throw .unknownType(first) }
         let body = UnsafeRawBufferPointer(rebasing: bytes[1...])
+        // A config of another version is named as such, whatever its length.
+        if type == .config, body.count >= versionBytes {
+            var r = Reader(bytes: body)
+            let version = r.u32()
+            guard version == configVersion else {
+                throw .unsupportedVersion(type: .config, got: version, supported: configVersion)
+            }
+        }
         guard type.bodyLength.contains(body.count) else { throw .wrongLength(type: type, got: body.count) }
-        guard fdCount == type.fdCount, fds.count >= fdCount else { throw .wrongFDCount(type: type, got: fdCount) }
+        guard type.fdCount.contains(fdCount), fds.count >= fdCount else { throw .wrongFDCount(type: type, got: fdCount) }
         var r = Reader(bytes: body)
         switch type {
+        case .hello:
+            return .hello(version: r.u32())
         case .config:
+            _ = r.u32()  // checked above
             return .config(try decodeConfig(&r))
         case .key:
             return .key(SecretBytes(copying: body))
         case .fds:
-            guard r.u8() == UInt8(type.fdCount) else { throw .badField(type: .fds, field: "count byte is not 3") }
-            return .fds(tun: FileDescriptor(rawValue: fds[0]), udp: FileDescriptor(rawValue: fds[1]),
-                        control: FileDescriptor(rawValue: fds[2]))
+            let declared = Int(r.u8())
+            guard body.count == 1 + declared else {
+                throw .badField(type: .fds, field: "count byte \(declared) for \(body.count - 1) roles")
+            }
+            guard declared == fdCount else { throw .wrongFDCount(type: .fds, got: fdCount) }
+            var list: [PassedFD] = []
+            for i in 0..<declared {
+                let byte = r.u8()
+                guard let role = PassedFDRole(rawValue: byte) else {
+                    throw .badField(type: .fds, field: "unknown role \(byte)")
+                }
+                list.append(PassedFD(role, FileDescriptor(rawValue: fds[i])))
+            }
+            try checkRoles(list.map(\.role))
+            return .fds(list)
         case .ready:
             return .ready
+        case .keyRequest:
+            return .keyRequest
+        case .fdsRequest:
+            return .fdsRequest
         case .log:
             let levelByte = r.u8()
             guard let level = LogLevel(rawValue: levelByte) else {

@@ -7,33 +7,58 @@ import Glibc
 
 /// One end of the helper<->worker channel: an AF_UNIX SOCK_SEQPACKET
 /// socket, so each send is one message with its boundaries kept, and fds
-/// ride along as SCM_RIGHTS. Blocking unless the owner sets O_NONBLOCK.
-public struct Channel: Sendable {
-    public let fd: FileDescriptor
+/// ride along as SCM_RIGHTS (CShim's `squtun_send_fds`/`squtun_recv_fds`).
+/// Blocking unless the owner sets O_NONBLOCK.
+///
+/// It owns its socket: not copyable, closed exactly once, by `close()`
+/// (which consumes it) or when the owner goes away. `fd` is a view for
+/// poll(2) and for Spawn's mapping; it is not for closing.
+package struct Channel: ~Copyable {
+    package let fd: FileDescriptor
 
     /// Where the worker finds its end (Spawn dup2s it there).
-    public static let workerFD = FileDescriptor(rawValue: 3)
+    package static let workerFD = FileDescriptor(rawValue: 3)
 
-    public init(fd: FileDescriptor) { self.fd = fd }
+    /// Takes ownership of an open channel socket (the worker's fd 3).
+    package init(adopting fd: FileDescriptor) { self.fd = fd }
+
+    deinit { fd.close() }
+
+    package consuming func close() {
+        fd.close()
+        discard self
+    }
+
+    /// Both ends of a new channel. (Frozen so that code in other modules,
+    /// the tests, may take the two ends apart: `let a = pair.helper`.)
+    @frozen package struct Pair: ~Copyable {
+        package var helper: Channel
+        package var worker: Channel
+    }
 
     /// Both ends, close-on-exec. The helper keeps `helper` and hands
     /// `worker` to Spawn, then closes its copy of `worker`.
-    public static func makePair() throws(SystemError) -> (helper: Channel, worker: Channel) {
+    package static func makePair() throws(PrivsepError) -> Pair {
         var pair: [Int32] = [-1, -1]
         let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         guard socketpair(AF_UNIX, type, 0, &pair) == 0 else {
             throw .channelIO(operation: "socketpair", errno: .current)
         }
-        return (Channel(fd: FileDescriptor(rawValue: pair[0])), Channel(fd: FileDescriptor(rawValue: pair[1])))
+        return Pair(helper: Channel(adopting: FileDescriptor(rawValue: pair[0])),
+                    worker: Channel(adopting: FileDescriptor(rawValue: pair[1])))
     }
 
     /// Sends one message (and its fds). The encode buffer is wiped
     /// afterwards because it may hold the key. A dead peer gives EPIPE
     /// (MSG_NOSIGNAL), not SIGPIPE. With `wait: false` a full socket
     /// buffer gives EAGAIN (`.channelIO`) instead of blocking.
-    public func send(_ message: ChannelMessage, wait: Bool = true) throws(SystemError) {
+    package func send(_ message: ChannelMessage, wait: Bool = true) throws(PrivsepError) {
+        try Self.send(message, on: fd, wait: wait)
+    }
+
+    fileprivate static func send(_ message: ChannelMessage, on fd: FileDescriptor, wait: Bool) throws(PrivsepError) {
         let fds = message.fileDescriptors.map(\.rawValue)
-        let result: Result<Void, SystemError> = withUnsafeTemporaryAllocation(byteCount: ChannelCodec.maxMessageBytes, alignment: 8) { buffer in
+        let result: Result<Void, PrivsepError> = withUnsafeTemporaryAllocation(byteCount: ChannelCodec.maxMessageBytes, alignment: 8) { buffer in
             defer { squtun_wipe(buffer.baseAddress, buffer.count) }
             let count: Int
             do throws(ChannelFault) {
@@ -57,10 +82,10 @@ public struct Channel: Sendable {
     /// the other side has exited, `.channelMessage` for anything malformed
     /// (after closing any fds that came with it). The caller should exit on
     /// either. EAGAIN (non-blocking, nothing queued) is `.channelIO`.
-    public func receive(from sender: ChannelSender) throws(SystemError) -> ChannelMessage {
+    package func receive(from sender: ChannelSender) throws(PrivsepError) -> ChannelMessage {
         // One byte more than the largest message, so an oversized one shows as MSG_TRUNC.
         let size = ChannelCodec.maxMessageBytes + 1
-        let outcome: Result<ChannelMessage, SystemError> = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
+        let outcome: Result<ChannelMessage, PrivsepError> = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
             defer { squtun_wipe(buffer.baseAddress, buffer.count) }
             return withUnsafeTemporaryAllocation(of: Int32.self, capacity: Int(SQUTUN_MAX_FDS)) { fds in
                 var count: Int32 = 0
@@ -74,7 +99,7 @@ public struct Channel: Sendable {
                     return .failure(.channelIO(operation: "recvmsg", errno: error))
                 }
                 let held = UnsafeBufferPointer(rebasing: fds[0..<min(Int(count), fds.count)])
-                func reject(_ fault: ChannelFault) -> Result<ChannelMessage, SystemError> {
+                func reject(_ fault: ChannelFault) -> Result<ChannelMessage, PrivsepError> {
                     for raw in held { FileDescriptor(rawValue: raw).close() }
                     return .failure(.channelMessage(fault))
                 }
@@ -96,12 +121,25 @@ public struct Channel: Sendable {
         return try outcome.get()
     }
 
-    /// A worker log line (`level` is a syslog priority such as LOG_INFO).
-    /// Never blocks: with the helper not reading, it throws (EAGAIN) and
-    /// the line is lost, but the data path goes on.
-    public func sendLog(level: Int32, text: String) throws(SystemError) {
-        try send(.log(level: LogLevel(syslog: level), text: text.isEmpty ? "(empty log message)" : text), wait: false)
+    /// A worker log line; see `LogPort.sendLog`.
+    package func sendLog(level: Int32, text: String) throws(PrivsepError) {
+        try logPort.sendLog(level: level, text: text)
     }
 
-    public func close() { fd.close() }
+    /// What the log sink keeps of the worker's end: it can send log lines
+    /// and nothing else (no close). Valid while this channel is: in the
+    /// worker, whose channel lives until the process exits.
+    package var logPort: LogPort { LogPort(fd: fd) }
+
+    package struct LogPort: Sendable {
+        fileprivate let fd: FileDescriptor
+
+        /// A log line (`level` is a syslog priority such as LOG_INFO).
+        /// Never blocks: with the helper not reading, it throws (EAGAIN)
+        /// and the line is lost, but the data path goes on.
+        package func sendLog(level: Int32, text: String) throws(PrivsepError) {
+            try Channel.send(.log(level: LogLevel(syslog: level), text: text.isEmpty ? "(empty log message)" : text),
+                             on: fd, wait: false)
+        }
+    }
 }
