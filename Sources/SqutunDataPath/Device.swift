@@ -41,6 +41,8 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// Today exactly one: every payload read goes to it, every datagram is
     /// offered to it (`peer(for:from:)` is the one place that would choose
     /// among several for a datagram).
+    /// (Walked by index: a Collection algorithm such as `first` or
+    /// for-in, left unspecialised in a debug build, allocates per call.)
     public let peers: [Peer]
     public private(set) var counters = Counters()
     private let clock: DataPathClock
@@ -94,7 +96,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// The peer a received datagram is for. With one peer, that one: its
     /// opener decides. A server would look it up by a header field here.
     @inline(__always)
-    func peer(for datagram: UnsafeMutableRawBufferPointer, from: SocketAddress) -> Peer? { peers.first }
+    func peer(for datagram: UnsafeMutableRawBufferPointer, from: SocketAddress) -> Peer? { peers[0] }
 
     // MARK: 2. Socket → device
 
@@ -111,7 +113,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
             // One clock reading per batch, for every datagram in it.
             let now = clock.wallMs()
             let monotonicNow = clock.monotonicMs()
-            for peer in peers { peer.opener.clockRead(wallMs: now, monotonicMs: monotonicNow) }
+            for i in 0..<peers.count { peers[i].opener.clockRead(wallMs: now, monotonicMs: monotonicNow) }
             for i in 0..<count {
                 let slot = rx.datagram(i)
                 let from = rx.sender(i)
@@ -272,7 +274,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// Sends each peer that is due one an empty keepalive.
     public func sendKeepalivesIfDue() {
         let now = clock.monotonicMs()
-        for peer in peers { sendKeepaliveIfDue(peer, now: now) }
+        for i in 0..<peers.count { sendKeepaliveIfDue(peers[i], now: now) }
     }
 
     private func sendKeepaliveIfDue(_ peer: Peer, now: UInt64) {
@@ -304,8 +306,8 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     public func pollTimeout() -> Int32 {
         let now = clock.monotonicMs()
         var timeout: Int32 = -1
-        for peer in peers where peer.address != nil {
-            let t = peer.keepalive.pollTimeout(nowMs: now)
+        for i in 0..<peers.count where peers[i].address != nil {
+            let t = peers[i].keepalive.pollTimeout(nowMs: now)
             if t >= 0 && (timeout < 0 || t < timeout) { timeout = t }
         }
         return timeout

@@ -9,6 +9,8 @@ final class PollSlots {
     enum Slot: Int, CaseIterable {
         case udp, device, wake, channel, control
     }
+    /// `Slot.allCases.count`, without the array allCases makes on each call.
+    static let count = 5
 
     private let set: UnsafeMutablePointer<pollfd>
     private let descriptors: [FileDescriptor?]
@@ -16,7 +18,8 @@ final class PollSlots {
     init(udp: FileDescriptor, device: FileDescriptor, wake: FileDescriptor, channel: FileDescriptor?,
          control: FileDescriptor?) {
         descriptors = [udp, device, wake, channel, control]
-        set = .allocate(capacity: Slot.allCases.count)
+        precondition(Slot.allCases.count == Self.count)
+        set = .allocate(capacity: Self.count)
         for slot in Slot.allCases {
             set[slot.rawValue] = pollfd(fd: descriptors[slot.rawValue]?.rawValue ?? -1, events: Int16(POLLIN),
                                         revents: 0)
@@ -27,7 +30,7 @@ final class PollSlots {
 
     /// poll(2) on every slot; what it returned.
     func wait(timeoutMs: Int32) -> Int32 {
-        poll(set, nfds_t(Slot.allCases.count), timeoutMs)
+        poll(set, nfds_t(Self.count), timeoutMs)
     }
 
     /// The events of `slot` from the last wait, cleared.
