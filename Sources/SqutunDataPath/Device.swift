@@ -44,7 +44,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// (Walked by index: a Collection algorithm such as `first` or
     /// for-in, left unspecialised in a debug build, allocates per call.)
     public let peers: [Peer]
-    public private(set) var counters = Counters()
+    public private(set) var counters = DropCounters()
     private let clock: DataPathClock
     private let log: (Int32, String) -> Void
     /// At most one line a minute about device packets too long to send.
@@ -57,19 +57,6 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     private let rx = DatagramBatch(capacity: 16)
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
-
-    /// What is dropped before any peer counts it.
-    public struct Counters: Equatable {
-        /// Received datagrams dropped, by PROTOCOL.md reason.
-        public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
-        /// Device payloads with nobody to send them to yet.
-        public var noPeer: UInt64 = 0
-        /// Device payloads longer than the largest payload: no datagram can
-        /// carry them (the device's MTU is too high).
-        public var oversize: UInt64 = 0
-
-        public func dropped(_ r: DropReason) -> UInt64 { drops[r.rawValue] }
-    }
 
     public init(io: IO, net: Net, interface: String, peers: [Peer], clock: DataPathClock = .system,
                 log: @escaping (Int32, String) -> Void) {
@@ -326,37 +313,18 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// The counters of the device, its I/O and its (one) peer, as `squtun status` shows them.
     public func stats() -> Stats {
         var s = Stats()
-        s.drops = counters.drops
-        s.noPeer = counters.noPeer
-        s.oversize = counters.oversize
-        let d = io.counters
-        s.rxPackets = d.packets
-        s.rxBytes = d.bytes
-        s.tunWriteErrors = d.failedPackets
-        s.tunReadErrors = d.readErrors
-        s.groWrites = d.mergedWrites
-        s.groPackets = d.mergedPackets
-        s.gsoReads = d.splitReads
-        s.gsoSegments = d.splitSegments
-        s.offloadErrors = d.offloadErrors
+        s.dropped = counters
+        s.device = io.counters
         s.offload = io.offloadName
-        if let p = peers.first?.counters {
-            s.txPackets = p.txPackets
-            s.txBytes = p.txBytes
-            s.keepalivesSent = p.keepalivesSent
-            s.keepalivesReceived = p.keepalivesReceived
-            s.sendErrors = p.sendErrors
-            s.peerChanges = p.addressChanges
-            s.lastAuthenticatedMs = p.lastAuthenticatedMs
-        }
+        s.peer = peers[0].counters
         return s
     }
 
     public func statusText(logLinesDropped: UInt64) -> String {
-        let peer = peers.first
-        return stats().render(interface: interface, peer: peer?.address.map { "\($0)" } ?? "none",
-                              peerSession: peer?.opener.peerSession, ownSession: peer?.sealer.session ?? 0,
-                              derivations: peer?.opener.derivations ?? 0, nowMonotonicMs: clock.monotonicMs(),
+        let peer = peers[0]
+        return stats().render(interface: interface, peer: peer.address.map { "\($0)" } ?? "none",
+                              peerSession: peer.opener.peerSession, ownSession: peer.sealer.session,
+                              derivations: peer.opener.derivations, nowMonotonicMs: clock.monotonicMs(),
                               logLinesDropped: logLinesDropped)
     }
 }
