@@ -350,4 +350,18 @@ final class DataPathTests: XCTestCase {
         b.tun.gone = "tun device sq0 is gone (test)"
         XCTAssertEqual(b.send([ipPacket(100, seed: 7)]), "tun device sq0 is gone (test)")
     }
+
+    /// The device I/O's link-layer offset: the IP header the oversize line
+    /// reads its length from sits behind it (a TAP device's 14 bytes).
+    func testOversizeLengthIsReadBehindTheLinkLayerHeader() throws {
+        let (a, _) = try connectedPair()
+        a.tun.linkLayerOffset = 14
+        var frame = [UInt8](repeating: 0xee, count: 14) + ipPacket(Sealer.Suite.maxPayloadLength, seed: 9)
+        frame[14 + 2] = 0xff  // the IP header says 65535 bytes: the read was cut
+        frame[14 + 3] = 0xff
+        a.send([frame])
+        XCTAssertEqual(a.status("tx-oversize"), "1")
+        XCTAssertTrue(a.logs.last?.hasPrefix("dropped a \(14 + 65535)-byte packet read from sq0") == true,
+                      a.logs.last ?? "no line")
+    }
 }

@@ -160,7 +160,7 @@ final class FakeDevice: DeviceIO {
     var refuseWrites = false
     var gone: String?
     let headroom = 0
-    let linkLayerOffset = 0
+    var linkLayerOffset = 0
     let offloadName = "off"
     var hasPending: Bool { false }
 
