@@ -147,19 +147,24 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     // MARK: 3. Device → socket
 
     /// Reads payloads from the device I/O, seals each into a tx slot and
-    /// sends full batches to the peer: up to `batchesPerWakeup` batches,
-    /// and the rest of a super-packet begun. The reason if the device is gone.
+    /// sends full batches to the peer: up to `batchesPerWakeup` batches'
+    /// worth of payloads (fairness: the socket's turn comes), and the rest
+    /// of a super-packet begun (no poll wakeup would come for it). The
+    /// reason if the device is gone.
     public func send() -> String? {
-        var batches = 0
-        while batches < Self.batchesPerWakeup || io.hasPending {
-            batches += 1
+        var budget = tx.capacity * Self.batchesPerWakeup
+        // Every payload goes to the one peer; with several, a batch per
+        // peer chosen by destination address.
+        let peer = peers[0]
+        while true {
             var sealed = 0
-            var drained = false
+            var done = false
             let now = clock.wallMs()
-            // Every payload goes to the one peer; with several, a batch
-            // per peer chosen by destination address.
-            let peer = peers[0]
             filling: while sealed < tx.capacity {
+                if budget <= 0 && !io.hasPending {
+                    done = true
+                    break filling
+                }
                 // Room for more than the largest payload: a longer packet
                 // (a device MTU above it) must be seen as such, not read cut
                 // to a length that fits (the kernel returns what it copied,
@@ -170,12 +175,13 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
                 case .payload(let n): length = n
                 case .skipped: continue
                 case .drained:
-                    drained = true
+                    done = true
                     break filling
                 case .gone(let why):
                     flush(sealed, to: peer)
                     return why
                 }
+                budget -= 1
                 let payload = UnsafeRawBufferPointer(rebasing: room[0..<min(length, room.count)])
                 if length > Suite.maxPayloadLength {
                     dropOversize(length, packet: payload)
@@ -188,9 +194,8 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
                 if seal(sealed, payloadLength: length, for: peer, nowMs: now) { sealed += 1 }
             }
             flush(sealed, to: peer)
-            if drained { return nil }
+            if done { return nil }
         }
-        return nil
     }
 
     /// Seals the payload in tx slot `i`; false (counted) if it could not be.
