@@ -364,4 +364,20 @@ final class DataPathTests: XCTestCase {
         XCTAssertTrue(a.logs.last?.hasPrefix("dropped a \(14 + 65535)-byte packet read from sq0") == true,
                       a.logs.last ?? "no line")
     }
+
+    /// One wakeup's send round reads 4 batches' worth of payloads, then
+    /// only finishes the super-packet it is cutting: the socket gets its
+    /// turn, and no piece is left behind without a poll wakeup to fetch it.
+    func testASendRoundIsBoundedAndFinishesTheSuperPacketBegun() throws {
+        let (a, b) = try connectedPair()
+        a.tun.superSize = 40
+        let packets = (0..<400).map { ipPacket(200, seed: 300 + UInt64($0)) }
+        XCTAssertNil(a.send(packets))
+        // 256 read, in the middle of the 7th super-packet: its last 24 too.
+        XCTAssertEqual(a.tun.toRead.count, 400 - 7 * 40)
+        XCTAssertFalse(a.tun.hasPending)
+        while !a.tun.toRead.isEmpty { XCTAssertNil(a.device.send()) }
+        while !b.socket.inbox.isEmpty { b.device.receive() }
+        XCTAssertEqual(Array(b.tun.written.dropFirst()), packets)
+    }
 }

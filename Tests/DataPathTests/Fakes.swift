@@ -162,12 +162,20 @@ final class FakeDevice: DeviceIO {
     let headroom = 0
     var linkLayerOffset = 0
     let offloadName = "off"
-    var hasPending: Bool { false }
+    /// Reads of `superSize` queued packets at a time, handed out one per
+    /// `read` as a splitting device I/O does (the rest is pending).
+    var superSize = 1
+    private var pieces: [[UInt8]] = []
+    var hasPending: Bool { !pieces.isEmpty }
 
     func read(into room: UnsafeMutableRawBufferPointer) -> DeviceRead {
         if let gone { return .gone(gone) }
-        guard !toRead.isEmpty else { return .drained }
-        let p = toRead.removeFirst()
+        if pieces.isEmpty {
+            guard !toRead.isEmpty else { return .drained }
+            pieces = Array(toRead.prefix(superSize))
+            toRead.removeFirst(pieces.count)
+        }
+        let p = pieces.removeFirst()
         p.withUnsafeBytes { room.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: min(p.count, room.count)) }
         return .payload(p.count)
     }
