@@ -86,6 +86,12 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["squtun-crypto", "Shared"]),
         // Unit tests of the system layer, the data path's parts and privilege
         // separation (real sockets, real fds, real child processes).
+        // The data path in one process: two tunnel ends over in-memory
+        // device and socket fakes, real crypto; the offload code.
+        .testTarget(
+            name: "DataPathTests",
+            dependencies: ["SqutunDataPath", "SqutunSystem", "Shared", "squtun-crypto", "CShim"]
+        ),
         .testTarget(
             name: "DaemonTests",
             dependencies: ["squtund", "Shared", "SqutunConfig", "SqutunSystem", "SqutunDataPath", "SqutunPrivsep",

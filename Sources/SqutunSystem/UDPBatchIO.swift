@@ -178,6 +178,14 @@ public struct BatchSend: Equatable {
     /// (its datagrams then went one by one).
     public var gsoSends = 0
     public var gsoRefused = false
+
+    /// For other senders of batches (the data path's test network).
+    public init(sent: Int, failure: Errno? = nil, gsoSends: Int = 0, gsoRefused: Bool = false) {
+        self.sent = sent
+        self.failure = failure
+        self.gsoSends = gsoSends
+        self.gsoRefused = gsoRefused
+    }
 }
 
 extension Errno {

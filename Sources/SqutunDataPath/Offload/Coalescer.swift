@@ -65,15 +65,9 @@ public final class Coalescer {
         public var push = false
     }
 
-    /// Bytes and packets handed to the kernel, and what it refused.
-    public struct Counters {
-        public var packets: UInt64 = 0
-        public var bytes: UInt64 = 0
-        public var failedPackets: UInt64 = 0
-        /// Super-packets written, and the packets in them.
-        public var mergedWrites: UInt64 = 0
-        public var mergedPackets: UInt64 = 0
-    }
+    /// Bytes and packets handed to the kernel, what it refused, and the
+    /// merges: the device I/O's counters (only the write side is used here).
+    public typealias Counters = DeviceCounters
 
     private let fd: FileDescriptor
     private let flows: UnsafeMutablePointer<Flow>

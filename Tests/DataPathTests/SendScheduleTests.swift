@@ -1,7 +1,6 @@
 import XCTest
 @testable import SqutunSystem
 @testable import SqutunDataPath
-@testable import SqutunPrivsep
 #if canImport(Glibc)
 import Glibc
 #endif
