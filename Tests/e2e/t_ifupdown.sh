@@ -29,7 +29,8 @@
 # written. With SQUTUN_INSTALLED=1 (t_package.sh, after dpkg -i) the hooks
 # and /usr/sbin/squtun are the installed package's instead.
 #
-# Needs ifupdown (scripts/test-setup installs it), overlayfs and unshare/nsenter (util-linux).
+# Needs ifupdown, overlayfs and unshare/nsenter (util-linux); scripts/test-setup
+# installs the packages.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/package_defaults.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)

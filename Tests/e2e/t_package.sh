@@ -8,7 +8,8 @@
 # then purges it and checks that nothing is left.
 #
 # Refuses to run if a squtun package or /usr/sbin/squtun is already there.
-# Needs (scripts/test-setup installs them): dpkg-dev debhelper lintian ifupdown systemd man-db groff-base
+# Needs dpkg-dev debhelper lintian ifupdown systemd man-db groff-base
+# (scripts/test-setup installs them);
 # bash-completion is not needed (the script is sourced directly).
 . "$(dirname "$0")/lib.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)

@@ -17,7 +17,8 @@
 #     (KillMode=mixed) stops both processes with status 0 and cleans up.
 #  3. The config file's errors, through ExecStart=: FILE:LINE, exit 64 (which
 #     RestartPreventExitStatus= names, so systemd does not restart on them).
-# Needs (scripts/test-setup installs them): systemd (systemd-analyze), man-db, util-linux (setpriv, unshare).
+# Needs systemd (systemd-analyze), man-db, util-linux (setpriv, unshare);
+# scripts/test-setup installs them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/package_defaults.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
