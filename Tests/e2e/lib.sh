@@ -7,6 +7,7 @@
 # cleaned up by name or PID in `cleanup` (run from an EXIT trap).
 
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../summary.sh"
 
 E2E_ID=${E2E_ID:-$$}
 NS_A="sqt-a-$E2E_ID"
@@ -24,6 +25,7 @@ EMPTY="$WORK/empty"
 SQUTUN=${SQUTUN:?set SQUTUN to the squtun binary}
 PIDS=()
 
+T_NAME=$(basename "$0" .sh)
 T_PASS=0
 T_FAIL=0
 
@@ -35,27 +37,21 @@ check() { # check "description" command...
     if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
-ensure_user() {
-    id -u "$TEST_USER" >/dev/null 2>&1 ||
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$TEST_USER"
+# The machine is prepared once by scripts/test-setup (packages, test
+# users); a test only checks, and stops with one line saying so.
+setup_missing() {
+    fail "$* missing: run scripts/test-setup first"
+    finish
+    exit 1
 }
-
-# What the Debian package's postinst sets up, for tests that use squtun's
-# defaults: the user `squtun` and /var/lib/squtun/empty, made only if
-# missing; undo_package_defaults removes only what this test made.
-made_user=0; made_dir=0
-ensure_package_defaults() {
-    if ! id -u squtun >/dev/null 2>&1; then
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin squtun; made_user=1
-    fi
-    if [ ! -d /var/lib/squtun/empty ]; then
-        mkdir -p /var/lib/squtun/empty; chmod 755 /var/lib/squtun /var/lib/squtun/empty; made_dir=1
-    fi
-}
-undo_package_defaults() {
-    [ $made_dir = 1 ] && rmdir /var/lib/squtun/empty /var/lib/squtun 2>/dev/null
-    [ $made_user = 1 ] && userdel squtun 2>/dev/null
-    return 0
+need_user() { id -u "$1" >/dev/null 2>&1 || setup_missing "user $1"; }
+# need_pkgs PKG...: the Debian packages a test needs are installed.
+need_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] || setup_missing "package ${missing[*]}"
 }
 
 # make_underlay: the two namespaces and the veth pair between them.
@@ -80,7 +76,7 @@ make_underlay() {
 }
 
 make_world() {
-    ensure_user
+    need_user "$TEST_USER"
     mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
     make_underlay
     local mtu
@@ -105,19 +101,6 @@ start_squtun() {
     local pid=$!
     PIDS+=("$pid")
     eval "PID_$name=$pid"
-}
-
-# ensure_pkgs PKG...: installs the Debian packages a test needs (apt).
-ensure_pkgs() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
 }
 
 genkey() { rm -f "$1"; "$SQUTUN" genkey "$1"; }
@@ -185,7 +168,7 @@ cleanup() {
     for f in "$WORK"/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")"; done
     ip netns del "$NS_A" 2>/dev/null
     ip netns del "$NS_B" 2>/dev/null
-    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "    (logs kept in $WORK)"; else rm -rf "$WORK"; fi
+    [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
 }
 
 # diagnose NAME...: what a failed transfer leaves to go on, printed next to
@@ -211,8 +194,11 @@ dump_logs() {
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "    --- $f"; sed 's/^/    | /' "$f" | tail -n 30; }; done
 }
 
+# finish: the test's last line, "NAME: N passed, M failed" (Tests/summary.sh;
+# NAME is the script's, e.g. t_basic).
 finish() {
     [ "$T_FAIL" -gt 0 ] && dump_logs
-    echo "  $T_PASS passed, $T_FAIL failed"
+    [ "${KEEP_WORK:-0}" = 1 ] && log "(logs kept in $WORK)"
+    summary_line "$T_NAME" "$T_PASS" "$T_FAIL"
     [ "$T_FAIL" -eq 0 ]
 }

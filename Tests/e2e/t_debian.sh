@@ -4,6 +4,7 @@
 # /run/squtun/squtun-tun0.pid): the command returns with the daemon
 # running, and `kill $(cat /run/squtun/squtun-tun0.pid)` stops it.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/package_defaults.sh"
 PIDFILE=/run/squtun/squtun-tun0.pid
 debian_cleanup() {
     [ -f "$PIDFILE" ] && stop_pid "$(cat "$PIDFILE")"
@@ -13,7 +14,7 @@ debian_cleanup() {
 trap debian_cleanup EXIT
 echo "debian: SquTUN's README invocation, daemonized"
 if [ -e "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    echo "  a squtun for tun0 is already running on this machine; not touching it"; echo "  0 passed, 1 failed"; exit 1
+    fail "a squtun for tun0 is already running on this machine; not touching it"; finish; exit 1
 fi
 # What the Debian package's postinst sets up.
 ensure_package_defaults

@@ -11,8 +11,7 @@ trap cleanup EXIT
 echo "errors: configuration errors are one clear line, the right exit status, nothing left behind"
 make_world
 genkey "$WORK/key"
-id -u "$TEST_USER2" >/dev/null 2>&1 ||
-    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$TEST_USER2"
+need_user "$TEST_USER2"   # its own group too (scripts/test-setup)
 UID1=$(id -u "$TEST_USER")
 UID2=$(id -u "$TEST_USER2")
 

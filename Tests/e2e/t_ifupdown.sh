@@ -29,8 +29,10 @@
 # written. With SQUTUN_INSTALLED=1 (t_package.sh, after dpkg -i) the hooks
 # and /usr/sbin/squtun are the installed package's instead.
 #
-# Needs ifupdown (apt), overlayfs and unshare/nsenter (util-linux).
+# Needs ifupdown, overlayfs and unshare/nsenter (util-linux); scripts/test-setup
+# installs the packages.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/package_defaults.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 INSTALLED=${SQUTUN_INSTALLED:-0}
 PLAIN="$REPO/etc/network/interfaces.d/squtun.example"
@@ -39,8 +41,6 @@ HOOK="$REPO/etc/network/squtun-ifupdown"
 SU="$REPO/etc/network/interfaces.d/squtun-su.example"
 TMPFILES="$REPO/debian/squtun.tmpfiles"
 [ "$INSTALLED" = 1 ] && TMPFILES=/usr/lib/tmpfiles.d/squtun.conf
-
-ensure_pkgs ifupdown iproute2 iputils-ping procps util-linux net-tools systemd
 
 ifupdown_cleanup() {
     for e in a b; do
@@ -51,6 +51,7 @@ ifupdown_cleanup() {
     undo_package_defaults
 }
 trap ifupdown_cleanup EXIT
+need_pkgs ifupdown iproute2 iputils-ping procps util-linux net-tools systemd
 
 echo "ifupdown: ifup/ifdown with the shipped stanzas (plain commands; squtun-* hook options; SquTUN's su stanza)$([ "$INSTALLED" = 1 ] && echo ', installed package')"
 if ! command -v ifup >/dev/null; then

@@ -13,7 +13,7 @@
 trap cleanup EXIT
 echo "offload: TSO split and GRO merge on the tun"
 CHECK="/usr/bin/python3 $(dirname "$(readlink -f "$0")")/tcpcheck.py"
-ensure_pkgs ethtool
+need_pkgs ethtool
 make_world
 genkey "$WORK/key"
 ip -n "$NS_A" addr add 2001:db8:77::1/64 dev tun0 nodad

@@ -8,13 +8,12 @@
 # then purges it and checks that nothing is left.
 #
 # Refuses to run if a squtun package or /usr/sbin/squtun is already there.
-# Needs (apt): dpkg-dev debhelper lintian ifupdown systemd man-db groff-base
+# Needs dpkg-dev debhelper lintian ifupdown systemd man-db groff-base
+# (scripts/test-setup installs them);
 # bash-completion is not needed (the script is sourced directly).
 . "$(dirname "$0")/lib.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
-ensure_pkgs dpkg-dev debhelper lintian man-db groff-base systemd ifupdown iproute2 iputils-ping procps \
-    libssl-dev libseccomp-dev pkg-config
 installed=0
 before_user=0; before_group=0; before_var=0; before_run=0
 getent passwd squtun >/dev/null && before_user=1
@@ -29,6 +28,8 @@ package_cleanup() {
     cleanup
 }
 trap package_cleanup EXIT
+need_pkgs dpkg-dev debhelper lintian man-db groff-base systemd ifupdown iproute2 iputils-ping procps \
+    libssl-dev libseccomp-dev pkg-config
 
 echo "package: build, lintian, dpkg -i, checks, purge"
 if dpkg-query -W -f='${Status}' squtun 2>/dev/null | grep -q installed || [ -e /usr/sbin/squtun ]; then
@@ -188,11 +189,13 @@ fi
 
 # --- ifup/ifdown with the installed hooks and binary
 out=$(E2E_ID="${E2E_ID}i" SQUTUN=/usr/sbin/squtun SQUTUN_INSTALLED=1 bash "$(dirname "$0")/t_ifupdown.sh" 2>&1)
-sum=$(grep -E '^ *[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n 1)
-grep -vE '^ *[0-9]+ passed, [0-9]+ failed$' <<<"$out" | sed 's/^/  /'
-p=$(sed -nE 's/^ *([0-9]+) passed, ([0-9]+) failed$/\1/p' <<<"$sum")
-f=$(sed -nE 's/^ *([0-9]+) passed, ([0-9]+) failed$/\2/p' <<<"$sum")
-if [ -n "$p" ]; then T_PASS=$((T_PASS + p)); T_FAIL=$((T_FAIL + f)); else fail "t_ifupdown.sh (installed) gave no summary"; fi
+# Its checks count as this test's: its own summary line is not shown.
+grep -vE '^t_ifupdown: [0-9]+ passed, [0-9]+ failed$' <<<"$out" | sed 's/^/  /'
+if summary_read t_ifupdown /dev/stdin <<<"$out"; then
+    T_PASS=$((T_PASS + SUM_PASS)); T_FAIL=$((T_FAIL + SUM_FAIL))
+else
+    fail "t_ifupdown.sh (installed) gave no summary"
+fi
 
 # --- idempotent postinst
 dpkg -i "$DEB" >"$WORK/dpkg-i2.log" 2>&1

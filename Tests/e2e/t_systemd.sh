@@ -17,13 +17,13 @@
 #     (KillMode=mixed) stops both processes with status 0 and cleans up.
 #  3. The config file's errors, through ExecStart=: FILE:LINE, exit 64 (which
 #     RestartPreventExitStatus= names, so systemd does not restart on them).
-# Needs (apt): systemd (systemd-analyze), man-db, util-linux (setpriv, unshare).
+# Needs systemd (systemd-analyze), man-db, util-linux (setpriv, unshare);
+# scripts/test-setup installs them.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/package_defaults.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 UNIT="$REPO/systemd/squtun@.service"
 CONF="$REPO/etc/squtun/tun0.conf.example"
-
-ensure_pkgs systemd man-db groff-base iproute2 iputils-ping procps util-linux
 
 systemd_cleanup() {
     for e in a b; do
@@ -34,6 +34,7 @@ systemd_cleanup() {
     undo_package_defaults
 }
 trap systemd_cleanup EXIT
+need_pkgs systemd man-db groff-base iproute2 iputils-ping procps util-linux
 echo "systemd: squtun@.service (systemd-analyze verify; ExecStart= under the unit's hardening) and --config"
 
 SBIN="$WORK/sbin"; MAN8="$WORK/man8"

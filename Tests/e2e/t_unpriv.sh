@@ -10,7 +10,7 @@ unpriv_cleanup() { chmod "$tun_mode" /dev/net/tun; cleanup; }
 trap unpriv_cleanup EXIT
 [ "$tun_mode" = 666 ] || chmod 666 /dev/net/tun
 echo "unpriv: a non-root user who owns the tun device"
-ensure_pkgs ethtool
+need_pkgs ethtool
 make_world
 uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
 RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"

@@ -7,6 +7,8 @@ other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
 
     squtun_v1.py vectors          print the vector blocks (Markdown)
     squtun_v1.py check FILE.md    re-derive every vector in FILE.md; exit 1 on any mismatch
+
+`check` prints a line per vector and ends with "vectors: N passed, M failed".
 """
 import re
 import struct
@@ -319,7 +321,7 @@ def check(path):
             ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
         print(("ok      " if ok else "FAILED  ") + name)
         failures += 0 if ok else 1
-    print(f"{len(blocks) - failures} passed, {failures} failed")
+    print(f"vectors: {len(blocks) - failures} passed, {failures} failed")
     return failures == 0 and len(blocks) > 0
 
 
