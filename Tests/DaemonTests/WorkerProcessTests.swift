@@ -121,7 +121,6 @@ final class WorkerProcessTests: XCTestCase {
         let udp = try UDPSocket.open(port: 0, bindAddress: "127.0.0.1")
         let workerAddress = udp.localAddress
         let peer = try UDPSocket.open(port: 0, bindAddress: "127.0.0.1")
-        defer { peer.close() }
         let control = try ControlSocket.listen(path: run + "/c.sock")
         let wanted = config(interface: name, peer: peer.localAddress, chroot: chroot)
 
