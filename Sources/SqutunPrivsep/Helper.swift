@@ -42,7 +42,7 @@ package enum Helper {
         // tun's and the socket's fds (after sending them to the worker).
         let workerConfig = WorkerConfig(
             session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
-            keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
+            keepaliveSeconds: UInt32(config.keepaliveSeconds),
             uid: user.uid, gid: user.gid, peer: peer, chrootPath: config.chrootDirectory,
             interface: config.interface, formerSessions: p.formerSessions)
         let key = p.psk
