@@ -122,11 +122,11 @@ def options():
 
 
 def channel():
-    def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25, drop=True,
+    def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25,
                uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None,
                former=(), version=1):
         if flags is None:
-            flags = (1 if drop else 0) | (2 if peer else 0)
+            flags = 2 if peer else 0
         body = struct.pack("<QQIIIII", session, start, skew, keepalive, flags, uid, gid)
         if peer is None:
             body += bytes(28)
@@ -151,10 +151,11 @@ def channel():
         "config-v6": b"\x00" + config(peer=v6),
         "config-link-local": b"\x00" + config(peer=link_local),
         "config-mapped": b"\x00" + config(peer=mapped),
-        "config-unprivileged": b"\x00" + config(drop=False, chroot=b"", uid=0, gid=0),
+        "config-relative-chroot": b"\x00" + config(chroot=b"var/empty"),
+        "config-old-drop-flag": b"\x00" + config(flags=1),
         "config-bad-flags": b"\x00" + config(flags=4),
         "config-bad-iface": b"\x00" + config(iface=b"tun/0"),
-        "config-flag-without-peer": b"\x00" + config(flags=3),
+        "config-flag-without-peer": b"\x00" + config(flags=2),
         "config-former": b"\x00" + config(peer=v4, former=(7, 8, 9)),
         "config-version-2": b"\x00" + config(version=2),
         "key": b"\x00\x02" + key,

@@ -79,14 +79,17 @@ public final class DataPath {
     private let logLinesDropped: () -> UInt64
     private let log: (Int32, String) -> Void
 
-    public init(settings: Settings, tun: Tun, udp: UDPSocket, wake: FileDescriptor, channel: FileDescriptor?,
-                control: FileDescriptor?, sealer: Sealer, opener: Opener, log: @escaping (Int32, String) -> Void,
-                logLinesDropped: @escaping () -> UInt64) {
+    /// Takes over the tun and the socket: they close when the data path goes.
+    public init(settings: Settings, tun: consuming Tun, udp: consuming UDPSocket, wake: FileDescriptor,
+                channel: FileDescriptor?, control: FileDescriptor?, sealer: Sealer, opener: Opener,
+                log: @escaping (Int32, String) -> Void, logLinesDropped: @escaping () -> UInt64) {
         self.settings = settings
         self.log = log
         self.logLinesDropped = logLinesDropped
         let peer = Peer(address: settings.configuredPeer, sealer: sealer, opener: opener,
                         keepaliveMs: settings.keepaliveMs)
+        // Views for poll(2); the device I/O and the device own the fds.
+        slots = PollSlots(udp: udp.fd, device: tun.fd, wake: wake, channel: channel, control: control)
         if tun.vnetHeader {
             // The coalescer writes into the bytes in front of each opened
             // payload: the suite says how many there are (checked there).
@@ -97,7 +100,13 @@ public final class DataPath {
             engine = .plain(Device(io: PlainTunIO(tun: tun), net: udp, interface: settings.interface, peers: [peer],
                                    log: log))
         }
-        slots = PollSlots(udp: udp.fd, device: tun.fd, wake: wake, channel: channel, control: control)
+    }
+
+    /// Leaves the device without offloads, through the fd the data path
+    /// holds (the single process, whose seccomp filter allows exactly this
+    /// ioctl; the root helper does it after its worker is gone instead).
+    public func switchTunOffloadsOff() {
+        if case .offload(let device) = engine { device.io.tun.switchOffloadsOff() }
     }
 
     /// Runs until a signal, the helper, or a fault ends it.

@@ -4,8 +4,10 @@ import Shared
 /// The network side of the data path: batches of datagrams in and out of
 /// one socket. `UDPSocket` is the real one; the tests connect in-memory
 /// sockets through a fake network. The data path is generic over it
-/// (specialised: no dynamic dispatch per batch or per datagram).
-public protocol DatagramIO {
+/// (specialised: no dynamic dispatch per batch or per datagram). Not
+/// necessarily copyable: the device holds the socket itself, the owner of
+/// its fd, rather than a reference to a box around it.
+public protocol DatagramIO: ~Copyable {
     /// Fills `batch` from slot 0 (data, lengths, senders, UDP GRO segment
     /// sizes); the number of slots filled, 0 when nothing waits. A thrown
     /// error (an ICMP error surfacing) ends the round.

@@ -27,7 +27,7 @@ public struct DataPathClock {
 /// the tun and the UDP socket (nothing dynamic per packet), the tests run
 /// two of them over in-memory fakes. Nothing here waits: the caller's loop
 /// says when to receive, send or tick.
-public final class Device<IO: DeviceIO, Net: DatagramIO> {
+public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
     /// The layout of the datagrams sealed and opened.
     public typealias Suite = Sealer.Suite
 
@@ -58,7 +58,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO> {
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
 
-    public init(io: IO, net: Net, interface: String, peers: [Peer], clock: DataPathClock = .system,
+    public init(io: IO, net: consuming Net, interface: String, peers: [Peer], clock: DataPathClock = .system,
                 log: @escaping (Int32, String) -> Void) {
         // Opened payloads are written where they were decrypted: the device
         // I/O's headroom must be inside what the suite leaves free.

@@ -97,7 +97,7 @@ public final class PlainTunIO: DeviceIO {
     public var offloadName: String { "off" }
     public var hasPending: Bool { false }
 
-    public init(tun: Tun) { self.tun = tun }
+    public init(tun: consuming Tun) { self.tun = tun }
 
     @inline(__always)
     public func read(into room: UnsafeMutableRawBufferPointer) -> DeviceRead {
@@ -141,11 +141,12 @@ public final class OffloadTunIO: DeviceIO {
 
     /// `maxPayload`: no read payload is longer (the cipher suite's);
     /// `headroom`: what the suite leaves in front of opened payloads.
-    public init(tun: Tun, maxPayload: Int, headroom: Int) {
+    public init(tun: consuming Tun, maxPayload: Int, headroom: Int) {
         precondition(tun.vnetHeader)
+        // The coalescer writes through a view of the fd this I/O owns.
+        coalescer = Coalescer(fd: tun.fd, mergeUDP: tun.udpOffload, headroom: headroom)
         self.tun = tun
         self.maxPayload = maxPayload
-        coalescer = Coalescer(fd: tun.fd, mergeUDP: tun.udpOffload, headroom: headroom)
         buffer = .allocate(byteCount: VirtioNetHeader.size + 65536, alignment: 64)
     }
 

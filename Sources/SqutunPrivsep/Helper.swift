@@ -27,8 +27,8 @@ package enum Helper {
         try Prepared.run(config, privileged: true, start: start)
     }
 
-    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
-        let config = p.config
+    private static func start(_ p: consuming Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
+        let config = p.config, peer = p.peer, offloads = p.tun.vnetHeader
         let wake = try Signals.install()
 
         let pair = try Channel.makePair()
@@ -38,23 +38,25 @@ package enum Helper {
         guard let user = p.user else { preconditionFailure("helper without a user") }
         // Handed out when the worker asks (the table); whatever it has not
         // asked for once setup ends is released: the supervisor keeps
-        // nothing of the data path.
+        // nothing of the data path. The provisions take over closing the
+        // tun's and the socket's fds (after sending them to the worker).
+        let workerConfig = WorkerConfig(
+            session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
+            keepaliveSeconds: UInt32(config.keepaliveSeconds),
+            uid: user.uid, gid: user.gid, peer: peer, chrootPath: config.chrootDirectory,
+            interface: config.interface, formerSessions: p.formerSessions)
+        let key = p.psk
         let provisions = WorkerProvisions(
-            config: WorkerConfig(
-                session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
-                keepaliveSeconds: UInt32(config.keepaliveSeconds), dropPrivileges: true,
-                uid: user.uid, gid: user.gid, peer: p.peer, chrootPath: config.chrootDirectory,
-                interface: config.interface, formerSessions: p.formerSessions),
-            key: p.psk,
-            fds: [PassedFD(.tun, p.tun.fd), PassedFD(.udp, p.udp.fd), PassedFD(.control, control)])
+            config: workerConfig, key: key,
+            fds: [PassedFD(.tun, p.tun.release()), PassedFD(.udp, p.udp.release()), PassedFD(.control, control)])
 
         // The offloads belong to the device and outlive the worker.
-        defer { if p.tun.vnetHeader { Tun.clearOffloads(name: config.interface) } }
+        defer { if offloads { Tun.clearOffloads(name: config.interface) } }
         var supervisor = Supervisor(worker: worker, channel: mine, wake: wake, provisions: provisions)
         switch supervisor.waitForReady() {
         case .ready:
             Log.notice("tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"
-                + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
+                + (peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
             daemon?.succeed()
             return supervisor.supervise()
         case .failed(let why):

@@ -20,7 +20,10 @@ package struct PreparedPeer {
 /// for each peer its key file and address (only of the family -b gives the
 /// UDP socket), user and chroot (root only), OpenSSL with each key (non-root
 /// only: the root helper's worker checks it), tun device, UDP socket.
-package struct Prepared {
+/// It owns the tun and the socket (not copyable): whoever it is handed to
+/// consumes it, and takes them over or lets them close. (Frozen so that
+/// the single process, in another module, may take the two apart.)
+@frozen package struct Prepared: ~Copyable {
     package let config: TunnelConfig
     /// `config.peers`, in order, made ready.
     package private(set) var peers: [PreparedPeer]
@@ -99,10 +102,10 @@ extension Prepared {
     /// and `start`, whose result is the exit status. A failure after
     /// detaching reaches the waiting command as its one line.
     package static func run(_ config: TunnelConfig, privileged: Bool,
-                    start: (Prepared, _ control: FileDescriptor, _ pidFile: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
-        var prepared = try prepare(config, privileged: privileged)
+                    start: (consuming Prepared, _ control: FileDescriptor, _ pidFile: FileDescriptor, Daemonize?) throws -> Int32) throws -> Never {
+        let prepared = try prepare(config, privileged: privileged)
         let daemon = config.foreground ? nil : try Daemonize.detach()
-        func withRunFiles() throws -> Int32 {
+        func withRunFiles(_ prepared: consuming Prepared) throws -> Int32 {
             let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
             if let note = pidFile.note { Log.notice(note) }
             // Under a seccomp filter (the single process) there is no
@@ -118,7 +121,7 @@ extension Prepared {
             return try start(prepared, control, pidFile.descriptor, daemon)
         }
         do {
-            exit(try withRunFiles())
+            exit(try withRunFiles(prepared))
         } catch {
             daemon?.fail("\(error)")
             Log.error("\(error)")

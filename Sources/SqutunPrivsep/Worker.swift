@@ -82,12 +82,8 @@ package enum Worker {
         // 3. Signals.
         let wake = try Signals.install()
 
-        // 4. Privileges.
-        if config.dropPrivileges {
-            try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
-        } else {
-            try Privileges.unprivilegedHardening()
-        }
+        // 4. Privileges: started by the root helper, always dropped.
+        try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
         // 5. Seccomp.
         try Seccomp.install()
 

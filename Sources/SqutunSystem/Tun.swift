@@ -34,9 +34,14 @@ public struct TunOffloads: OptionSet, Sendable {
 /// the addresses/routes are the operator's). Reads and writes are one IP
 /// packet each, non-blocking; with `vnetHeader`, each behind the 10-byte
 /// `VirtioNetHeader`, and a read may be a TCP super-packet to segment.
-public struct Tun: Sendable {
+///
+/// It owns its fd: not copyable, closed exactly once, by `close()` or when
+/// the owner goes away; `release()` gives the fd up unclosed, to be sent to
+/// another process. `fd` is a view for I/O and poll(2), not for closing.
+public struct Tun: ~Copyable, Sendable {
     public let name: String
-    public let fd: FileDescriptor
+    private let owned: OwnedDescriptor
+    public var fd: FileDescriptor { owned.fd }
     /// The device's owner uid / group gid, nil when unrestricted (-1).
     public let owner: UInt32?
     public let group: UInt32?
@@ -62,7 +67,8 @@ public struct Tun: Sendable {
     /// (TUNGETIFF) whether it was attached with IFF_VNET_HDR, and which
     /// offloads the device takes (negotiated again: the same answer as the
     /// helper's), so that the helper's choice needs no field in the channel
-    /// protocol. Call before seccomp (no ioctl is allowed after).
+    /// protocol. Call before seccomp (no ioctl is allowed after). Takes
+    /// over closing `fd`.
     public init(adopting fd: FileDescriptor, name: String) {
         let flags = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> UInt16 in
             ifreq.initializeMemory(as: UInt8.self, repeating: 0)
@@ -78,7 +84,7 @@ public struct Tun: Sendable {
     private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool,
                  udpOffload: Bool) {
         self.name = name
-        self.fd = fd
+        self.owned = OwnedDescriptor(fd)
         self.owner = owner
         self.group = group
         self.vnetHeader = vnetHeader
@@ -183,7 +189,7 @@ public struct Tun: Sendable {
     /// effort, after the worker is gone (the device may be gone too; attach
     /// never creates one).
     public static func clearOffloads(name: String) {
-        (try? attach(name: name, offload: false))?.close()
+        if let tun = try? attach(name: name, offload: false) { tun.close() }
     }
 
     /// The same through this fd (the single process, whose seccomp filter
@@ -221,7 +227,11 @@ public struct Tun: Sendable {
         try fd.write(packet) != nil
     }
 
-    public func close() { fd.close() }
+    public consuming func close() { owned.close() }
+
+    /// Ends ownership without closing: the fd, still open, is the caller's
+    /// to close (after sending it to the process that takes it over).
+    public consuming func release() -> FileDescriptor { owned.release() }
 
     // MARK: Helpers
 

@@ -8,8 +8,13 @@ import Glibc
 /// Without -b it is a dual-stack AF_INET6 socket on `::` (IPv4 peers appear
 /// as mapped addresses, which `receive` returns unmapped), or AF_INET on
 /// 0.0.0.0 if the kernel has no IPv6. With -b it has that address's family.
-public struct UDPSocket: Sendable {
-    public let fd: FileDescriptor
+///
+/// It owns its fd: not copyable, closed exactly once, by `close()` or when
+/// the owner goes away; `release()` gives the fd up unclosed, to be sent to
+/// another process. `fd` is a view for I/O and poll(2), not for closing.
+public struct UDPSocket: ~Copyable, Sendable {
+    private let owned: OwnedDescriptor
+    public var fd: FileDescriptor { owned.fd }
     /// The socket's own family: `.ipv6` means dual-stack unless bound with -b.
     public let family: SocketAddress.Family
 
@@ -18,18 +23,21 @@ public struct UDPSocket: Sendable {
     public static let bufferBytes: Int32 = 4 << 20
 
     /// Wraps an fd received from the helper (the worker side); the family
-    /// comes from the socket itself (SO_DOMAIN).
+    /// comes from the socket itself (SO_DOMAIN). Takes over closing `fd`,
+    /// also when it throws.
     public init(adopting fd: FileDescriptor) throws(SystemError) {
         var domain: Int32 = 0
         var size = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(fd.rawValue, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0 else {
-            throw .socketFailed(what: "the UDP socket from the helper", operation: "getsockopt SO_DOMAIN", errno: .current)
+            let failure = Errno.current
+            fd.close()
+            throw .socketFailed(what: "the UDP socket from the helper", operation: "getsockopt SO_DOMAIN", errno: failure)
         }
         self.init(fd: fd, family: domain == AF_INET6 ? .ipv6 : .ipv4)
     }
 
     private init(fd: FileDescriptor, family: SocketAddress.Family) {
-        self.fd = fd
+        self.owned = OwnedDescriptor(fd)
         self.family = family
     }
 
@@ -165,5 +173,9 @@ public struct UDPSocket: Sendable {
         }
     }
 
-    public func close() { fd.close() }
+    public consuming func close() { owned.close() }
+
+    /// Ends ownership without closing: the fd, still open, is the caller's
+    /// to close (after sending it to the process that takes it over).
+    public consuming func release() -> FileDescriptor { owned.release() }
 }

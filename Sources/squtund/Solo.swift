@@ -15,8 +15,8 @@ enum Solo {
         try Prepared.run(config, privileged: false, start: start)
     }
 
-    private static func start(_ p: Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
-        let config = p.config
+    private static func start(_ p: consuming Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
+        let config = p.config, peer = p.peer
         let crypto = try TunnelCrypto(psk: p.psk, start: p.start, formerSessions: p.formerSessions, skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
         let uid = getuid()
@@ -26,17 +26,17 @@ enum Solo {
         try Privileges.unprivilegedHardening()
         try Seccomp.install(mode: .singleProcess, tunFD: p.tun.vnetHeader ? p.tun.fd.rawValue : nil,
                             pidFileFD: pidFile.rawValue)
-        Log.notice("tunnel on \(config.interface) is up" + (p.peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
+        Log.notice("tunnel on \(config.interface) is up" + (peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
         daemon?.succeed()
         let path = DataPath(
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
-                            configuredPeer: p.peer, statusUID: uid),
+                            configuredPeer: peer, statusUID: uid),
             tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
             sealer: crypto.sealer, opener: crypto.opener, log: Log.write,
             logLinesDropped: { Log.droppedLines })
         let end = path.run()
         // No helper to do it: the device's offloads off again (Tun.clearOffloads).
-        if p.tun.vnetHeader { p.tun.switchOffloadsOff() }
+        path.switchTunOffloadsOff()
         return DataPath.exitStatus(end)
     }
 }

@@ -32,7 +32,7 @@ final class ChannelTests: XCTestCase {
 
     static let sampleConfig = WorkerConfig(
         session: 0x0123_4567_89ab_cdef, startTimeMs: 1_700_000_000_123, skewSeconds: 30, keepaliveSeconds: 25,
-        dropPrivileges: true, uid: 998, gid: 997, peer: SocketAddress.parse(literal: "198.51.100.2", port: 3456),
+        uid: 998, gid: 997, peer: SocketAddress.parse(literal: "198.51.100.2", port: 3456),
         chrootPath: "/var/lib/squtun/empty", interface: "tun0")
 
     private func key() -> SecretBytes {
@@ -68,8 +68,6 @@ final class ChannelTests: XCTestCase {
         v6.peer = SocketAddress.parse(literal: "fe80::1%2", port: 9)
         var none = ChannelTests.sampleConfig
         none.peer = nil
-        none.dropPrivileges = false
-        none.chrootPath = ""
         var former = ChannelTests.sampleConfig
         former.formerSessions = (1...32).map { 0x0123_4567_0000_0000 + UInt64($0) }
         for config in [ChannelTests.sampleConfig, v6, none, former] {
@@ -296,7 +294,7 @@ final class ChannelTests: XCTestCase {
         XCTAssertEqual(bytes[0], 1)
         XCTAssertEqual(Array(bytes[1..<5]), [1, 0, 0, 0], "configuration version 1, first")
         XCTAssertEqual(Array(bytes[5..<13]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
-        XCTAssertEqual(bytes[29], 3, "flags: drop + peer")
+        XCTAssertEqual(Array(bytes[29..<33]), [2, 0, 0, 0], "flags: peer (bit 0, once \"drop privileges\", unused)")
         XCTAssertEqual(Array(bytes[41..<45]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
         XCTAssertEqual(Array(bytes[45..<49]), [198, 51, 100, 2])
         XCTAssertEqual(Array(bytes[69..<90]), Array("/var/lib/squtun/empty".utf8))
@@ -405,8 +403,10 @@ final class ChannelTests: XCTestCase {
             return b
         }
         func field(_ text: String) -> ChannelFault { .badField(type: .config, field: text) }
-        assertFault(patched([(29, 0x07)]), field("unknown flag bits 4"))
-        assertFault(patched([(29, 0x01)]), field("peer flag does not match the peer address"))
+        assertFault(patched([(29, 0x06)]), field("unknown flag bits 4"))
+        // The former "drop privileges" bit: every worker drops them, a config that says so is refused.
+        assertFault(patched([(29, 0x03)]), field("unknown flag bits 1"))
+        assertFault(patched([(29, 0x00)]), field("peer flag does not match the peer address"))
         assertFault(patched([(41, 5)]), field("unknown peer address kind 5"))
         assertFault(patched([(54, 1)]), field("IPv4 peer with stray bytes"))
         assertFault(patched([(65, 1)]), field("reserved peer bytes set"))
@@ -415,6 +415,11 @@ final class ChannelTests: XCTestCase {
         assertFault(patched([(304, 0x61)]), field("chroot path has bytes after its NUL"))
         assertFault(patched([(69, 0xff)]), field("chroot path is not UTF-8"))
         assertFault(patched([(69, UInt8(ascii: "x"))]), field("chroot path is not absolute"))
+        // What the single process's config once was (no drop, no chroot,
+        // here without a peer) is refused: every worker chroots.
+        let peerless = [(29, UInt8(0))] + (41..<69).map { ($0, UInt8(0)) }
+        assertFault(patched(peerless + (69..<90).map { ($0, UInt8(0)) }), field("chroot path is not absolute"))
+        XCTAssertNoThrow(try decode(patched(peerless)), "the same with its chroot is a config")
         assertFault(patched((325..<341).map { ($0, UInt8(0x61)) }), field("interface name is not NUL-terminated"))
         assertFault(patched([(326, UInt8(ascii: "/"))]), field("invalid interface name"))
         assertFault(patched((325..<329).map { ($0, UInt8(0)) }), field("invalid interface name"))

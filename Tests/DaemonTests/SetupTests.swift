@@ -34,6 +34,12 @@ final class SetupTests: XCTestCase {
                      pidfile: dir + "/t.pid", controlSocket: dir + "/t.sock", offload: false)
     }
 
+    /// An unprivileged prepare, for what it throws (a result is dropped at
+    /// once: its tun and socket close).
+    private func prepare(_ config: TunnelConfig) throws {
+        _ = try Prepared.prepare(config, privileged: false)
+    }
+
     /// A fresh key in a 0600 file; returns its path and the key's bytes.
     private func makeKey(_ name: String) throws -> (path: String, key: [UInt8]) {
         let key = try KeyFile.generate()
@@ -44,8 +50,7 @@ final class SetupTests: XCTestCase {
 
     func testTheKeyFileReadIsThePeers() {
         let missing = dir + "/peer0.key"
-        XCTAssertThrowsError(try Prepared.prepare(settings([PeerSettings(host: nil, port: 3456, keyPath: missing)]),
-                                                  privileged: false)) {
+        XCTAssertThrowsError(try prepare(settings([PeerSettings(host: nil, port: 3456, keyPath: missing)]))) {
             XCTAssertEqual($0 as? ConfigError, .keyFileUnreadable(path: missing, reason: "No such file or directory"))
         }
     }
@@ -54,7 +59,7 @@ final class SetupTests: XCTestCase {
         let a = try makeKey("a.key"), b = try makeKey("b.key")
         let two = settings([PeerSettings(host: "127.0.0.1", port: 9, keyPath: a.path),
                             PeerSettings(host: "127.0.0.1", port: 10, keyPath: b.path)])
-        XCTAssertThrowsError(try Prepared.prepare(two, privileged: false)) {
+        XCTAssertThrowsError(try prepare(two)) {
             XCTAssertEqual(($0 as? PrivsepError)?.description, "2 peers configured; a tunnel runs at most 1")
         }
     }
@@ -68,11 +73,8 @@ final class SetupTests: XCTestCase {
         let key = try makeKey("peer.key")
         let config = settings([PeerSettings(host: "127.0.0.1", port: 9, keyPath: key.path)], interface: name)
         let p = try Prepared.prepare(config, privileged: false)
-        defer {
-            p.tun.close()
-            p.udp.close()
-            p.peers.forEach { $0.keyFileShare?.close() }
-        }
+        // (Its tun and socket close with it, at the end of the test.)
+        defer { p.peers.forEach { $0.keyFileShare?.close() } }
         XCTAssertEqual(p.peers.map(\.settings), config.peers)
         XCTAssertEqual(p.peers.map { $0.psk.withUnsafeBytes { Array($0) } }, [key.key])
         XCTAssertEqual(p.peers.map(\.address), [SocketAddress.parse(literal: "127.0.0.1", port: 9)])

@@ -119,6 +119,9 @@ extension FileDescriptor {
 
     var isCloseOnExec: Bool { (fcntl(rawValue, F_GETFD) & FD_CLOEXEC) != 0 }
 
+    /// Nothing open behind the number: F_GETFD fails with EBADF.
+    var isClosed: Bool { fcntl(rawValue, F_GETFD) == -1 && errno == EBADF }
+
     func setCloseOnExec(_ on: Bool) throws(Errno) {
         let flags = try retryingEINTR { fcntl(rawValue, F_GETFD) }
         let wanted = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC

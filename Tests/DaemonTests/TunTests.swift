@@ -10,15 +10,12 @@ import Glibc
 /// named (sqtt<pid><n>) and deleted by name in tearDown.
 final class TunTests: XCTestCase {
     private var devices: [String] = []
-    private var attached: [Tun] = []
 
     override func setUpWithError() throws {
         try XCTSkipIf(geteuid() != 0, "needs root to create tun devices")
     }
 
     override func tearDown() {
-        attached.forEach { $0.close() }
-        attached = []
         for name in devices {
             TestSupport.ip("link", "del", name)
             XCTAssertFalse(TestSupport.interfaceExists(name), "could not delete \(name)")
@@ -36,10 +33,9 @@ final class TunTests: XCTestCase {
         return name
     }
 
+    /// Closed by its owner, the test's local, at the end of the test.
     private func attach(_ name: String, offload: Bool = false) throws -> Tun {
-        let tun = try Tun.attach(name: name, offload: offload)
-        attached.append(tun)
-        return tun
+        try Tun.attach(name: name, offload: offload)
     }
 
     func testAttachAndCarryAPacket() throws {
@@ -57,7 +53,6 @@ final class TunTests: XCTestCase {
         XCTAssertEqual(TestSupport.ip("link", "set", name, "up").status, .exited(0))
         XCTAssertEqual(TestSupport.ip("addr", "add", "10.213.77.1/24", "dev", name).status, .exited(0))
         let sender = try UDPSocket.open(port: 0, bindAddress: "10.213.77.1")
-        defer { sender.close() }
         let target = try XCTUnwrap(SocketAddress.parse(literal: "10.213.77.2", port: 4242))
         XCTAssertTrue(try Array("through the tun".utf8).withUnsafeBytes { try sender.send($0, to: target) })
         var packet: [UInt8]?
@@ -81,14 +76,12 @@ final class TunTests: XCTestCase {
         let tun = try attach(name, offload: true)
         XCTAssertTrue(tun.vnetHeader)
         // The worker learns it from the kernel (TUNGETIFF), not from the helper.
-        let copy = try tun.fd.duplicate()
-        defer { copy.close() }
-        XCTAssertTrue(Tun(adopting: copy, name: name).vnetHeader)
+        // (The adopting owner closes the duplicate.)
+        XCTAssertTrue(Tun(adopting: try tun.fd.duplicate(), name: name).vnetHeader)
 
         XCTAssertEqual(TestSupport.ip("link", "set", name, "up").status, .exited(0))
         XCTAssertEqual(TestSupport.ip("addr", "add", "10.213.78.1/24", "dev", name).status, .exited(0))
         let sender = try UDPSocket.open(port: 0, bindAddress: "10.213.78.1")
-        defer { sender.close() }
         let target = try XCTUnwrap(SocketAddress.parse(literal: "10.213.78.2", port: 4242))
         let text = Array("an odd-length payload".utf8)
         XCTAssertTrue(try text.withUnsafeBytes { try sender.send($0, to: target) })
@@ -142,9 +135,55 @@ final class TunTests: XCTestCase {
         let name = try make("tun")
         let tun = try attach(name, offload: false)
         XCTAssertFalse(tun.vnetHeader)
-        let copy = try tun.fd.duplicate()
-        defer { copy.close() }
-        XCTAssertFalse(Tun(adopting: copy, name: name).vnetHeader)
+        XCTAssertFalse(Tun(adopting: try tun.fd.duplicate(), name: name).vnetHeader)
+    }
+
+    // MARK: Ownership
+
+    /// The tun closes its fd when its owner goes out of scope: the device
+    /// is free for the next attach (a second one while attached is EBUSY).
+    func testOwnerClosesItsFdWhenItGoesAway() throws {
+        let name = try make("tun")
+        let number: FileDescriptor
+        do {
+            let tun = try attach(name)
+            number = tun.fd
+            XCTAssertFalse(number.isClosed)
+        }
+        XCTAssertTrue(number.isClosed, "the dropped tun's fd is still open")
+        let closed: FileDescriptor
+        do {
+            let tun = try attach(name)
+            closed = tun.fd
+            tun.close()
+            XCTAssertTrue(closed.isClosed)
+        }
+        XCTAssertTrue(closed.isClosed)
+        XCTAssertNoThrow(try attach(name).close(), "the device was not free again")
+    }
+
+    /// Handing the tun over (as the helper does before sending it to the
+    /// worker) ends the owner without closing: the fd stays open and
+    /// attached for the new owner, which closes it in its turn.
+    func testReleaseHandsTheOpenFdOver() throws {
+        let name = try make("tun")
+        let handed: FileDescriptor
+        do {
+            let tun = try attach(name)
+            handed = tun.release()
+        }
+        XCTAssertFalse(handed.isClosed, "the released owner closed the fd it handed over")
+        do {
+            let adopted = Tun(adopting: handed, name: name)
+            XCTAssertEqual(adopted.fd, handed)
+            XCTAssertThrowsError(try attach(name).close(), "still attached through the handed-over fd") { error in
+                XCTAssertEqual(error as? SystemError, .tunAttachFailed(name: name, errno: Errno(EBUSY)))
+            }
+            var room = [UInt8](repeating: 0, count: 2048)
+            XCTAssertNil(try room.withUnsafeMutableBytes { try adopted.read(into: $0) }, "open, nothing to read")
+        }
+        XCTAssertTrue(handed.isClosed, "the new owner did not close it")
+        XCTAssertNoThrow(try attach(name).close(), "the device was not free again")
     }
 
     func testOwnerAndGroupAreRead() throws {
@@ -156,23 +195,24 @@ final class TunTests: XCTestCase {
 
     func testMultiQueueDeviceAttaches() throws {
         let name = try make("tun", "multi_queue")
-        XCTAssertNoThrow(try attach(name))
+        XCTAssertNoThrow(try attach(name).close())
     }
 
     func testSecondAttachIsBusy() throws {
         let name = try make("tun")
-        _ = try attach(name)
-        XCTAssertThrowsError(try attach(name)) { error in
+        let first = try attach(name)
+        XCTAssertThrowsError(try attach(name).close()) { error in
             XCTAssertEqual(error as? SystemError, .tunAttachFailed(name: name, errno: Errno(EBUSY)))
             XCTAssertTrue("\(error)".contains("is another program attached to it?"), "\(error)")
         }
+        first.close()
     }
 
     func testMissingDeviceIsNotCreated() throws {
         let name = TestSupport.uniqueName("sqtm")
         devices.append(name)  // deleted in tearDown should the check ever fail
         XCTAssertFalse(TestSupport.interfaceExists(name))
-        XCTAssertThrowsError(try attach(name)) { error in
+        XCTAssertThrowsError(try attach(name).close()) { error in
             XCTAssertEqual(error as? SystemError, .tunMissing(name: name))
             XCTAssertEqual("\(error)", "tun device \(name) does not exist; create it with: ip tuntap add dev \(name) mode tun user squtun")
         }
@@ -181,14 +221,14 @@ final class TunTests: XCTestCase {
 
     func testTapIsRefused() throws {
         let name = try make("tap")
-        XCTAssertThrowsError(try attach(name)) { error in
+        XCTAssertThrowsError(try attach(name).close()) { error in
             XCTAssertEqual(error as? SystemError, .tunIsTap(name: name))
             XCTAssertTrue("\(error)".hasPrefix("\(name) is a tap device, squtun needs a tun device"), "\(error)")
         }
     }
 
     func testLoopbackIsRefused() {
-        XCTAssertThrowsError(try attach("lo")) { error in
+        XCTAssertThrowsError(try attach("lo").close()) { error in
             XCTAssertEqual(error as? SystemError, .notATun(name: "lo"))
             XCTAssertEqual("\(error)", "interface lo is not a tun device; give one made with: ip tuntap add dev NAME mode tun user squtun")
         }
@@ -196,7 +236,7 @@ final class TunTests: XCTestCase {
 
     func testBadNames() {
         for name in ["", "a/b", "../x", ".", "..", "sixteen-chars-xx", "tun 0", "tün"] {
-            XCTAssertThrowsError(try attach(name), name) { error in
+            XCTAssertThrowsError(try attach(name).close(), name) { error in
                 XCTAssertEqual(error as? SystemError, .badInterfaceName(name))
             }
         }

@@ -6,29 +6,20 @@ import XCTest
 import Glibc
 #endif
 
+/// Each socket is closed by its owner, the test's local, at the end of the test.
 final class UDPSocketTests: XCTestCase {
-    private var sockets: [UDPSocket] = []
-
-    override func tearDown() {
-        sockets.forEach { $0.close() }
-        sockets = []
-        super.tearDown()
-    }
-
     private func open(port: UInt16 = 0, bind: String? = nil) throws -> UDPSocket {
-        let s = try UDPSocket.open(port: port, bindAddress: bind)
-        sockets.append(s)
-        return s
+        try UDPSocket.open(port: port, bindAddress: bind)
     }
 
-    private func option(_ s: UDPSocket, _ level: Int32, _ name: Int32) -> Int32 {
+    private func option(_ s: borrowing UDPSocket, _ level: Int32, _ name: Int32) -> Int32 {
         var value: Int32 = -1
         var size = socklen_t(4)
         XCTAssertEqual(getsockopt(s.fd.rawValue, level, name, &value, &size), 0)
         return value
     }
 
-    private func waitReadable(_ s: UDPSocket) -> Bool {
+    private func waitReadable(_ s: borrowing UDPSocket) -> Bool {
         var p = pollfd(fd: s.fd.rawValue, events: Int16(POLLIN), revents: 0)
         return poll(&p, 1, 2000) == 1
     }
@@ -116,22 +107,23 @@ final class UDPSocketTests: XCTestCase {
     func testPortInUse() throws {
         let first = try open()
         let port = first.localAddress.port
-        XCTAssertThrowsError(try open(port: port)) { error in
+        XCTAssertThrowsError(try open(port: port).close()) { error in
             XCTAssertEqual(error as? SystemError, .portInUse(port: port, errno: Errno(EADDRINUSE)))
             XCTAssertEqual("\(error)", "UDP port \(port) is already in use (bind: Address already in use); see what holds it with: ss -ulpn 'sport = :\(port)', or choose another port with -l")
         }
         // The dual-stack wildcard also holds the IPv4 side of the port.
-        XCTAssertThrowsError(try open(port: port, bind: "127.0.0.1")) { error in
+        XCTAssertThrowsError(try open(port: port, bind: "127.0.0.1").close()) { error in
             XCTAssertEqual(error as? SystemError, .portInUse(port: port, errno: Errno(EADDRINUSE)))
         }
+        first.close()
     }
 
     func testBadBindAddresses() {
-        XCTAssertThrowsError(try open(bind: "not-an-ip")) { error in
+        XCTAssertThrowsError(try open(bind: "not-an-ip").close()) { error in
             XCTAssertEqual(error as? SystemError, .badBindAddress("not-an-ip"))
             XCTAssertTrue("\(error)".hasPrefix("-b 'not-an-ip': not a numeric IPv4 or IPv6 address"), "\(error)")
         }
-        XCTAssertThrowsError(try open(bind: "192.0.2.77")) { error in
+        XCTAssertThrowsError(try open(bind: "192.0.2.77").close()) { error in
             XCTAssertEqual(error as? SystemError, .bindFailed(address: "192.0.2.77", port: 0, errno: Errno(EADDRNOTAVAIL)))
             XCTAssertTrue("\(error)".contains("cannot bind UDP port 0 on 192.0.2.77 (bind: Cannot assign requested address)"))
         }
@@ -140,9 +132,57 @@ final class UDPSocketTests: XCTestCase {
     func testAdoptingKeepsTheFamily() throws {
         let v4 = try open(bind: "127.0.0.1")
         let dual = try open()
-        XCTAssertEqual(try UDPSocket(adopting: v4.fd).family, .ipv4)
-        XCTAssertEqual(try UDPSocket(adopting: dual.fd).family, .ipv6)
-        XCTAssertThrowsError(try UDPSocket(adopting: FileDescriptor(rawValue: -1)))
+        // Each adopting owner closes its own duplicate.
+        XCTAssertEqual(try UDPSocket(adopting: v4.fd.duplicate()).family, .ipv4)
+        XCTAssertEqual(try UDPSocket(adopting: dual.fd.duplicate()).family, .ipv6)
+        XCTAssertThrowsError(try UDPSocket(adopting: FileDescriptor(rawValue: -1)).close())
+        // Not a socket: refused, and closed all the same (the fd was handed over).
+        let notASocket = try FileDescriptor.open("/dev/null", O_RDONLY)
+        XCTAssertThrowsError(try UDPSocket(adopting: notASocket).close())
+        XCTAssertTrue(notASocket.isClosed, "a refused adoption leaked the fd")
+    }
+
+    // MARK: Ownership
+
+    /// The socket closes its fd when its owner goes out of scope.
+    func testOwnerClosesItsFdWhenItGoesAway() throws {
+        let number: FileDescriptor
+        do {
+            let s = try open(bind: "127.0.0.1")
+            number = s.fd
+            XCTAssertFalse(number.isClosed)
+        }
+        XCTAssertTrue(number.isClosed, "the dropped socket's fd is still open")
+        let closed: FileDescriptor
+        do {
+            let s = try open(bind: "127.0.0.1")
+            closed = s.fd
+            s.close()
+            XCTAssertTrue(closed.isClosed)
+        }
+        XCTAssertTrue(closed.isClosed)
+    }
+
+    /// Handing the socket over (as the helper does before sending it to
+    /// the worker) ends the owner without closing: the fd stays open and
+    /// bound for the new owner, which closes it in its turn.
+    func testReleaseHandsTheOpenFdOver() throws {
+        let handed: FileDescriptor
+        let address: SocketAddress
+        do {
+            let s = try open(bind: "127.0.0.1")
+            address = s.localAddress
+            handed = s.release()
+        }
+        XCTAssertFalse(handed.isClosed, "the released owner closed the fd it handed over")
+        do {
+            let adopted = try UDPSocket(adopting: handed)
+            XCTAssertEqual(adopted.localAddress, address, "the same bound socket")
+            let peer = try open(bind: "127.0.0.1")
+            XCTAssertTrue(try Array("still open".utf8).withUnsafeBytes { try peer.send($0, to: address) })
+            XCTAssertTrue(waitReadable(adopted))
+        }
+        XCTAssertTrue(handed.isClosed, "the new owner did not close it")
     }
 
     // MARK: Batches
@@ -158,7 +198,7 @@ final class UDPSocketTests: XCTestCase {
     }
 
     /// Everything waiting at `s`, as (datagram lengths, how many came coalesced by GRO).
-    private func drain(_ s: UDPSocket) throws -> (lengths: [Int], coalesced: Int) {
+    private func drain(_ s: borrowing UDPSocket) throws -> (lengths: [Int], coalesced: Int) {
         let rx = DatagramBatch(capacity: 16)
         var lengths: [Int] = []
         var coalesced = 0

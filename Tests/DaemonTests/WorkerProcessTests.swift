@@ -96,10 +96,11 @@ final class WorkerProcessTests: XCTestCase {
         return FakeHelper(pid: pid, channel: pair.helper, output: output.read)
     }
 
-    private func config(interface: String, peer: SocketAddress?, chroot: String?) -> WorkerConfig {
+    /// `chroot` matters only to a worker that gets as far as the drop;
+    /// the tests that stop it during setup leave the default.
+    private func config(interface: String, peer: SocketAddress?, chroot: String = "/nonexistent") -> WorkerConfig {
         WorkerConfig(session: 0x5157_0000_0000_0001, startTimeMs: WallClock.nowMs(), skewSeconds: 30, keepaliveSeconds: 1,
-                     dropPrivileges: chroot != nil, uid: 65534, gid: 65534, peer: peer, chrootPath: chroot ?? "",
-                     interface: interface)
+                     uid: 65534, gid: 65534, peer: peer, chrootPath: chroot, interface: interface)
     }
 
     /// The whole life of a worker: it asks hello → config, keyRequest →
@@ -121,7 +122,6 @@ final class WorkerProcessTests: XCTestCase {
         let udp = try UDPSocket.open(port: 0, bindAddress: "127.0.0.1")
         let workerAddress = udp.localAddress
         let peer = try UDPSocket.open(port: 0, bindAddress: "127.0.0.1")
-        defer { peer.close() }
         let control = try ControlSocket.listen(path: run + "/c.sock")
         let wanted = config(interface: name, peer: peer.localAddress, chroot: chroot)
 
@@ -204,7 +204,7 @@ final class WorkerProcessTests: XCTestCase {
                 break
             }
             switch request {
-            case .hello: try helper.channel.send(.config(config(interface: "sqtw0", peer: nil, chroot: nil)))
+            case .hello: try helper.channel.send(.config(config(interface: "sqtw0", peer: nil)))
             case .keyRequest: try helper.channel.send(.key(key()))
             default: XCTFail("unexpected request \(request)")
             }
@@ -227,7 +227,7 @@ final class WorkerProcessTests: XCTestCase {
     }
 
     func testAConfigOfAnotherVersionEndsTheWorkerWithOneLine() throws {
-        var bytes = try encoded(.config(config(interface: "sqtw0", peer: nil, chroot: nil)))
+        var bytes = try encoded(.config(config(interface: "sqtw0", peer: nil)))
         bytes[1] = 2
         let end = try answerWrongly(at: .hello, with: bytes)
         XCTAssertEqual(end.status, .exited(1))

@@ -74,7 +74,7 @@ public enum ChannelCodec {
         w.u64(c.startTimeMs)
         w.u32(c.skewSeconds)
         w.u32(c.keepaliveSeconds)
-        w.u32((c.dropPrivileges ? WorkerConfig.flagDropPrivileges : 0) | (c.peer != nil ? WorkerConfig.flagPeer : 0))
+        w.u32(c.peer != nil ? WorkerConfig.flagPeer : 0)
         w.u32(c.uid)
         w.u32(c.gid)
         // Peer: kind (0 none, 4, 6), port, 16 address bytes, scope, 4 zero bytes.
@@ -227,8 +227,7 @@ public enum ChannelCodec {
         }
         let chroot = try fixedString(r.slice(WorkerConfig.chrootBytes), field: "chroot path")
         let interface = try fixedString(r.slice(WorkerConfig.interfaceBytes), field: "interface name")
-        let drop = flags & WorkerConfig.flagDropPrivileges != 0
-        if drop && !chroot.hasPrefix("/") {
+        if !chroot.hasPrefix("/") {
             throw .badField(type: .config, field: "chroot path is not absolute")
         }
         guard Tun.isValidName(interface) else {
@@ -246,7 +245,7 @@ public enum ChannelCodec {
             }
         }
         return WorkerConfig(session: session, startTimeMs: start, skewSeconds: skew, keepaliveSeconds: keepalive,
-                            dropPrivileges: drop, uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
+                            uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
                             formerSessions: former)
     }
 

@@ -149,8 +149,9 @@ public struct WorkerConfig: Equatable, Sendable {
     public var startTimeMs: UInt64
     public var skewSeconds: UInt32
     public var keepaliveSeconds: UInt32
-    /// Flag bit 0: chroot + setuid wanted (false in the non-root mode).
-    public var dropPrivileges: Bool
+    /// Whom the worker becomes, and where it is chrooted (absolute). Always
+    /// used: the worker is only ever started by the root helper, so it
+    /// always drops privileges (the single process hardens itself, Solo).
     public var uid: UInt32
     public var gid: UInt32
     /// Flag bit 1: a peer was given with -p (already resolved by the helper).
@@ -170,13 +171,12 @@ public struct WorkerConfig: Equatable, Sendable {
     public static let interfaceBytes = 16
 
     public init(session: UInt64, startTimeMs: UInt64, skewSeconds: UInt32, keepaliveSeconds: UInt32,
-                dropPrivileges: Bool, uid: UInt32, gid: UInt32, peer: SocketAddress?, chrootPath: String,
+                uid: UInt32, gid: UInt32, peer: SocketAddress?, chrootPath: String,
                 interface: String, formerSessions: [UInt64] = []) {
         self.session = session
         self.startTimeMs = startTimeMs
         self.skewSeconds = skewSeconds
         self.keepaliveSeconds = keepaliveSeconds
-        self.dropPrivileges = dropPrivileges
         self.uid = uid
         self.gid = gid
         self.peer = peer
@@ -185,9 +185,10 @@ public struct WorkerConfig: Equatable, Sendable {
         self.formerSessions = formerSessions
     }
 
-    public static let flagDropPrivileges: UInt32 = 1 << 0
+    /// Bit 0 is unused and refused if set (it once said "drop privileges",
+    /// which every config says now); bit 1 is the peer's.
     public static let flagPeer: UInt32 = 1 << 1
-    public static let knownFlags = flagDropPrivileges | flagPeer
+    public static let knownFlags = flagPeer
 }
 
 /// Why a message was refused. Any of these makes the receiver exit.
