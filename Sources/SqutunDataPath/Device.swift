@@ -104,33 +104,38 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
             for i in 0..<count {
                 let slot = rx.datagram(i)
                 let from = rx.sender(i)
+                // A slot is one datagram, or several of `segment` bytes
+                // (the last maybe shorter) coalesced by UDP GRO: opened one
+                // by one. An empty datagram is still opened (and refused).
                 let segment = Int(rx.gsoSizes[i])
-                if segment == 0 || slot.count <= segment {
-                    openDatagram(slot, from: from, nowMs: now, monotonicNow: monotonicNow)
-                    continue
-                }
-                // Coalesced by UDP GRO: datagrams of `segment` bytes, the last maybe shorter.
+                let step = segment == 0 ? slot.count : segment
+                var fromPeer: Bool?  // the slot's sender is the peer's address: asked once per slot
                 var offset = 0
-                while offset < slot.count {
-                    let end = min(offset + segment, slot.count)
+                repeat {
+                    let end = min(offset + step, slot.count)
                     openDatagram(UnsafeMutableRawBufferPointer(rebasing: slot[offset..<end]), from: from,
-                                 nowMs: now, monotonicNow: monotonicNow)
+                                 fromPeer: &fromPeer, nowMs: now, monotonicNow: monotonicNow)
                     offset = end
-                }
+                } while offset < slot.count
             }
             io.flush()  // before the next receive reuses the slots it points into
             if count < rx.capacity { return }
         }
     }
 
+    /// `fromPeer`: whether `from` is the peer's address, once known for the
+    /// slot (comparing means copying the peer's 136-byte address out);
+    /// with one peer it holds for every datagram of the slot until one of
+    /// them moves the peer there. (With several, it would be per peer.)
     @inline(__always)
-    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64,
-                              monotonicNow: UInt64) {
+    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, fromPeer known: inout Bool?,
+                              nowMs: UInt64, monotonicNow: UInt64) {
         guard let peer = peer(for: packet, from: from) else {
             counters.drops[DropReason.unknownSender.rawValue] &+= 1
             return
         }
-        let fromPeer = peer.address == from
+        let fromPeer = known ?? (peer.address == from)
+        known = fromPeer
         switch peer.opener.open(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
         case .drop(let reason):
             counters.drops[reason.rawValue] &+= 1
@@ -141,7 +146,10 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
             peer.counters.keepalivesReceived &+= 1
         }
         peer.counters.lastAuthenticatedMs = monotonicNow
-        if !fromPeer { log(LOG_NOTICE, peer.move(to: from, nowMs: monotonicNow)) }
+        if !fromPeer {
+            log(LOG_NOTICE, peer.move(to: from, nowMs: monotonicNow))
+            known = true
+        }
     }
 
     // MARK: 3. Device → socket
@@ -156,6 +164,10 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
         // Every payload goes to the one peer; with several, a batch per
         // peer chosen by destination address.
         let peer = peers[0]
+        // Read once per round, not per packet (an address is 136 bytes to
+        // copy out of the peer): only a received datagram or SIGHUP, never
+        // this loop, changes it.
+        let hasAddress = peer.address != nil
         while true {
             var sealed = 0
             var done = false
@@ -187,7 +199,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
                     dropOversize(length, packet: payload)
                     continue
                 }
-                guard peer.address != nil else {
+                guard hasAddress else {
                     counters.noPeer &+= 1
                     continue
                 }

@@ -42,14 +42,9 @@ final class LogTests: XCTestCase {
         defer { Log.sink = saved }
         Log.sink = .channel(worker.logPort)
         let before = Log.droppedLines
-        var written = 0
         // The limiter is off here (only forDataPath turns it on): every
         // line reaches the socket until its buffer is full.
-        while Log.droppedLines == before && written < 100_000 {
-            Log.info("line \(written)")
-            written += 1
-        }
-        XCTAssertGreaterThan(Log.droppedLines, before, "never filled after \(written) lines")
+        fillUntilALineIsLost()
         Log.info("one more")
         XCTAssertEqual(Log.droppedLines, before + 2)
         // What did go through is intact.
@@ -85,12 +80,17 @@ final class LogTests: XCTestCase {
         let n = recv(server, &buffer, buffer.count, 0)
         XCTAssertEqual(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self), "<29>squtun-test[\(getpid())]: hello \\x1b[2J")
         // Nobody reads: the call still returns, and the loss is counted.
+        fillUntilALineIsLost()
+    }
+
+    /// Logs "line 0", "line 1", … until the sink loses one (at most 100 000).
+    private func fillUntilALineIsLost(file: StaticString = #filePath, line: UInt = #line) {
         let before = Log.droppedLines
         var written = 0
         while Log.droppedLines == before && written < 100_000 {
             Log.info("line \(written)")
             written += 1
         }
-        XCTAssertGreaterThan(Log.droppedLines, before, "never filled after \(written) lines")
+        XCTAssertGreaterThan(Log.droppedLines, before, "never filled after \(written) lines", file: file, line: line)
     }
 }
