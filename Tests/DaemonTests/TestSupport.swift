@@ -39,6 +39,7 @@ enum TestSupport {
         return ((try? Spawn.wait(pid)) ?? nil, output)
     }
 
+    @discardableResult
     static func ip(_ arguments: String...) -> (status: Spawn.ChildStatus?, output: String) {
         run("/usr/sbin/ip", arguments)
     }

@@ -26,9 +26,9 @@ final class WorkerProcessTests: XCTestCase {
 
     /// Next to the test runner, where SwiftPM builds the products.
     static let binary: String = {
-        var path = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &path, path.count - 1)
-        let runner = n > 0 ? String(cString: path) : "."
+        var path = [UInt8](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &path, path.count)
+        let runner = n > 0 ? String(decoding: path[..<n], as: UTF8.self) : "."
         return String(runner[..<(runner.lastIndex(of: "/") ?? runner.endIndex)]) + "/squtun"
     }()
 
