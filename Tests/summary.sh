@@ -23,3 +23,10 @@ summary_read() {
     if [ "${3:-0}" -ne 0 ] && [ "$SUM_FAIL" -eq 0 ]; then SUM_FAIL=1; fi
     return 0
 }
+
+# summary_add NAME FILE STATUS: summary_read, then its counts added to the
+# caller's totals `passed` and `failed`; a suite without its line says so.
+summary_add() {
+    summary_read "$1" "$2" "$3" || echo "  FAIL  $1 ended without its line \"$1: N passed, M failed\" (exit $3)"
+    passed=$((passed + SUM_PASS)); failed=$((failed + SUM_FAIL))
+}

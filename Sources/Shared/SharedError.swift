@@ -39,6 +39,12 @@ extension SharedError {
         String(cString: strerror(code))
     }
 
+    /// A file mode's permission bits as four octal digits ("0644").
+    public static func octal(_ mode: UInt32) -> String {
+        let digits = String(mode & 0o7777, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
     public static func hex2(_ byte: UInt8) -> String {
         let digits = String(byte, radix: 16)
         return digits.count == 1 ? "0" + digits : digits

@@ -47,6 +47,17 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         (path.hasSuffix(".pid") ? String(path.dropLast(4)) : path) + ".sock"
     }
 
+    /// The pid file and status socket these options give for `interface`:
+    /// what was asked for, else the defaults (the socket following the pid
+    /// file). The daemon and `squtun status` both ask here.
+    public func pidfilePath(interface: String) -> String {
+        pidfile ?? Self.defaultPidfile(interface: interface)
+    }
+
+    public func controlSocketPath(interface: String) -> String {
+        control ?? Self.controlSocket(forPidfile: pidfilePath(interface: interface))
+    }
+
     @Option(name: [.customShort("l"), .long], parsing: .unconditional,
             help: ArgumentHelp("Local UDP port. (default: \(TunnelOptions.defaultPort))", valueName: "port"))
     public var localPort: String?
@@ -209,9 +220,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             foreground: foreground,
             user: user ?? TunnelOptions.defaultUser,
             chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
-            pidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface),
-            controlSocket: control ?? TunnelOptions.controlSocket(
-                forPidfile: pidfile ?? TunnelOptions.defaultPidfile(interface: interface)),
+            pidfile: pidfilePath(interface: interface),
+            controlSocket: controlSocketPath(interface: interface),
             offload: !noOffload))
     }
 
@@ -245,10 +255,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
         if let interface { try OptionCheck.setting(.interface, value: interface, label: labels[.interface]) }
         if let key { try OptionCheck.setting(.key, value: key, label: labels[.key]) }
-        let keepalive = try OptionCheck.integer(keepalive ?? "0", option: labels[.keepalive],
-                                                in: 0...TunnelOptions.maxKeepaliveSeconds)
-        let skew = try OptionCheck.integer(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew],
-                                           in: 0...TunnelOptions.maxSkewSeconds)
+        let keepalive = try OptionCheck.keepaliveSeconds(keepalive ?? "0", option: labels[.keepalive])
+        let skew = try OptionCheck.skewSeconds(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew])
         var linkMTU: Int?
         if let mtu {
             linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4)

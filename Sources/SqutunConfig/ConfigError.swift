@@ -55,7 +55,7 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .keyFileNotRegular(path, kind):
             return "key file \(SharedError.quote(path)): not a regular file (\(kind))"
         case let .keyFilePermissions(path, mode):
-            return "key file \(SharedError.quote(path)): permissions \(Self.octal(mode)) are too open; run chmod 600 \(SharedError.quote(path))"
+            return "key file \(SharedError.quote(path)): permissions \(SharedError.octal(mode)) are too open; run chmod 600 \(SharedError.quote(path))"
         case let .keyFileOwner(path, owner, you):
             let fix = you == 0 ? "run chown root \(SharedError.quote(path))" : "run as root: chown \(you) \(SharedError.quote(path))"
             return "key file \(SharedError.quote(path)): owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
@@ -80,11 +80,6 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension ConfigError {
-    static func octal(_ mode: UInt32) -> String {
-        let digits = String(mode & 0o7777, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
-
     /// A wrong byte of a key file: printable ones as themselves, others as hex.
     static func describe(_ byte: UInt8) -> String {
         switch byte {

@@ -16,8 +16,8 @@ public enum OptionCheck {
         case .interface: try interfaceName(value, option: label)
         case .key:
             if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
-        case .keepalive: _ = try integer(value, option: label, in: 0...TunnelOptions.maxKeepaliveSeconds)
-        case .skew: _ = try integer(value, option: label, in: 0...TunnelOptions.maxSkewSeconds)
+        case .keepalive: _ = try keepaliveSeconds(value, option: label)
+        case .skew: _ = try skewSeconds(value, option: label)
         case .bind: try ipAddress(value, option: label)
         case .foreground, .noOffload: break
         case .user: try userName(value, option: label)
@@ -49,6 +49,16 @@ public enum OptionCheck {
 
     public static func port(_ text: String, option: String) throws(ConfigError) -> UInt16 {
         UInt16(try integer(text, option: option, in: 1...65535))
+    }
+
+    /// -a: seconds between keepalives, 0 (none) up to an hour.
+    public static func keepaliveSeconds(_ text: String, option: String) throws(ConfigError) -> Int {
+        try integer(text, option: option, in: 0...TunnelOptions.maxKeepaliveSeconds)
+    }
+
+    /// -c: the allowed clock skew in seconds, up to a day.
+    public static func skewSeconds(_ text: String, option: String) throws(ConfigError) -> Int {
+        try integer(text, option: option, in: 0...TunnelOptions.maxSkewSeconds)
     }
 
     /// A link MTU that leaves the tun device at least the underlay's minimum MTU.

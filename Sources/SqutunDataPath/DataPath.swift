@@ -123,7 +123,7 @@ public final class DataPath {
         while true {
             // 1. Wait.
             let n = slots.wait(timeoutMs: device.pollTimeout())
-            if n < 0 && errno != EINTR { return .fatal("poll: \(String(cString: strerror(errno)))") }
+            if n < 0 && errno != EINTR { return .fatal("poll: \(Errno.current)") }
             // 5. Signals first: SIGTERM must win over a flood.
             if let end = handleSignals(device) { return end }
             if n > 0 {

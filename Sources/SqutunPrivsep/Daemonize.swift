@@ -1,9 +1,6 @@
 import Shared
-import SqutunConfig
 import SqutunSystem
-import SqutunDataPath
 import Glibc
-import CShim
 
 /// Daemon mode (no -f), as SquTUN: the command returns to the shell (so an
 /// ifupdown `up` line finishes) — but only once the tunnel is up, or with
@@ -54,8 +51,7 @@ package struct Daemonize {
     }
 
     private func write(_ text: String) {
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { _ = try? report.writeAll(UnsafeRawBufferPointer($0)) }
+        try? report.writeAll(text)
     }
 
     private static func waitForVerdict(_ fd: FileDescriptor) -> Int32 {

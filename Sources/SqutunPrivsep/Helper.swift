@@ -1,5 +1,4 @@
 import SqutunSystem
-import SqutunDataPath
 import Glibc
 import Shared
 import SqutunConfig

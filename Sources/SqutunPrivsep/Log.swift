@@ -1,6 +1,5 @@
 import Shared
 import SqutunSystem
-import SqutunDataPath
 import Glibc
 
 /// Where the running daemon's log lines go: stderr in the foreground (-f),

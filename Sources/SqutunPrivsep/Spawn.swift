@@ -1,6 +1,5 @@
 import Shared
 import SqutunSystem
-import SqutunDataPath
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -10,9 +10,9 @@ import Shared
 /// does not exit gets the stop grace time, then SIGKILL. Either way the
 /// helper cleans up and exits non-zero.
 package struct Supervisor: ~Copyable {
-    package let worker: pid_t
-    package let channel: Channel
-    package let wake: FileDescriptor
+    private let worker: pid_t
+    private let channel: Channel
+    private let wake: FileDescriptor
     private var monitor = Monitor()
     private var provisions: WorkerProvisions
     /// The worker's last error line: the reason if it dies during startup.
@@ -27,9 +27,6 @@ package struct Supervisor: ~Copyable {
         self.wake = wake
         self.provisions = provisions
     }
-
-    /// The monitor's phase (setup until the worker says ready).
-    package var phase: MonitorPhase { monitor.phase }
 
     /// How the worker's setup ended.
     package enum Startup: Equatable {
@@ -97,7 +94,7 @@ package struct Supervisor: ~Copyable {
         }
     }
 
-    package enum Event { case ready, exited(Spawn.ChildStatus), misbehaved(String), nothing }
+    private enum Event { case ready, exited(Spawn.ChildStatus), misbehaved(String), nothing }
 
     /// One wait: signals (forwarded), worker messages (logged), worker exit.
     private mutating func wait(timeoutMs: Int32) -> Event {
@@ -152,17 +149,14 @@ package struct Supervisor: ~Copyable {
     }
 
     private func exitCode(_ status: Spawn.ChildStatus) -> Int32 {
+        let code: Int32
         switch status {
-        case .exited(0):
-            Log.notice("worker \(worker) \(status); stopping")
-            return 0
-        case .exited:
-            Log.error("worker \(worker) \(status); stopping")
-            return 1
-        case .signaled:
-            Log.error("worker \(worker) \(status); stopping")
-            return 2
+        case .exited(0): code = 0
+        case .exited: code = 1
+        case .signaled: code = 2
         }
+        Log.write(code == 0 ? LOG_NOTICE : LOG_ERR, "worker \(worker) \(status); stopping")
+        return code
     }
 }
 

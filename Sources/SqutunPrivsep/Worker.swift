@@ -18,7 +18,6 @@ import squtun_crypto
 ///  5. installs the seccomp allow-list;
 ///  6. tells the helper `ready`, then runs the data path.
 package enum Worker {
-    package static let channelFD: Int32 = 3
     /// The worker's name in ps, top and pgrep (comm, at most 15 bytes).
     package static let processName = "squtun-worker"
 
@@ -31,7 +30,7 @@ package enum Worker {
         // Owned for the process's whole life: the log sink only borrows
         // it, so it must stay open until exit, also on the error path
         // (where its last use would otherwise end it before the line goes out).
-        let channel = Channel(adopting: FileDescriptor(rawValue: channelFD))
+        let channel = Channel(adopting: Channel.workerFD)
         let status: Int32 = withExtendedLifetime(channel) {
             Log.sink = .channel(channel.logPort)
             Log.forDataPath()
@@ -61,7 +60,7 @@ package enum Worker {
         let passed = try ask(channel, .fdsRequest) { if case .fds(let list) = $0 { list } else { nil } }
         func take(_ role: PassedFDRole) -> FileDescriptor? { passed.first { $0.role == role }?.fd }
         guard let tunFD = take(.tun), let udpFD = take(.udp) else {
-            passed.forEach { $0.fd.close() }
+            passed.closeAll()
             throw PrivsepError.missingDescriptor(take(.tun) == nil ? .tun : .udp)
         }
         // Without it, `squtun status` has nobody to answer.
@@ -124,10 +123,7 @@ extension DataPath {
             return 0
         case .channelClosed:
             return 1  // the helper is gone: nobody to log to
-        case .tunGone(let why):
-            Log.error(why)
-            return 1
-        case .fatal(let why):
+        case .tunGone(let why), .fatal(let why):
             Log.error(why)
             return 1
         }

@@ -1,6 +1,5 @@
 import Shared
 import SqutunSystem
-import SqutunDataPath
 import Glibc
 import CShim
 

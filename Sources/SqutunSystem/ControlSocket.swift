@@ -24,11 +24,13 @@ public enum ControlSocket {
     public static func listen(path: String) throws(SystemError) -> FileDescriptor {
         guard path.utf8.count < 108 else { throw .controlPathTooLong(path: path) }
         var st = stat()
-        if lstat(path, &st) == 0 && st.st_uid != geteuid() {
+        if lstat(path, &st) != 0 {
+            // Nothing there: the path is free.
+        } else if st.st_uid != geteuid() {
             if unlink(path) != 0 && errno != ENOENT {
                 throw .controlFailed(path: path, operation: "unlink (it belongs to uid \(st.st_uid))", errno: .current)
             }
-        } else if lstat(path, &st) == 0 {
+        } else {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw .controlNotSocket(path: path) }
             if let probe = try? connect(path: path) {
                 probe.close()
@@ -96,14 +98,11 @@ public enum ControlSocket {
         var pid: pid_t = 0
         guard squtun_peer_credentials(accepted, &uid, &pid) == 0 else { return .failed(.current) }
         guard uid == 0 || uid == allowedUID else { return .refused(uid: uid) }
-        var reply = text
-        return reply.withUTF8 { bytes in
-            do throws(Errno) {
-                try client.writeAll(UnsafeRawBufferPointer(bytes))
-                return .replied
-            } catch {
-                return .failed(error)
-            }
+        do throws(Errno) {
+            try client.writeAll(text)
+            return .replied
+        } catch {
+            return .failed(error)
         }
     }
 
@@ -170,7 +169,8 @@ public enum ControlSocket {
         return fd
     }
 
-    private static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    /// `path` as a sockaddr_un (cut to fit: callers check the length) for bind/connect.
+    static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { dst in

@@ -16,7 +16,7 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     public static var current: Errno { Errno(errno) }
 
     /// strerror text, e.g. "Address already in use".
-    public var description: String { String(cString: strerror(rawValue)) }
+    public var description: String { SharedError.errnoText(rawValue) }
 
     public static let wouldBlock = Errno(EAGAIN)
 

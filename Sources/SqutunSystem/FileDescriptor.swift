@@ -58,6 +58,21 @@ public struct FileDescriptor: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `text` as UTF-8, all of it (see the other `writeAll`).
+    public func writeAll(_ text: String) throws(Errno) {
+        var text = text
+        // withUTF8 rethrows untyped: the typed error travels in a Result.
+        let result = text.withUTF8 { bytes -> Result<Void, Errno> in
+            do throws(Errno) {
+                try writeAll(UnsafeRawBufferPointer(bytes))
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+    }
+
     /// Reads until `buffer` is full or the file ends; returns the byte
     /// count. For blocking fds and regular files: a non-blocking fd with
     /// nothing ready throws EAGAIN rather than spinning.

@@ -6,9 +6,9 @@ import Glibc
 /// duty has one holder at a time and the fd is closed exactly once: by
 /// `close()`, or when the holder goes away. `release()` ends the duty
 /// without closing, for an fd whose closing someone else takes over (the
-/// helper, once it has sent its copy to the worker). `Tun` and `UDPSocket`
-/// keep theirs in one of these: a type with other stored properties (a
-/// name) cannot `discard self` itself, this one can.
+/// helper, once it has sent its copy to the worker). `Tun`, `UDPSocket`
+/// and the helper/worker channel keep theirs in one of these (a type with
+/// other stored properties, a name say, cannot `discard self`; this one can).
 public struct OwnedDescriptor: ~Copyable, Sendable {
     /// A view of the fd, for I/O and poll(2); not for closing.
     public let fd: FileDescriptor

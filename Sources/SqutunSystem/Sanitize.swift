@@ -30,8 +30,7 @@ public enum Sanitize {
             if !isUnsafe(scalar) || (keepNewlines && scalar == "\n") {
                 out.append(scalar)
             } else if scalar.value < 0x80 {
-                let hex = String(scalar.value, radix: 16)
-                out.append(contentsOf: ("\\x" + (hex.count == 1 ? "0" : "") + hex).unicodeScalars)
+                out.append(contentsOf: ("\\x" + SharedError.hex2(UInt8(scalar.value))).unicodeScalars)
             } else {
                 out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
             }

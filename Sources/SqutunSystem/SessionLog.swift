@@ -96,10 +96,10 @@ public enum SessionLog {
         } catch {
             return "cannot create \(SharedError.quote(temporary)): \(error)"
         }
-        let text = Array(sessions.map { hex16($0) + "\n" }.joined().utf8)
+        let text = sessions.map { hex16($0) + "\n" }.joined()
         var failure: String?
         do {
-            try text.withUnsafeBytes { try fd.writeAll($0) }
+            try fd.writeAll(text)
         } catch {
             failure = "cannot write: \(error)"
         }

@@ -248,7 +248,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
             throw .peerFamilyMismatch(host: host, family: family, bindAddress: bindAddress)
         }
         let reason = code == 0 ? "no usable address"
-            : code == EAI_SYSTEM ? String(cString: strerror(errno)) : String(cString: gai_strerror(code))
+            : code == EAI_SYSTEM ? Errno.current.description : String(cString: gai_strerror(code))
         throw .resolveFailed(host: host, reason: reason)
     }
 

@@ -21,18 +21,8 @@ public struct SyslogSocket: Sendable {
     public static func open(ident: String, path: String = SyslogSocket.path) -> SyslogSocket? {
         let raw = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard raw >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { dst in
-            for (i, byte) in path.utf8.enumerated() { dst[i] = byte }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(raw)
+        guard ControlSocket.withAddress(path, { connect(raw, $0, $1) }) == 0 else {
+            FileDescriptor(rawValue: raw).close()
             return nil
         }
         return SyslogSocket(fd: FileDescriptor(rawValue: raw), prefix: "\(ident)[\(getpid())]: ")

@@ -130,7 +130,7 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .chrootNotRootOwned(path, uid):
             return "chroot directory \(path) is owned by uid \(uid), not root; fix it with: chown root:root \(path)"
         case let .chrootWritable(path, mode):
-            return "chroot directory \(path) has mode \(Self.octal(mode)) and is writable by group or others; fix it with: chmod 755 \(path)"
+            return "chroot directory \(path) has mode \(SharedError.octal(mode)) and is writable by group or others; fix it with: chmod 755 \(path)"
         case let .chrootNotEmpty(path, entry):
             return "chroot directory \(path) is not empty (it contains \(SharedError.quote(entry))); empty it, or give --chroot an empty directory, e.g.: mkdir -p /var/lib/squtun/empty && chmod 755 /var/lib/squtun/empty"
         case let .dropFailed(step, errno):
@@ -167,10 +167,5 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .controlFailed(path, operation, errno):
             return "control socket \(path): \(operation) failed (\(errno))"
         }
-    }
-
-    public static func octal(_ mode: UInt32) -> String {
-        let digits = String(mode & 0o7777, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 }

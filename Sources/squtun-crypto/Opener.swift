@@ -12,7 +12,9 @@ public enum OpenOutcome: Equatable, Sendable {
     case drop(DropReason)
 }
 
-/// The derivation budget's defaults (see `SuiteOpener`).
+/// The derivation budget's defaults (see `SuiteOpener`): a flood of forged
+/// new sessions from addresses other than the peer's costs at most
+/// `perSecond` key derivations a second, `burst` at once (PROTOCOL.md §6).
 public enum DerivationBudget {
     public static let perSecond: UInt64 = 20_000
     public static let burst: UInt64 = 2_000
@@ -46,12 +48,6 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// an attacker can cause; shown by `status`).
     public var derivations: UInt64 { derivationCount }
     private var derivationCount: UInt64 = 0
-
-    /// Derivations for new sessions from addresses other than the peer's:
-    /// a flood of forged new sessions from anywhere costs at most
-    /// `derivationsPerSecond` derivations a second (PROTOCOL.md §6).
-    public static var derivationsPerSecond: UInt64 { DerivationBudget.perSecond }
-    public static var derivationBurst: UInt64 { DerivationBudget.burst }
 
     /// Where the keys of the peer's sessions come from.
     private let deriver: Keys
@@ -114,9 +110,10 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
             return .drop(.malformed)
         }
+        let isCurrent = h.session == peerSession
         // 2. Our own datagram, sent back: of this run or of a former one
         // (the current peer session is neither: it passed this check).
-        if h.session != peerSession && (h.session == ownSession || formerSessions.contains(h.session)) {
+        if !isCurrent && (h.session == ownSession || formerSessions.contains(h.session)) {
             return .drop(.reflected)
         }
         // 3. Older than the peer's current session.
@@ -124,7 +121,6 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         // 4. MAC, with the keys of the datagram's session. A session not
         // seen before gets its MAC key only (`setVerifyKey`), and only
         // within the budget unless the datagram comes from the peer's address.
-        let isCurrent = h.session == peerSession
         let cipher: Cipher
         if isCurrent {
             cipher = current

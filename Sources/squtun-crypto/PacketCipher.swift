@@ -31,7 +31,7 @@ public final class PacketCipher: SuiteCipher {
     public typealias Suite = CBCHMACSHA256Suite
 
     /// K_enc ‖ K_mac ‖ K_iv.
-    public static let keyMaterialLength = 3 * Wire.keyLength
+    public static let keyMaterialLength = Wire.derivedLength
     /// Through K_mac.
     public static let verifyKeyMaterialLength = 2 * Wire.keyLength
 
@@ -264,8 +264,7 @@ public final class PacketCipher: SuiteCipher {
     /// is bad, or OpenSSL fails.
     public func decrypt(_ packet: UnsafeMutableRawBufferPointer) -> Int? {
         let n = packet.count
-        guard keyed, n >= Suite.minPacketLength, (n - Suite.fixedOverhead) % Suite.blockLength == 0,
-              let base = packet.baseAddress else { return nil }
+        guard keyed, Suite.isWellFormedLength(n), let base = packet.baseAddress else { return nil }
         let padded = n - Suite.fixedOverhead
         let iv = base + Wire.offsetIV
         let body = base + Suite.payloadStart

@@ -5,7 +5,7 @@ import Shared
 /// material is HKDF-SHA256 of the PSK with the session identifier, the same
 /// OKM as `SessionKeys`, from an `HKDFSHA256` whose PRK is extracted once.
 /// Used for sessions named by datagrams, which anyone can send, so a prefix
-/// costs only its own blocks: `setMACKey` computes only T(1) and T(2)
+/// costs only its own blocks: `setVerifyKey` computes only T(1) and T(2)
 /// (K_mac = OKM[32..64) = T(2)): five SHA-256 compressions, plus two for
 /// the HMAC key states. Only a datagram whose MAC then passes pays for
 /// `setKeys` (all of the OKM, and the AES key schedules).
@@ -49,12 +49,6 @@ public final class SessionKeyDeriver: SessionKeySource {
         defer { OPENSSL_cleanse(scratch.baseAddress, Wire.derivedLength) }
         guard length >= 0, length <= Wire.derivedLength, derive(session, length: length) else { return nil }
         return try body(UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
-    }
-
-    /// Keys `cipher` for verifying datagrams of `session` only (K_mac); its
-    /// AES contexts stay unusable until `setKeys`.
-    public func setMACKey(of session: UInt64, in cipher: PacketCipher) -> Bool {
-        setVerifyKey(of: session, in: cipher)
     }
 
     /// The 96-byte OKM of `session` (for tests; the daemon keys ciphers directly).

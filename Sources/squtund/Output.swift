@@ -31,10 +31,7 @@ enum Output {
 
     @discardableResult
     private static func write(_ fd: Int32, _ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            (try? FileDescriptor(rawValue: fd).writeAll(UnsafeRawBufferPointer(bytes))) != nil
-        }
+        (try? FileDescriptor(rawValue: fd).writeAll(text)) != nil
     }
 }
 

@@ -40,9 +40,7 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        // As the daemon derives it (TunnelOptions.resolve).
-        let path = tunnel.control ?? TunnelOptions.controlSocket(
-            forPidfile: tunnel.pidfile ?? TunnelOptions.defaultPidfile(interface: interface))
+        let path = tunnel.controlSocketPath(interface: interface)
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
             // The worker wrote it: nothing in it may act on root's terminal.

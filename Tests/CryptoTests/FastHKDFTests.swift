@@ -103,7 +103,7 @@ final class FastHKDFTests: XCTestCase {
 
         let deriver = try SessionKeyDeriver(psk: psk)
         let c = try PacketCipher(algorithms: alg)
-        XCTAssertTrue(deriver.setMACKey(of: session, in: c))
+        XCTAssertTrue(deriver.setVerifyKey(of: session, in: c))
         XCTAssertFalse(c.hasCipherKeys)
         XCTAssertTrue(CT.verify(c, packet))
         XCTAssertFalse(CT.verify(c, forged))
@@ -117,7 +117,7 @@ final class FastHKDFTests: XCTestCase {
         XCTAssertEqual(try CT.seal(c, header, payload), packet)
 
         // Re-keying for another session's MAC drops the cipher keys again.
-        XCTAssertTrue(deriver.setMACKey(of: session + 1, in: c))
+        XCTAssertTrue(deriver.setVerifyKey(of: session + 1, in: c))
         XCTAssertFalse(c.hasCipherKeys)
         XCTAssertFalse(CT.verify(c, packet))
         XCTAssertTrue(CT.verify(c, forged))

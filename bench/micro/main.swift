@@ -208,7 +208,7 @@ let newSessionNs = measure(measureSeconds) {
     forge(session: nextSession, fromPeer: true, ms: 0, expected: .drop(.badMAC))
 } - copyNs
 if opener.derivations - derivations0 < nextSession - peerSession - 1 { fail("a new session did not cost a derivation") }
-for _ in 0..<Int(Opener.derivationBurst) {
+for _ in 0..<Int(DerivationBudget.burst) {
     nextSession &+= 1
     forge(session: nextSession, fromPeer: false, ms: 0, expected: .drop(.unknownSender))
 }

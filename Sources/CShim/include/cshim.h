@@ -23,8 +23,6 @@ int squtun_getresgid(gid_t *r, gid_t *e, gid_t *s);
 int squtun_set_no_new_privs(void);
 int squtun_get_no_new_privs(void);
 
-int squtun_set_pdeathsig(int sig);
-
 /// prctl(PR_SET_NAME, name): the thread's name (comm) as ps, top and pgrep
 /// show it; at most 15 bytes are kept.
 int squtun_set_name(const char *name);
@@ -32,8 +30,6 @@ int squtun_set_name(const char *name);
 /// No core dump of this process, ever: RLIMIT_CORE 0 (soft and hard) and
 /// prctl(PR_SET_DUMPABLE, 0). 0 or -1 with errno set.
 int squtun_no_core_dumps(void);
-/// prctl(PR_GET_DUMPABLE): 0 or 1 (2 with suid_dumpable), -1 with errno set.
-int squtun_get_dumpable(void);
 
 /// madvise(addr, len, MADV_DONTDUMP): the pages stay out of core dumps.
 int squtun_madvise_dontdump(void *addr, size_t len);

@@ -14,20 +14,16 @@ import Glibc
 /// (which consumes it) or when the owner goes away. `fd` is a view for
 /// poll(2) and for Spawn's mapping; it is not for closing.
 package struct Channel: ~Copyable {
-    package let fd: FileDescriptor
+    private let owned: OwnedDescriptor
+    package var fd: FileDescriptor { owned.fd }
 
     /// Where the worker finds its end (Spawn dup2s it there).
     package static let workerFD = FileDescriptor(rawValue: 3)
 
     /// Takes ownership of an open channel socket (the worker's fd 3).
-    package init(adopting fd: FileDescriptor) { self.fd = fd }
+    package init(adopting fd: FileDescriptor) { owned = OwnedDescriptor(fd) }
 
-    deinit { fd.close() }
-
-    package consuming func close() {
-        fd.close()
-        discard self
-    }
+    package consuming func close() { owned.close() }
 
     /// Both ends of a new channel. (Frozen so that code in other modules,
     /// the tests, may take the two ends apart: `let a = pair.helper`.)

@@ -93,6 +93,11 @@ public struct PassedFD: Equatable, Sendable {
     }
 }
 
+extension Array where Element == PassedFD {
+    /// Closes every descriptor of the list (those not handed on).
+    func closeAll() { forEach { $0.fd.close() } }
+}
+
 /// One message. `key` owns a wiped-on-release buffer; the descriptors of
 /// `fds` belong to the receiver (it must use or close them).
 public enum ChannelMessage: Sendable {
@@ -164,7 +169,7 @@ public struct WorkerConfig: Equatable, Sendable {
     /// The fields of configuration version 1, after the version:
     /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16
     /// + former-session count 4 + 32 former sessions (unused ones zero).
-    public static let encodedSize = 336 + 4 + 8 * maxFormerSessions
+    public static let encodedSize = 36 + peerBytes + chrootBytes + interfaceBytes + 4 + 8 * maxFormerSessions
     public static let maxFormerSessions = 32
     public static let peerBytes = 28
     public static let chrootBytes = 256

@@ -31,9 +31,17 @@ package struct WorkerProvisions {
 
     /// Wipes the key and closes the descriptors not handed over.
     package mutating func release() {
+        releaseKey()
+        releaseFDs()
+    }
+
+    mutating func releaseKey() {
         key?.wipe()
         key = nil
-        fds.forEach { $0.fd.close() }
+    }
+
+    mutating func releaseFDs() {
+        fds.closeAll()
         fds = []
     }
 }
@@ -118,7 +126,7 @@ package struct Monitor {
 
     package let table: [MonitorEntry]
     package private(set) var phase: MonitorPhase = .setup
-    package private(set) var served: Set<ChannelMessageType> = []
+    private var served: Set<ChannelMessageType> = []
 
     package init(table: [MonitorEntry] = Monitor.table) {
         self.table = table
@@ -127,7 +135,7 @@ package struct Monitor {
     /// The entry that serves `type` now, or why not. Checked in this
     /// order: in the table, allowed in this phase, not a second one of a
     /// once-request, not before a request it needs first.
-    package func admit(_ type: ChannelMessageType) -> Admission {
+    private func admit(_ type: ChannelMessageType) -> Admission {
         guard let entry = table.first(where: { $0.request == type }) else { return .refuse(.notARequest(type)) }
         guard entry.phases.contains(phase) else { return .refuse(.wrongPhase(type, phase)) }
         if entry.once && served.contains(type) { return .refuse(.repeated(type)) }
@@ -137,7 +145,7 @@ package struct Monitor {
         return .serve(entry)
     }
 
-    package enum Admission {
+    private enum Admission {
         case serve(MonitorEntry)
         case refuse(MonitorRefusal)
     }
@@ -176,8 +184,7 @@ package struct Monitor {
                                   _ channel: borrowing Channel) throws(PrivsepError) -> MonitorOutcome {
         guard let key = provisions.key else { return .refused(.rejected(.keyRequest, "no key to give")) }
         try answer(.key(key), on: channel)
-        key.wipe()
-        provisions.key = nil
+        provisions.releaseKey()
         return .answered
     }
 
@@ -185,8 +192,7 @@ package struct Monitor {
                                   _ channel: borrowing Channel) throws(PrivsepError) -> MonitorOutcome {
         try answer(.fds(provisions.fds), on: channel)
         // The worker has its own copies now.
-        provisions.fds.forEach { $0.fd.close() }
-        provisions.fds = []
+        provisions.releaseFDs()
         return .answered
     }
 

@@ -6,12 +6,12 @@
 # fast as one process can send them (sendmmsg, no pacing). A pinger sends
 # 50 pings a second A → B through the tunnel meanwhile; at most 1 % of them
 # may be lost (docs/HOSTILE.md). B's derivations for such sessions are
-# bounded (Opener.derivationsPerSecond, a burst on top): the rest are
+# bounded (DerivationBudget.perSecond, a burst on top): the rest are
 # dropped as rate-limited.
 echo "  -- load: new-session forgery flood"
 FF_PINGS=$(( (FORGE_FLOOD_S - 1) * 50 ))
 FF_MIN_RATE=100000
-DERIV_PER_S=20000 DERIV_BURST=2000     # Opener.derivationsPerSecond, .derivationBurst
+DERIV_PER_S=20000 DERIV_BURST=2000     # DerivationBudget.perSecond, .burst
 snap b "$WORK/st.before"
 ip netns exec "$NS_A" "$ATTACK" flood --to "$UNDER_B:$PORT_B" --rate 0 --batch 64 --seconds $FORGE_FLOOD_S \
     --header-fraction 1 > "$WORK/flood.ff" 2>&1 &
