@@ -20,6 +20,11 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case bufferTooSmall(needed: Int, available: Int)
     /// `seal` was called before `setKeys`.
     case noKeys
+    /// X25519 with the peer's public key gives all zeros: a low-order
+    /// point, not a real public key (RFC 7748 §6.1).
+    case lowOrderPeerKey
+    /// The peer's public key is this host's own.
+    case peerKeyIsOwn
 
     public var description: String {
         switch self {
@@ -37,6 +42,11 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
             return "packet buffer too small: \(needed) bytes needed, \(available) available"
         case .noKeys:
             return "packet cipher used before keys were set"
+        case .lowOrderPeerKey:
+            return "the peer's public key is a low-order point (X25519 gives all zeros): it is not a real public key; "
+                + "ask the peer for its .pub (squtun pubkey)"
+        case .peerKeyIsOwn:
+            return "the peer's public key is this host's own public key: give each end the OTHER end's .pub"
         }
     }
 
