@@ -23,6 +23,12 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     case keyFileDigitCount(path: String, found: Int, expected: Int)
     case keyFileBadCharacter(path: String, offset: Int, byte: UInt8)
     case keyFileAllZero(path: String)
+    /// A key of another kind than `role` takes (KeyFormat.swift); `path`
+    /// nil: the text given to --peer-key.
+    case keyWrongKind(path: String?, role: KeyRole, holds: KeyKind)
+    /// `option` (--peer-key, --psk) belongs to a keypair setup, but the
+    /// file of -k holds a PSK.
+    case keyNeedsKeypair(option: String, keyPath: String)
 
     // Key generation (exit 1).
     case randomFailed(reason: String)
@@ -33,7 +39,7 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     /// EX_USAGE from sysexits.h for usage errors; 1 for everything else.
     public var exitCode: Int32 {
         switch self {
-        case .badOption, .missingOption, .optionNeeds: return 64
+        case .badOption, .missingOption, .optionNeeds, .keyNeedsKeypair: return 64
         default: return 1
         }
     }
@@ -67,6 +73,12 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
             return "key file \(SharedError.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
         case let .keyFileAllZero(path):
             return "key file \(SharedError.quote(path)): the key is all zeros; make one with 'squtun genkey'"
+        case let .keyWrongKind(path, role, holds):
+            return Self.wrongKind(subject: path.map { "key file \(SharedError.quote($0))" } ?? "--peer-key's text",
+                                  role: role, holds: holds)
+        case let .keyNeedsKeypair(option, keyPath):
+            return "\(option): only for a keypair setup, but -k's \(SharedError.quote(keyPath)) holds a PSK; "
+                + "make a keypair with: squtun genkey --keypair NAME"
         case let .randomFailed(reason):
             return "getrandom failed: \(reason)"
         case let .keyFileExists(path):
@@ -80,6 +92,36 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension ConfigError {
+    /// Each mistake its own line: what the key holds, what the option takes, where the key belongs.
+    static func wrongKind(subject: String, role: KeyRole, holds: KeyKind) -> String {
+        let what: String
+        switch (role, holds) {
+        case (.tunnelKey, .publicKey):
+            what = "holds a public key (squtun-public-…), but -k takes this host's PSK or private key (NAME.key); "
+                + "a peer's public key goes to --peer-key"
+        case (.psk, .privateKey):
+            what = "holds a private key, but --psk takes a PSK (64 hex digits, squtun genkey); "
+                + "this host's private key goes to -k"
+        case (.psk, .publicKey):
+            what = "holds a public key, but --psk takes a PSK (64 hex digits, squtun genkey); "
+                + "the peer's public key goes to --peer-key"
+        case (.peerKey, .psk):
+            what = "holds a PSK (64 hex digits), but --peer-key takes the peer's public key (its NAME.pub, "
+                + "squtun-public-…); a PSK goes to -k, or to --psk beside a keypair"
+        case (.peerKey, .privateKey):
+            what = "holds a PRIVATE key, but --peer-key takes the peer's public key (its NAME.pub); "
+                + "a private key never leaves its host: make its .pub there with squtun pubkey"
+        case (.privateKey, .psk):
+            what = "holds a PSK, which has no public key; squtun pubkey reads a private key "
+                + "(squtun genkey --keypair NAME makes NAME.key)"
+        case (.privateKey, .publicKey):
+            what = "holds a public key already; squtun pubkey reads a private key (NAME.key)"
+        default:
+            what = "holds \(holds.name), which is not taken here"
+        }
+        return "\(subject): \(what)"
+    }
+
     /// A wrong byte of a key file: printable ones as themselves, others as hex.
     static func describe(_ byte: UInt8) -> String {
         switch byte {
