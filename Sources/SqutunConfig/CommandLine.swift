@@ -78,8 +78,21 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public var interface: String?
 
     @Option(name: [.customShort("k"), .long],
-            help: ArgumentHelp("Key file: 64 hex digits, mode 0600 (required unless -m).", valueName: "file"))
+            help: ArgumentHelp("Key file, mode 0600 (required unless -m): a PSK (64 hex digits, squtun genkey) "
+                               + "or this host's private key (squtun genkey --keypair NAME: NAME.key).",
+                               valueName: "file"))
     public var key: String?
+
+    // Keypair setup (-k holds a private key).
+    @Option(name: .customLong("peer-key"),
+            help: ArgumentHelp("The peer's public key (its NAME.pub, or the squtun-public-… text itself); "
+                               + "required when -k holds a private key.", valueName: "file-or-key"))
+    public var peerKey: String?
+
+    @Option(name: .customLong("psk"),
+            help: ArgumentHelp("Beside a keypair: a PSK file (64 hex digits, mode 0600) mixed into the tunnel key, "
+                               + "so that the private key alone is not enough.", valueName: "file"))
+    public var psk: String?
 
     @Option(name: [.customShort("a"), .long], parsing: .unconditional,
             help: ArgumentHelp("Keepalive interval, 0 = off (max \(TunnelOptions.maxKeepaliveSeconds)). (default: 0)",
@@ -184,6 +197,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .remotePort: if remotePort == nil { remotePort = value } else { taken = false }
             case .interface: if interface == nil { interface = value } else { taken = false }
             case .key: if key == nil { key = value } else { taken = false }
+            case .peerKey: if peerKey == nil { peerKey = value } else { taken = false }
+            case .psk: if psk == nil { psk = value } else { taken = false }
             case .keepalive: if keepalive == nil { keepalive = value } else { taken = false }
             case .skew: if skew == nil { skew = value } else { taken = false }
             case .bind: if bind == nil { bind = value } else { taken = false }
@@ -212,7 +227,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         // The command line and the config file name one peer.
         return .tunnel(TunnelConfig(
             localPort: v.localPort,
-            peers: [PeerSettings(host: peer, port: v.remotePort, keyPath: key)],
+            peers: [PeerSettings(host: peer, port: v.remotePort, keyPath: key, peerKey: peerKey, pskPath: psk)],
             interface: interface,
             keepaliveSeconds: v.keepalive,
             skewSeconds: v.skew,
@@ -255,6 +270,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
         if let interface { try OptionCheck.setting(.interface, value: interface, label: labels[.interface]) }
         if let key { try OptionCheck.setting(.key, value: key, label: labels[.key]) }
+        if let peerKey { try OptionCheck.setting(.peerKey, value: peerKey, label: labels[.peerKey]) }
+        if let psk { try OptionCheck.setting(.psk, value: psk, label: labels[.psk]) }
         let keepalive = try OptionCheck.keepaliveSeconds(keepalive ?? "0", option: labels[.keepalive])
         let skew = try OptionCheck.skewSeconds(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew])
         var linkMTU: Int?

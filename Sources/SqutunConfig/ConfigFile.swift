@@ -14,6 +14,8 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     case remotePort = "remote-port"
     case interface
     case key
+    case peerKey = "peer-key"
+    case psk
     case keepalive
     case skew
     case bind
@@ -32,6 +34,8 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
         case .remotePort: return "-r/--remote-port"
         case .interface: return "-i/--interface"
         case .key: return "-k/--key"
+        case .peerKey: return "--peer-key"
+        case .psk: return "--psk"
         case .keepalive: return "-a/--keepalive"
         case .skew: return "-c/--skew"
         case .bind: return "-b/--bind"

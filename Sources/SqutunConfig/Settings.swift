@@ -8,13 +8,20 @@ public struct PeerSettings: Equatable, Sendable {
     public var host: String?
     /// The peer's UDP port (the default when not given, also without a host).
     public var port: UInt16
-    /// The key file (`KeyFile`), read by the setup.
+    /// The key file (`KeyFile`), read by the setup: a PSK, or this host's
+    /// private key (then `peerKey` is the peer's public key).
     public var keyPath: String
+    /// Keypair setup: the peer's public key, its text or its file (`--peer-key`).
+    public var peerKey: String?
+    /// Keypair setup: a PSK file mixed into the tunnel key (`--psk`).
+    public var pskPath: String?
 
-    public init(host: String?, port: UInt16, keyPath: String) {
+    public init(host: String?, port: UInt16, keyPath: String, peerKey: String? = nil, pskPath: String? = nil) {
         self.host = host
         self.port = port
         self.keyPath = keyPath
+        self.peerKey = peerKey
+        self.pskPath = pskPath
     }
 }
 

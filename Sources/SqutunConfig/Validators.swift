@@ -14,8 +14,10 @@ public enum OptionCheck {
         case .localPort, .remotePort: _ = try port(value, option: label)
         case .peer: try host(value, option: label)
         case .interface: try interfaceName(value, option: label)
-        case .key:
+        case .key, .psk:
             if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
+        case .peerKey:
+            if value.isEmpty { throw .badOption(option: label, problem: "empty (a public key or its file)", value: value) }
         case .keepalive: _ = try keepaliveSeconds(value, option: label)
         case .skew: _ = try skewSeconds(value, option: label)
         case .bind: try ipAddress(value, option: label)

@@ -17,15 +17,20 @@ struct Squtun: ParsableCommand {
         abstract: "Encrypted IP-over-UDP tunnel (SquTUN's options).",
         usage: """
             squtun -i IFACE -k KEYFILE [-p HOST [-r PORT]] [-l PORT] [-a SECONDS] [-c SECONDS]
+                   [--peer-key PUBKEY [--psk PSKFILE]]
                    [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH] [--control PATH]
             squtun --config FILE [OPTIONS]
             squtun -m LINK_MTU [--ipv6]
             squtun genkey [FILE]
+            squtun genkey --keypair NAME
+            squtun pubkey [FILE]
             squtun status IFACE [--pidfile PATH | --control PATH]
             squtun --version
             """,
         discussion: """
-            Without a subcommand, runs the tunnel on interface -i with the key in -k.
+            Without a subcommand, runs the tunnel on interface -i with the key in -k:
+            a PSK shared by both ends, or this host's private key with the peer's
+            public key in --peer-key (and optionally a PSK mixed in with --psk).
             --config FILE reads the same settings from a file, one per line
             ('peer 198.51.100.2'); options on the command line override it.
             'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
@@ -34,7 +39,7 @@ struct Squtun: ParsableCommand {
         // The libcrypto actually loaded, not the one built against: what a
         // bug report or a security advisory needs to know.
         version: "squtun \(Version.squtun)\n\(OpenSSLVersion.text)",
-        subcommands: [Genkey.self, Status.self]
+        subcommands: [Genkey.self, Pubkey.self, Status.self]
     )
 
     @OptionGroup var options: TunnelOptions

@@ -4,6 +4,7 @@ import SqutunPrivsep
 import ArgumentParser
 import Shared
 import SqutunConfig
+import squtun_crypto
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,9 @@ do {
     Output.error(error.description)
     exit(error.exitCode)
 } catch let error as SharedError {
+    Output.error(error.description)
+    exit(1)
+} catch let error as CryptoError {
     Output.error(error.description)
     exit(1)
 } catch {

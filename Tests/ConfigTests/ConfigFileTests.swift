@@ -72,6 +72,8 @@ final class ConfigFileTests: XCTestCase {
             remote-port\t3457
               interface tun0
             key /etc/squtun/tun0.key
+            peer-key /etc/squtun/peer.pub
+            psk /etc/squtun/tun0.psk
             keepalive 25
             skew 30
             bind 198.51.100.1
@@ -89,6 +91,8 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(file[.interface]?.line, 6)
         XCTAssertEqual(file[.foreground]?.value, nil)
         XCTAssertEqual(file[.noOffload]?.value, nil)
+        XCTAssertEqual(file[.peerKey]?.value, "/etc/squtun/peer.pub")
+        XCTAssertEqual(file[.psk]?.line, 9)
         XCTAssertEqual(file[.pidfile]?.value, "/run/squtun/a#b.pid", "a '#' inside a word is not a comment")
         XCTAssertEqual(file[.control]?.value, "/run/squtun/squtun-tun0.sock", "CRLF line ends are fine")
     }

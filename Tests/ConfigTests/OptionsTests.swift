@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import XCTest
 @testable import SqutunConfig
@@ -81,6 +82,28 @@ final class OptionsTests: XCTestCase {
             localPort: 1, peer: "vpn.example.org", remotePort: 65535, interface: "a.b-c_d", keyPath: "/k",
             keepaliveSeconds: 3600, skewSeconds: 0, bindAddress: "::1", foreground: true, user: "nobody",
             chrootDirectory: "/srv/empty", pidfile: "/run/x.pid", controlSocket: "/run/x.sock", offload: false))
+    }
+
+    /// The keypair options reach the peer's settings, from the command line
+    /// or the config file (the command line winning); empty values are refused.
+    func testKeypairOptions() throws {
+        let c = try tunnel(["-i", "tun0", "-k", "/etc/squtun/a.key", "--peer-key", "/etc/squtun/b.pub",
+                            "--psk", "/etc/squtun/ab.psk"])
+        XCTAssertEqual(c.peers[0], PeerSettings(host: nil, port: 3456, keyPath: "/etc/squtun/a.key",
+                                                peerKey: "/etc/squtun/b.pub", pskPath: "/etc/squtun/ab.psk"))
+        XCTAssertNil(try tunnel(["-i", "tun0", "-k", "k"]).peers[0].peerKey)
+        XCTAssertEqual(failure(["-i", "t", "-k", "k", "--peer-key", ""])?.message,
+                       "--peer-key: empty (a public key or its file) ''")
+        XCTAssertEqual(failure(["-i", "t", "-k", "k", "--psk", ""])?.usage, true)
+        let dir = NSTemporaryDirectory() + "squtun-options-\(getpid())"
+        mkdir(dir, 0o700)
+        defer { unlink(dir + "/c.conf"); rmdir(dir) }
+        let conf = dir + "/c.conf"
+        XCTAssertTrue(FileManager.default.createFile(atPath: conf, contents: Data(
+            "key /k\npeer-key squtun-public-00\npsk /p\n".utf8)))
+        let f = try tunnel(["--config", conf, "-i", "t", "--psk", "/q"])
+        XCTAssertEqual(f.peers[0].peerKey, "squtun-public-00")
+        XCTAssertEqual(f.peers[0].pskPath, "/q", "the command line overrides the file")
     }
 
     func testAcceptedEdgeValues() throws {
