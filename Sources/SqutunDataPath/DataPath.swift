@@ -78,6 +78,8 @@ public final class DataPath {
     /// the data path: it is told how to ask).
     private let logLinesDropped: () -> UInt64
     private let log: (Int32, String) -> Void
+    /// Says what repeated bad-mac drops from the peer most likely mean.
+    private var authHint = AuthFailureHint()
 
     /// Takes over the tun and the socket: they close when the data path goes.
     public init(settings: Settings, tun: consuming Tun, udp: consuming UDPSocket, wake: FileDescriptor,
@@ -127,7 +129,12 @@ public final class DataPath {
             // 5. Signals first: SIGTERM must win over a flood.
             if let end = handleSignals(device) { return end }
             if n > 0 {
-                if slots.take(.udp) != 0 { device.receive() }  // 2.
+                if slots.take(.udp) != 0 {  // 2.
+                    device.receive()
+                    if let hint = authHint.check(badMAC: device.counters.dropped(.badMAC), nowMs: MonotonicClock.nowMs()) {
+                        log(LOG_WARNING, hint)
+                    }
+                }
                 let ev = slots.take(.device)
                 if ev & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
                     return .tunGone("tun device \(settings.interface) is gone")

@@ -9,9 +9,11 @@ import squtun_crypto
 /// its address (if it has a host) resolved.
 package struct PreparedPeer {
     package let settings: PeerSettings
+    /// The tunnel key T the worker gets: the PSK, or the key derived from a
+    /// keypair (`TunnelKey`). A private key never gets this far.
     package let psk: SecretBytes
     package var address: SocketAddress?
-    /// The key file, held open for this run's life (KeyFileUse).
+    /// A PSK's key file, held open for this run's life (KeyFileUse).
     package let keyFileShare: FileDescriptor?
 }
 
@@ -55,9 +57,7 @@ package struct PreparedPeer {
         let bindFamily = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family }
         var peers: [PreparedPeer] = []
         for settings in config.peers {
-            let psk = try KeyFile.read(path: settings.keyPath)
-            let share = KeyFileUse.claim(path: settings.keyPath)
-            if share?.shared == true { Log.warning(KeyFileUse.warning(path: settings.keyPath)) }
+            let (psk, share) = try tunnelKey(settings)
             let address = try settings.host.map { host throws(SystemError) in
                 try SocketAddress.resolve(host: host, port: settings.port, family: bindFamily,
                                           bindAddress: config.bindAddress)
@@ -77,7 +77,9 @@ package struct PreparedPeer {
         // The root helper leaves that to its worker, the only process that
         // encrypts: initialising OpenSSL here would keep ~2 MiB of libcrypto
         // resident in the helper for its whole life, and the worker's failure
-        // reaches the terminal the same way (its one line, exit 1).
+        // reaches the terminal the same way (its one line, exit 1). (A
+        // keypair setup has loaded it here already: T is derived by this
+        // process, so that the private key never reaches the worker.)
         if !privileged {
             for peer in peers { _ = try TunnelCrypto(psk: peer.psk, start: start, skewSeconds: 0) }
         }
@@ -93,6 +95,31 @@ package struct PreparedPeer {
             }
         }
         return Prepared(config: config, peers: peers, user: user, tun: tun, udp: udp, start: start)
+    }
+
+    /// The peer's tunnel key T, read first of everything (for the root
+    /// helper: as root, before the worker exists). A PSK is T; a private
+    /// key is used here once, with the peer's public key and the optional
+    /// PSK, to derive T, and it and the PSK are wiped at once (the X25519
+    /// result inside `TunnelKey.derive`): from here on this process holds T
+    /// only, which the helper hands to its worker and then wipes too.
+    /// A PSK's file is claimed (KeyFileUse); a private key is not: one
+    /// host's key with several peers gives each its own T.
+    private static func tunnelKey(_ settings: PeerSettings) throws -> (SecretBytes, (fd: FileDescriptor, shared: Bool)?) {
+        switch try KeyFile.readTunnelKeys(keyPath: settings.keyPath, peerKey: settings.peerKey, pskPath: settings.pskPath) {
+        case .psk(let psk):
+            let share = KeyFileUse.claim(path: settings.keyPath)
+            if share?.shared == true { Log.warning(KeyFileUse.warning(path: settings.keyPath)) }
+            return (psk, share)
+        case let .keypair(privateKey, peerPublic, mixed):
+            defer {
+                privateKey.wipe()
+                mixed?.wipe()
+            }
+            let t = try TunnelKey.derive(privateKey: privateKey, peerPublic: peerPublic, psk: mixed,
+                                         algorithms: CryptoAlgorithms())
+            return (t, nil)
+        }
     }
 }
 
