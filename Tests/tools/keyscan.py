@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""keyscan.py PID KEYFILE: where the 32-byte key of KEYFILE (64 hex digits)
-sits in the memory of process PID (root reads /proc/PID/mem), and whether
+"""keyscan.py PID KEY: where the 32-byte key KEY sits in the memory of
+process PID. KEY is a squtun key file (a PSK's 64 hex digits, a private
+key's squtun-private-HEX or a public key's squtun-public-HEX) or hex:HEX,
+32 bytes given on the command line (a derived secret, tunnelkey.py) (root reads /proc/PID/mem), and whether
 those pages are kept out of core dumps (VmFlags "dd" in /proc/PID/smaps).
 
 Prints one line per copy found: address, mapping, VmFlags. Exit status:
@@ -25,10 +27,19 @@ def regions(pid):
     return out
 
 
+def load_key(arg):
+    """The 32 bytes KEY names (see the docstring)."""
+    text = arg[4:] if arg.startswith("hex:") else open(arg).read().strip()
+    for prefix in ("squtun-private-", "squtun-public-"):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix):]
+    key = bytes.fromhex(text)
+    assert len(key) == 32, "not a squtun key"
+    return key
+
+
 def main():
-    pid, keyfile = sys.argv[1], sys.argv[2]
-    key = bytes.fromhex(open(keyfile).read().strip())
-    assert len(key) == 32, "not a squtun key file"
+    pid, key = sys.argv[1], load_key(sys.argv[2])
     try:
         maps = regions(pid)
         mem = open(f"/proc/{pid}/mem", "rb", buffering=0)
