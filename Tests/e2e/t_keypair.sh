@@ -8,7 +8,11 @@
 # one side: counted bad-mac drops and a log line saying what to check;
 # keys given in the wrong place: one line each, nothing started.
 . "$(dirname "$0")/lib.sh"
-trap cleanup EXIT
+# The single-process start (part 5) opens /dev/net/tun as a user: Debian's
+# is 0666, some containers make it 0600 (as t_unpriv.sh, for this test only).
+tun_mode=$(stat -c %a /dev/net/tun)
+keypair_cleanup() { chmod "$tun_mode" /dev/net/tun; cleanup; }
+trap keypair_cleanup EXIT
 echo "keypair: genkey --keypair on both hosts, .pub exchanged, tunnel up, key locations in memory"
 need_pkgs python3-cryptography
 make_world
@@ -101,7 +105,28 @@ check "the hint is said once a minute, not per datagram ($(grep -cF "$hint" "$WO
     test "$(grep -cF "$hint" "$WORK/b4.log")" = 1
 down "$PID_a4" "$PID_b4"
 
-# 5. Keys in the wrong place: one line each, exit 1 or 64, nothing started.
+# 5. The single process (started by the tun's owner, not root) derives T
+# itself and keeps only T too.
+[ "$tun_mode" = 666 ] || chmod 666 /dev/net/tun
+uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
+RUN="$WORK/run"; mkdir -p "$RUN"
+cp "$HOST_A/a.key" "$HOST_A/b.pub" "$RUN/"; chown -R "$TEST_USER" "$RUN"
+start_squtun "$NS_B" b5 -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$HOST_B/b.key" --peer-key "$HOST_B/a.pub"
+ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/a.key" --peer-key "$RUN/b.pub" \
+    --pidfile "$RUN/a5.pid" --control "$RUN/a5.sock" >> "$WORK/a5.log" 2>&1 &
+PID_a5=$!; PIDS+=("$PID_a5")
+check "single process, keypair: ping A → B" wait_for 8 ping_from "$NS_A" "$TUN_B"
+check "single process, keypair: ping B → A" ping_from "$NS_B" "$TUN_A" 2
+check "single process: no worker child" test -z "$(worker_of "$PID_a5")"
+read -r _ shared < <("$PY" "$TOOLS/tunnelkey.py" "$HOST_A/a.key" "$HOST_A/b.pub" | grep '^shared')
+read -r _ tunnel < <("$PY" "$TOOLS/tunnelkey.py" "$HOST_A/a.key" "$HOST_A/b.pub" | grep '^tunnel')
+scan "$PID_a5" "$HOST_A/a.key"; check "single process: the private key is wiped" test $? = 2
+scan "$PID_a5" "hex:$shared"; check "single process: the X25519 result is wiped" test $? = 2
+scan "$PID_a5" "hex:$tunnel"; check "single process: holds T, only in MADV_DONTDUMP pages" test $? = 0
+down "$PID_a5" "$PID_b5"
+
+# 6. Keys in the wrong place: one line each, exit 1 or 64, nothing started.
 # mistake "what" EXPECTED-RC LINE-FRAGMENT ARGS...
 mistake() {
     local what=$1 want=$2 text=$3; shift 3
