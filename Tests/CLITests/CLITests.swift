@@ -191,6 +191,44 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(mode(path), 0o600)
     }
 
+    // MARK: keypairs
+
+    func testGenkeyKeypairAndPubkey() throws {
+        let name = dir + "/host"
+        let made = try Squtun.run(["genkey", "--keypair", name])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        XCTAssertEqual(mode(name + ".key"), 0o600)
+        XCTAssertEqual(mode(name + ".pub"), 0o644)
+        let pub = try String(contentsOfFile: name + ".pub", encoding: .utf8)
+        XCTAssertEqual(made.stdout, pub, "the public key is printed too")
+        XCTAssertTrue(pub.hasPrefix("squtun-public-") && pub.utf8.count == 14 + 64 + 1, pub)
+        let key = try String(contentsOfFile: name + ".key", encoding: .utf8)
+        XCTAssertTrue(key.hasPrefix("squtun-private-") && key.utf8.count == 15 + 64 + 1, "a private key file")
+        let again = try Squtun.run(["pubkey", name + ".key"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(again.stdout, pub)
+        // Never overwritten; with the .pub in place not even a new .key is made.
+        let second = try Squtun.run(["genkey", "--keypair", name])
+        assertOneLineError(second, status: 1, mentions: [name + ".pub", "exists"])
+        XCTAssertEqual(try String(contentsOfFile: name + ".key", encoding: .utf8), key)
+        XCTAssertEqual(unlink(name + ".key"), 0)
+        assertOneLineError(try Squtun.run(["genkey", "--keypair", name]), status: 1, mentions: [name + ".pub", "exists"])
+        XCTAssertEqual(access(name + ".key", F_OK), -1, "no orphan .key")
+        // pubkey refuses the other kinds, each with its own line.
+        assertOneLineError(try Squtun.run(["pubkey", name + ".pub"]), status: 1, mentions: ["holds a public key already"])
+        let psk = dir + "/psk"
+        XCTAssertEqual(try Squtun.run(["genkey", psk]).status, 0)
+        assertOneLineError(try Squtun.run(["pubkey", psk]), status: 1, mentions: [psk, "holds a PSK, which has no public key"])
+        assertOneLineError(try Squtun.run(["genkey", "--keypair", name, "extra"]), status: 64, mentions: ["--keypair"])
+    }
+
+    func testHelpListsKeypairOptionsAndCommands() throws {
+        let r = try Squtun.run(["-h"])
+        for text in ["--peer-key <file-or-key>", "--psk <file>", "genkey --keypair NAME", "squtun pubkey [FILE]"] {
+            XCTAssertTrue(r.stdout.contains(text), "help lacks '\(text)'")
+        }
+    }
+
     // MARK: key file errors
 
     func testWorldReadableKeyFileRefused() throws {
