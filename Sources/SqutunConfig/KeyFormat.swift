@@ -89,12 +89,7 @@ extension KeyFile {
     /// `KeyFile.read`, a public key need not.
     public static func readKey(path: String, role: KeyRole) throws(ConfigError) -> DecodedKey {
         let raw = try readRaw(path: path, ownerAndMode: false)
-        defer { raw.text.wipe() }
-        let key = try raw.text.withUnsafeBytes { decodeAny(UnsafeRawBufferPointer(rebasing: $0[0..<raw.length]), path: path) }.get()
-        guard role.accepts.contains(key.kind) else {
-            key.bytes.wipe()
-            throw .keyWrongKind(path: path, role: role, holds: key.kind)
-        }
+        let key = try decode(raw.text, length: raw.length, name: path, role: role)
         if key.kind != .publicKey {
             do { try checkOwnerAndMode(path: path, owner: raw.owner, mode: raw.mode) } catch {
                 key.bytes.wipe()
@@ -108,8 +103,14 @@ extension KeyFile {
     /// `name` is for messages. No owner or mode to check.
     public static func readKey(fd: Int32, name: String, role: KeyRole) throws(ConfigError) -> DecodedKey {
         let raw = try readContents(fd: fd, name: name)
-        defer { raw.text.wipe() }
-        let key = try raw.text.withUnsafeBytes { decodeAny(UnsafeRawBufferPointer(rebasing: $0[0..<raw.length]), path: name) }.get()
+        return try decode(raw.text, length: raw.length, name: name, role: role)
+    }
+
+    /// The key in `text[0..<length]` if it is of a kind `role` takes;
+    /// `text` is wiped either way.
+    private static func decode(_ text: SecretBytes, length: Int, name: String, role: KeyRole) throws(ConfigError) -> DecodedKey {
+        defer { text.wipe() }
+        let key = try text.withUnsafeBytes { decodeAny(UnsafeRawBufferPointer(rebasing: $0[0..<length]), path: name) }.get()
         guard role.accepts.contains(key.kind) else {
             key.bytes.wipe()
             throw .keyWrongKind(path: name, role: role, holds: key.kind)
