@@ -131,7 +131,10 @@ public final class DataPath {
             if n > 0 {
                 if slots.take(.udp) != 0 {  // 2.
                     device.receive()
-                    if let hint = authHint.check(badMAC: device.counters.dropped(.badMAC), nowMs: MonotonicClock.nowMs()) {
+                    // One peer today: its last authenticated datagram.
+                    if let hint = authHint.check(badMAC: device.counters.dropped(.badMAC),
+                                                 lastAuthenticatedMs: device.peers[0].counters.lastAuthenticatedMs,
+                                                 nowMs: MonotonicClock.nowMs()) {
                         log(LOG_WARNING, hint)
                     }
                 }
