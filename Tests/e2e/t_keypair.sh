@@ -64,9 +64,19 @@ scan "$worker" "hex:$tunnel"; check "worker: holds T (as computed in Python), on
 scan "$helper" "$HOST_A/a.key"; check "helper: the private key is wiped" test $? = 2
 scan "$helper" "hex:$shared"; check "helper: the X25519 result is wiped" test $? = 2
 scan "$helper" "hex:$tunnel"; check "helper: T is wiped once the worker has it" test $? = 2
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+log "helper VmRSS in a keypair setup: $(rss "$helper") kB (OpenSSL loaded to derive T); worker: $(rss "$worker") kB"
 check "the helper holds no key file open ($(ls -l /proc/$helper/fd | grep -c host-a))" \
     sh -c "! ls -l /proc/$helper/fd | grep -q host-a"
 down "$PID_a1" "$PID_b1"
+
+# For comparison: the helper of a PSK setup (it never loads OpenSSL).
+genkey "$HOST_A/cmp.psk"
+start_squtun "$NS_A" a0 -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$HOST_A/cmp.psk"
+wait_for 5 test -s "$WORK/a0.pid" && wait_for 5 test -n "$(worker_of "$(cat "$WORK/a0.pid")")"
+sleep 0.5
+log "helper VmRSS in a PSK setup: $(rss "$(cat "$WORK/a0.pid")") kB"
+down "$PID_a0"
 
 # 2. A PSK mixed in on both sides (shared out of band, like any PSK).
 genkey "$HOST_A/ab.psk"; cp "$HOST_A/ab.psk" "$HOST_B/ab.psk"; chmod 600 "$HOST_B/ab.psk"
