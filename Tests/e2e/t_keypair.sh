@@ -64,8 +64,8 @@ scan "$worker" "hex:$tunnel"; check "worker: holds T (as computed in Python), on
 scan "$helper" "$HOST_A/a.key"; check "helper: the private key is wiped" test $? = 2
 scan "$helper" "hex:$shared"; check "helper: the X25519 result is wiped" test $? = 2
 scan "$helper" "hex:$tunnel"; check "helper: T is wiped once the worker has it" test $? = 2
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-log "helper VmRSS in a keypair setup: $(rss "$helper") kB (OpenSSL loaded to derive T); worker: $(rss "$worker") kB"
+rss() { echo "RSS $(awk '/^VmRSS/ {print $2}' "/proc/$1/status") kB, PSS $(awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup") kB"; }
+log "helper memory in a keypair setup: $(rss "$helper") (OpenSSL loaded to derive T); worker: $(rss "$worker")"
 check "the helper holds no key file open ($(ls -l /proc/$helper/fd | grep -c host-a))" \
     sh -c "! ls -l /proc/$helper/fd | grep -q host-a"
 down "$PID_a1" "$PID_b1"
@@ -75,7 +75,7 @@ genkey "$HOST_A/cmp.psk"
 start_squtun "$NS_A" a0 -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$HOST_A/cmp.psk"
 wait_for 5 test -s "$WORK/a0.pid" && wait_for 5 test -n "$(worker_of "$(cat "$WORK/a0.pid")")"
 sleep 0.5
-log "helper VmRSS in a PSK setup: $(rss "$(cat "$WORK/a0.pid")") kB"
+log "helper memory in a PSK setup: $(rss "$(cat "$WORK/a0.pid")")"
 down "$PID_a0"
 
 # 2. A PSK mixed in on both sides (shared out of band, like any PSK).
