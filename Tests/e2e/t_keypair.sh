@@ -157,6 +157,8 @@ mistake "a private key as --psk" 1 "holds a private key, but --psk takes a PSK" 
 mistake "--peer-key with a PSK in -k" 64 "--peer-key: only for a keypair setup" -k "$HOST_A/ab.psk" --peer-key "$HOST_A/b.pub"
 mistake "a private key without --peer-key" 64 "--peer-key: required when -k holds a private key" -k "$HOST_A/a.key"
 mistake "a low-order public key" 1 "low-order point" -k "$HOST_A/a.key" --peer-key "squtun-public-$(printf '01%062d' 0)"
+mistake "a cut-off public key pasted as --peer-key" 64 "--peer-key: is neither a public key" \
+    -k "$HOST_A/a.key" --peer-key "$(cut -c1-40 "$HOST_A/b.pub")"
 chmod 644 "$HOST_A/a.key"
 mistake "a world-readable private key" 1 "are too open; run chmod 600" -k "$HOST_A/a.key" --peer-key "$HOST_A/b.pub"
 finish
