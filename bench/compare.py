@@ -27,6 +27,8 @@ import shutil
 import subprocess
 import sys
 
+from report import fmt as fmt_figure
+
 CACHE = "/var/tmp/squtun-bench"
 
 # key, label, higher is better, how to read it from a squtun record
@@ -250,12 +252,7 @@ def summarize(measured, sides):
 
 
 def fmt(v, digits=4):
-    if v is None:
-        return "—"
-    if v == 0:
-        return "0"
-    mag = len(str(int(abs(v)))) if abs(v) >= 1 else 0
-    return f"{v:.{max(digits - mag, 0)}f}" if abs(v) >= 0.001 else f"{v:.2g}"
+    return fmt_figure(v, digits, smallest=0.001)
 
 
 def report(doc):

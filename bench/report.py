@@ -57,13 +57,14 @@ def add_ratios(results):
             r["ratios"][key] = entry
 
 
-def fmt(v, digits=3):
+def fmt(v, digits=3, smallest=0.01):
+    """About `digits` significant digits; below `smallest`, two."""
     if v is None:
         return "—"
     if v == 0:
         return "0"
     mag = len(str(int(abs(v)))) if abs(v) >= 1 else 0
-    return f"{v:.{max(digits - mag, 0)}f}" if abs(v) >= 0.01 else f"{v:.2g}"
+    return f"{v:.{max(digits - mag, 0)}f}" if abs(v) >= smallest else f"{v:.2g}"
 
 
 def ratio(r, key, which):
