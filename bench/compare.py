@@ -27,6 +27,8 @@ import shutil
 import subprocess
 import sys
 
+from report import fmt as fmt_figure
+
 CACHE = "/var/tmp/squtun-bench"
 
 # key, label, higher is better, how to read it from a squtun record
@@ -250,12 +252,7 @@ def summarize(measured, sides):
 
 
 def fmt(v, digits=4):
-    if v is None:
-        return "—"
-    if v == 0:
-        return "0"
-    mag = len(str(int(abs(v)))) if abs(v) >= 1 else 0
-    return f"{v:.{max(digits - mag, 0)}f}" if abs(v) >= 0.001 else f"{v:.2g}"
+    return fmt_figure(v, digits, smallest=0.001)
 
 
 def report(doc):
@@ -337,8 +334,9 @@ def alloc_check(side, run_id, n, say):
 
 
 def main(args, ctx):
-    """ctx: what bench/run shares (bench_one, ensure_packages, find_swift,
-    guard, loadavg, say, Abort, root, packages)."""
+    """ctx: what bench/run shares (system: the squtun system measured,
+    bench_one, ensure_packages, find_swift, guard, loadavg, say, Abort,
+    root, packages)."""
     say, abort = ctx.say, ctx.Abort
     try:
         sides = [resolve(n, s, ctx.root, abort) for n, s in zip("AB", args.compare)]
@@ -387,7 +385,8 @@ def main(args, ctx):
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                       if l.startswith("model name")), "?")
-    header = (f"squtun bench, two builds side by side, {stamp}: {platform.node()}, Linux {platform.release()}, "
+    system = "" if ctx.system == "squtun" else f" ({ctx.system})"
+    header = (f"squtun bench{system}, two builds side by side, {stamp}: {platform.node()}, Linux {platform.release()}, "
               f"{os.cpu_count()} × {cpu_model}; {args.rounds} round(s) A B / B A alternating, "
               f"iperf3 {args.seconds} s per run, {args.pings} pings at 0.01 s. "
               f"Command: `{' '.join(['bench/run'] + sys.argv[1:])}`")

@@ -15,6 +15,25 @@ Each module defines:
     ready(w, t)   optional: waits until the tunnel has settled (after the
                first ping got through)
     details(w, t) optional: a dict of extra facts for the JSON (counters)
+    SUITE      squtun's systems only: the --cipher name of the suite measured
+
+squtun has one system per cipher suite, all from squtun.py (`SUITES`);
+`load` hands out each as a module-like object.
 """
 
-ORDER = ["bare", "squtun", "openvpn", "wireguard", "quicktun", "tinc", "fastd"]
+import importlib
+
+from . import squtun as _squtun
+
+ORDER = ["bare", "squtun", "squtun-gcm", "squtun-chacha", "openvpn", "wireguard", "quicktun", "tinc", "fastd"]
+
+
+def load(name):
+    """The module (or, for a squtun suite, the module-like object) of a system."""
+    if name in _squtun.SUITES:
+        return _squtun.system(name)
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def is_squtun(name):
+    return name in _squtun.SUITES

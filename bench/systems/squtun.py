@@ -1,24 +1,35 @@
 """squtun: both ends in the foreground (-f) as in Tests/e2e/lib.sh, on
 pre-created tun devices owned by the test user, with a chroot directory
-the bench creates. AES-256-CBC + HMAC-SHA256 (encrypt-then-MAC), one
-pre-shared key made by `squtun genkey`. Counted processes: the root helper
-(its pid from the pid file) and its worker (the helper's only child) on
-each end."""
+the bench creates, one pre-shared key made by `squtun genkey`. Counted
+processes: the root helper (its pid from the pid file) and its worker (the
+helper's only child) on each end.
 
+One system per cipher suite (`SUITES`): `squtun` is the default suite
+(AES-256-CBC + HMAC-SHA256) and passes no --cipher, so that it also runs
+squtun builds older than the suites (--compare); `squtun-gcm` and
+`squtun-chacha` pass `--cipher NAME` to both ends and take the tun MTU from
+`squtun -m 1500 --cipher NAME`. A binary without that option fails the row
+with a message that says so (the other rows are still measured)."""
+
+import functools
 import os
 import subprocess
+import types
 
 from .common import SetupError, Proc, Tunnel, children, run
 
-NAME = "squtun"
-LABEL = "squtun"
 PACKAGES = ["libssl-dev", "libseccomp-dev", "pkg-config"]   # to build it
 BINARIES = []
-CIPHER = "AES-256-CBC + HMAC-SHA256 (EtM, 32-byte tag), PSK"
-MTU_NOTE = "`squtun -m 1500` (1391)"
 ADDR = ("10.77.{}.1", "10.77.{}.2")
 PORTS = (3456, 3457)
+DEFAULT_SUITE = "aes-256-cbc-hmac-sha256"
 
+# --systems name: (--cipher name, the table's cipher column)
+SUITES = {
+    "squtun": (DEFAULT_SUITE, "AES-256-CBC + HMAC-SHA256 (EtM, 32-byte tag), PSK"),
+    "squtun-gcm": ("aes-256-gcm", "AES-256-GCM (AEAD, 16-byte tag), PSK"),
+    "squtun-chacha": ("chacha20-poly1305", "ChaCha20-Poly1305 (AEAD, 16-byte tag), PSK"),
+}
 
 def version():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,16 +44,37 @@ def ensure_user(user):
              "--shell", "/usr/sbin/nologin", user])
 
 
-def setup(w):
+def suite_mtu(binary, suite):
+    """`squtun -m 1500 [--cipher suite]`: the tun MTU for a 1500-byte underlay."""
+    cmd = [binary, "-m", "1500"] + cipher_args(suite)
+    p = run(cmd, check=False)
+    if p.returncode != 0:
+        why = (p.stderr.strip() or p.stdout.strip() or f"exit {p.returncode}").splitlines()[0][:200]
+        if suite != DEFAULT_SUITE:
+            raise SetupError(f"this squtun binary does not take --cipher {suite} ({why}): "
+                             "it needs a build with the cipher suites")
+        raise SetupError(f"{' '.join(cmd)}: {why}")
+    try:
+        return int(p.stdout.strip())
+    except ValueError:
+        raise SetupError(f"{' '.join(cmd)}: not an MTU: {p.stdout.strip()[:200]!r}")
+
+
+def cipher_args(suite):
+    """The default suite is not named: the row then also runs older builds."""
+    return [] if suite == DEFAULT_SUITE else ["--cipher", suite]
+
+
+def setup(w, suite=DEFAULT_SUITE):
     binary = w.opts["squtun"]
     user = w.opts["user"]
+    mtu = suite_mtu(binary, suite)     # first: a binary without the suite fails here, before anything starts
     ensure_user(user)
     empty = os.path.join(w.work, "empty")
     os.makedirs(empty, exist_ok=True)
     os.chmod(empty, 0o755)
     key = os.path.join(w.work, "key")
     run([binary, "genkey", key])
-    mtu = int(run([binary, "-m", "1500"]).stdout.strip())
     addrs = {"a": ADDR[0].format(w.index), "b": ADDR[1].format(w.index)}
     for end in ("a", "b"):
         ns = w.ns(end)
@@ -56,7 +88,7 @@ def setup(w):
             "--pidfile", os.path.join(w.work, f"{end}.pid"),
             "--control", os.path.join(w.work, f"{end}.sock"),
             "-l", str(lport), "-p", w.under(other), "-r", str(rport),
-            "-i", "tun0", "-k", key, "-a", "25", "-c", "30"] + w.opts.get("extra_args", []))
+            "-i", "tun0", "-k", key, "-a", "25", "-c", "30"] + cipher_args(suite) + w.opts.get("extra_args", []))
     procs = []
     for end in ("a", "b"):
         pidfile = os.path.join(w.work, f"{end}.pid")
@@ -86,3 +118,13 @@ def details(w, t):
             fields[k.strip()] = int(v) if v.isdigit() else v
         out[end] = fields
     return {"status": out}
+
+
+def system(name):
+    """The module-like description of one suite's system (systems.load)."""
+    suite, cipher = SUITES[name]
+    return types.SimpleNamespace(
+        NAME=name, LABEL=name if suite == DEFAULT_SUITE else f"squtun {suite}", PACKAGES=PACKAGES,
+        BINARIES=BINARIES, CIPHER=cipher, SUITE=suite,
+        MTU_NOTE=f"`squtun -m 1500{''.join(' ' + a for a in cipher_args(suite))}`",
+        version=version, setup=functools.partial(setup, suite=suite), details=details)
