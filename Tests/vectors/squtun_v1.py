@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Independent reference implementation of squtun wire protocol v1.
 
-Written from docs/PROTOCOL.md alone, with Python's `cryptography` package
-instead of the Swift/OpenSSL code, so the two implementations check each
-other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
+squtun speaks version 2 now (docs/PROTOCOL.md); this is the version 1 peer
+of the compatibility checks, written from version 1 of that document (its
+layout is summed up in Tests/vectors/v1-vectors.md), with Python's
+`cryptography` package:
 
-    squtun_v1.py vectors          print the vector blocks (Markdown)
-    squtun_v1.py check FILE.md    re-derive every vector in FILE.md; exit 1 on any mismatch
+    squtun_v1.py vectors             print the v1 vector blocks (Markdown)
+    squtun_v1.py check FILE.md       re-derive every v1 vector in FILE.md
+                                     (Tests/vectors/v1-vectors.md); exit 1 on any mismatch
+    squtun_v1.py check-v2 FILE.md    give every version 2 datagram of FILE.md
+                                     (docs/PROTOCOL.md) to a v1 receiver: each
+                                     must be dropped as malformed
 
-`check` prints a line per vector and ends with "vectors: N passed, M failed".
+`check` prints a line per vector and ends with "vectors-v1: N passed, M failed";
+`check-v2` ends with "v1-receiver: N passed, M failed".
 """
 import re
 import struct
@@ -321,8 +327,45 @@ def check(path):
             ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
         print(("ok      " if ok else "FAILED  ") + name)
         failures += 0 if ok else 1
-    print(f"vectors: {len(blocks) - failures} passed, {failures} failed")
+    print(f"vectors-v1: {len(blocks) - failures} passed, {failures} failed")
     return failures == 0 and len(blocks) > 0
+
+
+def check_v2(path):
+    """What a v1 peer makes of a v2 peer: every datagram of the v2 document
+    that a v2 sender sends (version byte 2: the sealed `packet`s and the
+    `recv` datagrams) given to a fresh v1 receiver, from the peer's address,
+    with the block's PSK and clock. Check 1 (length rule, version) must
+    refuse each as malformed, so nothing reaches the v1 end's tun."""
+    passed = failed = 0
+    by_rule = {"length": 0, "version": 0}
+    for lines in parse_doc(open(path).read()):
+        f = {k: val for k, val in lines if k not in ("recv", "expect")}
+        packets = [bytes.fromhex(val.split(" ", 1)[1]) for k, val in lines if k == "recv" and " " in val]
+        if "packet" in f:
+            packets.append(bytes.fromhex(f["packet"]))
+        psk = bytes.fromhex(f["psk"]) if "psk" in f else PSK
+        now = int(f.get("now_ms", NOW))
+        for pkt in packets:
+            if len(pkt) == 0 or pkt[0] != 2:
+                continue
+            r = Receiver(psk, int(f.get("own_session", S_B)), int(f.get("start_ms", START)), int(f.get("skew_s", 30)))
+            got = r.open(pkt, True, now)
+            if got == "drop malformed":
+                passed += 1
+                n = len(pkt)
+                by_rule["length" if n < MIN_LEN or n > MAX_LEN or (n - OVERHEAD) % BLOCK else "version"] += 1
+            else:
+                failed += 1
+                print(f"FAILED  {f.get('name', '?')}: a v1 receiver made {got!r} of a v2 datagram of {len(pkt)} bytes")
+    print(f"v2 datagrams refused by the length rule: {by_rule['length']}, by the version: {by_rule['version']}")
+    # Both ways of refusing must have been seen, or half of check 1 went untested.
+    for rule, count in by_rule.items():
+        if count == 0:
+            failed += 1
+            print(f"FAILED  no v2 datagram in {path} is refused by the {rule} rule")
+    print(f"v1-receiver: {passed} passed, {failed} failed")
+    return failed == 0 and passed > 0
 
 
 if __name__ == "__main__":
@@ -330,6 +373,8 @@ if __name__ == "__main__":
         print(render(build_vectors()))
     elif len(sys.argv) == 3 and sys.argv[1] == "check":
         sys.exit(0 if check(sys.argv[2]) else 1)
+    elif len(sys.argv) == 3 and sys.argv[1] == "check-v2":
+        sys.exit(0 if check_v2(sys.argv[2]) else 1)
     else:
         print(__doc__)
         sys.exit(64)
