@@ -16,13 +16,15 @@ layout is summed up in Tests/vectors/v1-vectors.md), with Python's
 `check` prints a line per vector and ends with "vectors-v1: N passed, M failed";
 `check-v2` ends with "v1-receiver: N passed, M failed".
 """
-import re
 import struct
 import sys
 
-from cryptography.hazmat.primitives import hashes, hmac, padding
+from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
+                           mac, make_iv, type_rules, vector_blocks)
 
 VERSION = 1
 TYPE_DATA, TYPE_KEEPALIVE = 1, 2
@@ -32,7 +34,6 @@ MIN_LEN = OVERHEAD + BLOCK
 MAX_LEN = 65535
 SALT = b"squtun protocol v1"
 INFO_PREFIX = b"squtun v1 session keys"
-WINDOW = 2048 - 64
 TYPE_NAMES = {TYPE_DATA: "data", TYPE_KEEPALIVE: "keepalive"}
 
 
@@ -40,17 +41,6 @@ def derive(psk, session):
     okm = HKDF(algorithm=hashes.SHA256(), length=96, salt=SALT,
                info=INFO_PREFIX + struct.pack(">Q", session)).derive(psk)
     return okm[0:32], okm[32:64], okm[64:96]
-
-
-def make_iv(k_iv, session, counter):
-    enc = Cipher(algorithms.AES(k_iv), modes.ECB()).encryptor()
-    return enc.update(struct.pack(">QQ", session, counter)) + enc.finalize()
-
-
-def mac(k_mac, data):
-    h = hmac.HMAC(k_mac, hashes.SHA256())
-    h.update(data)
-    return h.finalize()
 
 
 def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
@@ -71,15 +61,11 @@ def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
 
 
 class Receiver:
-    """The receiver's checks, in the order of PROTOCOL.md section 'Receiving'."""
+    """The receiver's checks, in the order of version 1's section 'Receiving'."""
 
     def __init__(self, psk, own_session, start_ms, skew_s, former=()):
-        self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
-        self.former = set(former)
-        self.peer_session = None
-        self.first = 0
-        self.highest = None
-        self.seen = set()
+        self.psk = psk
+        self.sessions = Sessions(own_session, start_ms, skew_s, former)
 
     def open(self, pkt, from_peer, now_ms):
         n = len(pkt)
@@ -89,27 +75,18 @@ class Receiver:
         version, ptype, reserved, session, counter, ts = struct.unpack(">BBHQQQ", pkt[:HEADER_LEN])
         if version != VERSION or ptype not in TYPE_NAMES or reserved != 0:
             return "drop malformed"
-        # 2. own session, of this run or a former one (reflection)
-        if session != self.peer_session and (session == self.own or session in self.former):
-            return "drop reflected"
-        # 3. older session than the current one
-        if self.peer_session is not None and session < self.peer_session:
-            return "drop old-session"
+        # 2, 3. reflection, older session
+        drop = self.sessions.before_mac(session)
+        if drop:
+            return drop
         # 4. MAC with the sender session's keys
         k_enc, k_mac, _ = derive(self.psk, session)
-        if not hmac_eq(mac(k_mac, pkt[:-MAC_LEN]), pkt[-MAC_LEN:]):
+        if not const_eq(mac(k_mac, pkt[:-MAC_LEN]), pkt[-MAC_LEN:]):
             return "drop bad-mac" if from_peer else "drop unknown-sender"
-        # 5. time skew
-        if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
-            return "drop time-skew"
-        # 6. a session being established, or a counter below the first
-        # accepted in the current one: sent before this receiver started
-        if self.skew_ms and (session != self.peer_session or counter < self.first) and ts < self.start_ms:
-            return "drop replay"
-        # 7. replay window (only within the current session)
-        if session == self.peer_session and self.highest is not None:
-            if counter <= self.highest and (self.highest - counter >= WINDOW or counter in self.seen):
-                return "drop replay"
+        # 5, 6, 7. time, sent before this receiver started, replay window
+        drop = self.sessions.after_mac(session, counter, ts, now_ms)
+        if drop:
+            return drop
         # 8. decrypt, 9. padding
         iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
         dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
@@ -118,67 +95,15 @@ class Receiver:
         if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
             return "drop malformed"
         payload = pt[:-p]
-        # 10. type rules: data is one IPv4 or IPv6 packet, a keepalive is empty
-        if (ptype == TYPE_DATA) != (len(payload) > 0):
-            return "drop malformed"
-        if ptype == TYPE_DATA and payload[0] >> 4 not in (4, 6):
-            return "drop malformed"
-        # 11. commit
-        if session != self.peer_session:
-            self.peer_session, self.highest, self.seen, self.first = session, None, set(), counter
-        self.seen.add(counter)
-        self.highest = counter if self.highest is None else max(self.highest, counter)
-        self.seen = {c for c in self.seen if self.highest - c < WINDOW}
+        # 10. type rules
+        drop = type_rules(ptype == TYPE_DATA, payload)
+        if drop:
+            return drop
+        self.sessions.commit(session, counter)
         return "data " + payload.hex() if ptype == TYPE_DATA else "keepalive"
 
 
-def hmac_eq(a, b):
-    h = 0
-    for x, y in zip(a, b):
-        h |= x ^ y
-    return h == 0 and len(a) == len(b)
-
-
 # ---------------------------------------------------------------- vectors
-
-PSK = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
-WRONG_PSK = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-S_A = 1795000000000000000      # sender session (ns since the epoch at its start)
-S_B = 1795000000500000000      # receiver's own session
-START = 1795000000600          # receiver start, ms
-NOW = 1795000001000            # receiver clock, ms
-# An IPv4 ICMP echo request 10.9.0.1 -> 10.9.0.2 with 8 bytes of data.
-PING = bytes.fromhex("45000024a1b2400040018a" "f40a0900010a090002" "0800f7fd00010001" "73717574756e2121")
-
-
-def inet_checksum(b):
-    """RFC 1071 over an even number of bytes."""
-    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def fix_ping():
-    # The IPv4 header checksum, then the ICMP checksum over the whole ICMP
-    # message (header and data), so that a kernel would take the sample.
-    h = bytearray(PING[:20])
-    h[10:12] = b"\0\0"
-    h[10:12] = struct.pack(">H", inet_checksum(bytes(h)))
-    icmp = bytearray(PING[20:])
-    icmp[2:4] = b"\0\0"
-    icmp[2:4] = struct.pack(">H", inet_checksum(bytes(icmp)))
-    return bytes(h) + bytes(icmp)
-
-
-PING = fix_ping()
-
-
-def flip(pkt, index, bit=0x01):
-    b = bytearray(pkt)
-    b[index] ^= bit
-    return bytes(b)
-
 
 def build_vectors():
     """Each vector: sealing inputs and output, or a sequence delivered to a
@@ -266,10 +191,6 @@ def build_vectors():
     return v
 
 
-def former_of(f):
-    return [int(x) for x in str(f.get("former_sessions", "")).split()]
-
-
 def render(vectors):
     out = []
     for name, f in vectors:
@@ -289,7 +210,7 @@ def render(vectors):
 
 
 def parse_doc(text):
-    blocks = re.findall(r"```vector\n(.*?)```", text, re.S)
+    blocks = vector_blocks(text)
     result = []
     for b in blocks:
         lines = [l.split(": ", 1) if ": " in l else [l.rstrip(":"), ""] for l in b.strip().split("\n")]

@@ -17,17 +17,19 @@ other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
 """
 import hashlib
 import os
-import re
 import struct
 import sys
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac, padding
+from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
+                           icmp_echo, mac, make_iv, type_rules, vector_blocks)
 
 VERSION = 2
 VERSION_1 = 1
@@ -49,7 +51,6 @@ SALT = b"squtun protocol v2"
 INFO_PREFIX = b"squtun v2 session keys"
 KP_SALT = b"squtun v2 keypair"
 KP_INFO_PREFIX = b"squtun v2 tunnel key"
-WINDOW = 2048 - 64
 
 
 def okm_length(suite):
@@ -71,17 +72,6 @@ def nonce(salt, counter):
 
 def aead(suite, key):
     return AESGCM(key) if suite == GCM else ChaCha20Poly1305(key)
-
-
-def make_iv(k_iv, session, counter):
-    enc = Cipher(algorithms.AES(k_iv), modes.ECB()).encryptor()
-    return enc.update(struct.pack(">QQ", session, counter)) + enc.finalize()
-
-
-def mac(k_mac, data):
-    h = hmac.HMAC(k_mac, hashes.SHA256())
-    h.update(data)
-    return h.finalize()
 
 
 def header(suite, ptype, session, counter, ts_ms, flags=0, key_id=0, version=VERSION):
@@ -120,13 +110,9 @@ class Receiver:
     suite: the checks of PROTOCOL.md section 'Receiving', in their order."""
 
     def __init__(self, t, suite, own_session, start_ms, skew_s, former=()):
-        self.t, self.suite, self.own, self.start_ms, self.skew_ms = t, suite, own_session, start_ms, skew_s * 1000
+        self.t, self.suite = t, suite
         self.mode = 0               # TUN: IP packets (flags bit 0 clear)
-        self.former = set(former)
-        self.peer_session = None
-        self.first = 0
-        self.highest = None
-        self.seen = set()
+        self.sessions = Sessions(own_session, start_ms, skew_s, former)
 
     def open(self, pkt, from_peer, now_ms):
         n = len(pkt)
@@ -152,12 +138,10 @@ class Receiver:
         # 1e. the suite's length rule
         if not well_formed_length(suite, n):
             return "drop malformed"
-        # 2. our own session, of this run or a former one
-        if session == self.own or session in self.former:
-            return "drop reflected"
-        # 3. older than the current session
-        if self.peer_session is not None and session < self.peer_session:
-            return "drop old-session"
+        # 2, 3. reflection, older session
+        drop = self.sessions.before_mac(session)
+        if drop:
+            return drop
         # 4. MAC (suite 1) or AEAD tag (2, 3; decrypts too, the plaintext is held back)
         failed = "drop bad-mac" if from_peer else "drop unknown-sender"
         if suite == CBC:
@@ -170,17 +154,10 @@ class Receiver:
                 plain = aead(suite, key).decrypt(nonce(salt, counter), pkt[HEADER_LEN:], pkt[:HEADER_LEN])
             except InvalidTag:
                 return failed
-        # 5. time skew
-        if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
-            return "drop time-skew"
-        # 6. a session being established, or a counter below the first one
-        # accepted in the current session: not sent before this receiver started
-        if self.skew_ms and (session != self.peer_session or counter < self.first) and ts < self.start_ms:
-            return "drop replay"
-        # 7. replay window of the current session
-        if session == self.peer_session and self.highest is not None:
-            if counter <= self.highest and (self.highest - counter >= WINDOW or counter in self.seen):
-                return "drop replay"
+        # 5, 6, 7. time, sent before this receiver started, replay window
+        drop = self.sessions.after_mac(session, counter, ts, now_ms)
+        if drop:
+            return drop
         # 8. decrypt, 9. padding (suite 1 only)
         if suite == CBC:
             iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
@@ -190,25 +167,12 @@ class Receiver:
             if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
                 return "drop malformed"
             plain = pt[:-p]
-        # 10. type rules: data is one IPv4 or IPv6 packet, a keepalive is empty
-        if (ptype == TYPE_DATA) != (len(plain) > 0):
-            return "drop malformed"
-        if ptype == TYPE_DATA and plain[0] >> 4 not in (4, 6):
-            return "drop malformed"
-        # every check passed: change state
-        if session != self.peer_session:
-            self.peer_session, self.highest, self.seen, self.first = session, None, set(), counter
-        self.seen.add(counter)
-        self.highest = counter if self.highest is None else max(self.highest, counter)
-        self.seen = {c for c in self.seen if self.highest - c < WINDOW}
+        # 10. type rules (TUN mode)
+        drop = type_rules(ptype == TYPE_DATA, plain)
+        if drop:
+            return drop
+        self.sessions.commit(session, counter)
         return "data " + plain.hex() if ptype == TYPE_DATA else "keepalive"
-
-
-def const_eq(a, b):
-    h = 0
-    for x, y in zip(a, b):
-        h |= x ^ y
-    return h == 0 and len(a) == len(b)
 
 
 # ---------------------------------------------------------------- keypairs
@@ -249,46 +213,13 @@ def tunnel_key(own_private, peer_public, psk=b""):
 
 # ---------------------------------------------------------------- vectors
 
-PSK = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
-WRONG_PSK = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-S_A = 1795000000000000000      # sender session (ns since the epoch at its start)
-S_B = 1795000000500000000      # receiver's own session
-START = 1795000000600          # receiver start, ms
-NOW = 1795000001000            # receiver clock, ms
-# An IPv4 ICMP echo request 10.9.0.1 -> 10.9.0.2 with 8 bytes of data
-# (checksums filled in below, so that a kernel would take the sample).
-PING = bytes.fromhex("45000024a1b24000400100000a0900010a090002080000000001000173717574756e2121")
+# The same with 16 bytes of data: 44 bytes, so that an AEAD datagram is 92
+# bytes long and passes version 1's length rule (92 - 76 = 16).
+PING44 = icmp_echo("4500002ca1b34000400100000a0900010a090002080000000001000273717574756e212173717574756e2121")
 # RFC 7748 section 6.1: Alice's and Bob's X25519 keys.
 RFC7748_A = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
 RFC7748_B = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
 RFC7748_SHARED = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
-
-
-def inet_checksum(b):
-    """RFC 1071 over an even number of bytes."""
-    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def with_checksums(pkt):
-    h, icmp = bytearray(pkt[:20]), bytearray(pkt[20:])
-    h[10:12] = struct.pack(">H", inet_checksum(bytes(h)))
-    icmp[2:4] = struct.pack(">H", inet_checksum(bytes(icmp)))
-    return bytes(h) + bytes(icmp)
-
-
-PING = with_checksums(PING)
-# The same with 16 bytes of data: 44 bytes, so that an AEAD datagram is 92
-# bytes long and passes version 1's length rule (92 - 76 = 16).
-PING44 = with_checksums(bytes.fromhex("4500002ca1b34000400100000a0900010a090002080000000001000273717574756e212173717574756e2121"))
-
-
-def flip(pkt, index, bit=0x01):
-    b = bytearray(pkt)
-    b[index] ^= bit
-    return bytes(b)
 
 
 def set_byte(pkt, index, value):
@@ -437,10 +368,6 @@ def load_v1():
     return squtun_v1
 
 
-def former_of(f):
-    return [int(x) for x in str(f.get("former_sessions", "")).split()]
-
-
 def receiver_of(f):
     return Receiver(bytes.fromhex(f["psk"]), SUITE_BY_NAME[f["suite"]], int(f["own_session"]), int(f["start_ms"]),
                     int(f["skew_s"]), former_of(f))
@@ -467,7 +394,7 @@ def render(vectors):
 def parse_doc(text):
     """Every vector block as (fields, steps)."""
     result = []
-    for b in re.findall(r"```vector\n(.*?)```", text, re.S):
+    for b in vector_blocks(text):
         f, steps = {}, []
         for line in b.strip().split("\n"):
             k, _, val = line.partition(":")
