@@ -8,7 +8,7 @@ versions), not from the Swift code.
 import re
 import struct
 
-from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives import hashes, hmac, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 WINDOW = 2048 - 64
@@ -84,13 +84,35 @@ class Sessions:
         self.seen = {c for c in self.seen if self.highest - c < WINDOW}
 
 
-def type_rules(is_data, payload):
-    """Check 10: data is one IPv4 or IPv6 packet, a keepalive is empty."""
-    if is_data != (len(payload) > 0):
+def cbc_encrypt(k_enc, iv, payload, pad_override=None):
+    """Suite 1's ciphertext: PKCS#7 padding (or pad_override, for the
+    vectors of wrong padding under a valid MAC), then AES-256-CBC."""
+    if pad_override is None:
+        p = padding.PKCS7(128).padder()
+        padded = p.update(payload) + p.finalize()
+    else:
+        padded = payload + pad_override
+    enc = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).encryptor()
+    return enc.update(padded) + enc.finalize()
+
+
+def cbc_decrypt(k_enc, iv, ciphertext):
+    """Checks 8 and 9 of suite 1: the payload, or None when the padding is wrong."""
+    dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
+    pt = dec.update(ciphertext) + dec.finalize()
+    p = pt[-1]
+    if not 1 <= p <= 16 or pt[-p:] != bytes([p]) * p:
+        return None
+    return pt[:-p]
+
+
+def deliver(sessions, is_data, session, counter, payload):
+    """Check 10 (data is one IPv4 or IPv6 packet, a keepalive is empty),
+    then the change of state and the outcome."""
+    if is_data != (len(payload) > 0) or (is_data and payload[0] >> 4 not in (4, 6)):
         return "drop malformed"
-    if is_data and payload[0] >> 4 not in (4, 6):
-        return "drop malformed"
-    return None
+    sessions.commit(session, counter)
+    return "data " + payload.hex() if is_data else "keepalive"
 
 
 def inet_checksum(b):

@@ -19,12 +19,11 @@ layout is summed up in Tests/vectors/v1-vectors.md), with Python's
 import struct
 import sys
 
-from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
-                           mac, make_iv, type_rules, vector_blocks)
+                           mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, vector_blocks)
 
 VERSION = 1
 TYPE_DATA, TYPE_KEEPALIVE = 1, 2
@@ -49,14 +48,7 @@ def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
     k_enc, k_mac, k_iv = derive(psk, session)
     header = struct.pack(">BBHQQQ", VERSION, ptype, 0, session, counter, ts_ms)
     iv = make_iv(k_iv, session, counter)
-    if pad_override is None:
-        p = padding.PKCS7(128).padder()
-        padded = p.update(payload) + p.finalize()
-    else:
-        padded = payload + pad_override
-    enc = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).encryptor()
-    ct = enc.update(padded) + enc.finalize()
-    body = header + iv + ct
+    body = header + iv + cbc_encrypt(k_enc, iv, payload, pad_override)
     return body + mac(k_mac, body)
 
 
@@ -88,19 +80,11 @@ class Receiver:
         if drop:
             return drop
         # 8. decrypt, 9. padding
-        iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
-        dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
-        pt = dec.update(pkt[HEADER_LEN + IV_LEN:-MAC_LEN]) + dec.finalize()
-        p = pt[-1]
-        if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
+        payload = cbc_decrypt(k_enc, pkt[HEADER_LEN:HEADER_LEN + IV_LEN], pkt[HEADER_LEN + IV_LEN:-MAC_LEN])
+        if payload is None:
             return "drop malformed"
-        payload = pt[:-p]
-        # 10. type rules
-        drop = type_rules(ptype == TYPE_DATA, payload)
-        if drop:
-            return drop
-        self.sessions.commit(session, counter)
-        return "data " + payload.hex() if ptype == TYPE_DATA else "keepalive"
+        # 10. type rules; the change of state
+        return deliver(self.sessions, ptype == TYPE_DATA, session, counter, payload)
 
 
 # ---------------------------------------------------------------- vectors

@@ -21,15 +21,14 @@ import struct
 import sys
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
-                           icmp_echo, mac, make_iv, type_rules, vector_blocks)
+                           icmp_echo, mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, vector_blocks)
 
 VERSION = 2
 VERSION_1 = 1
@@ -87,13 +86,7 @@ def seal(t, suite, ptype, session, counter, ts_ms, payload, flags=0, key_id=0, p
     if suite == CBC:
         k_enc, k_mac, k_iv = derive(t, suite, session)
         iv = make_iv(k_iv, session, counter)
-        if pad_override is None:
-            p = padding.PKCS7(128).padder()
-            padded = p.update(payload) + p.finalize()
-        else:
-            padded = payload + pad_override
-        enc = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).encryptor()
-        body = head + iv + enc.update(padded) + enc.finalize()
+        body = head + iv + cbc_encrypt(k_enc, iv, payload, pad_override)
         return body + mac(k_mac, body)
     key, salt = derive(t, suite, session)
     return head + aead(suite, key).encrypt(nonce(salt, counter), payload, head)
@@ -160,19 +153,11 @@ class Receiver:
             return drop
         # 8. decrypt, 9. padding (suite 1 only)
         if suite == CBC:
-            iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
-            dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
-            pt = dec.update(pkt[HEADER_LEN + IV_LEN:-MAC_LEN]) + dec.finalize()
-            p = pt[-1]
-            if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
+            plain = cbc_decrypt(k_enc, pkt[HEADER_LEN:HEADER_LEN + IV_LEN], pkt[HEADER_LEN + IV_LEN:-MAC_LEN])
+            if plain is None:
                 return "drop malformed"
-            plain = pt[:-p]
-        # 10. type rules (TUN mode)
-        drop = type_rules(ptype == TYPE_DATA, plain)
-        if drop:
-            return drop
-        self.sessions.commit(session, counter)
-        return "data " + plain.hex() if ptype == TYPE_DATA else "keepalive"
+        # 10. type rules (TUN mode); the change of state
+        return deliver(self.sessions, ptype == TYPE_DATA, session, counter, plain)
 
 
 # ---------------------------------------------------------------- keypairs
