@@ -149,6 +149,27 @@ def former_of(f):
     return [int(x) for x in str(f.get("former_sessions", "")).split()]
 
 
+def render(vectors, receiver_of):
+    """The vector blocks in Markdown. A sequence block's `steps` (datagram,
+    source) are given in order to a fresh receiver_of(fields), whose outcome
+    of each becomes its `expect:` line."""
+    out = []
+    for name, f in vectors:
+        out.append("```vector")
+        out.append(f"name: {name}")
+        for k, val in f.items():
+            if k == "steps":
+                r = receiver_of(f)
+                for pkt, src in val:
+                    out.append(f"recv: {src} {pkt.hex()}")
+                    out.append(f"expect: {r.open(pkt, src == 'peer', int(f['now_ms']))}")
+            else:
+                out.append(f"{k}: {val}")
+        out.append("```")
+        out.append("")
+    return "\n".join(out)
+
+
 def vector_blocks(text):
     """The text of every ```vector block of a Markdown document."""
     return re.findall(r"```vector\n(.*?)```", text, re.S)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
-                           mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, vector_blocks)
+                           mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, render, vector_blocks)
 
 VERSION = 1
 TYPE_DATA, TYPE_KEEPALIVE = 1, 2
@@ -175,24 +175,6 @@ def build_vectors():
     return v
 
 
-def render(vectors):
-    out = []
-    for name, f in vectors:
-        out.append("```vector")
-        out.append(f"name: {name}")
-        for k, val in f.items():
-            if k == "steps":
-                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))
-                for pkt, src in val:
-                    out.append(f"recv: {src} {pkt.hex()}")
-                    out.append(f"expect: {r.open(pkt, src == 'peer', f['now_ms'])}")
-            else:
-                out.append(f"{k}: {val}")
-        out.append("```")
-        out.append("")
-    return "\n".join(out)
-
-
 def parse_doc(text):
     blocks = vector_blocks(text)
     result = []
@@ -275,7 +257,7 @@ def check_v2(path):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
-        print(render(build_vectors()))
+        print(render(build_vectors(), lambda f: Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))))
     elif len(sys.argv) == 3 and sys.argv[1] == "check":
         sys.exit(0 if check(sys.argv[2]) else 1)
     elif len(sys.argv) == 3 and sys.argv[1] == "check-v2":

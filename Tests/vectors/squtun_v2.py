@@ -3,7 +3,8 @@
 
 Written from docs/PROTOCOL.md alone, with Python's `cryptography` package
 instead of the Swift/OpenSSL code, so the two implementations check each
-other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
+other (squtun_common.py holds what versions 1 and 2 share: the session
+checks, suite 1's CBC and MAC, the vectors' common inputs). It makes the test vectors printed in docs/PROTOCOL.md and checks them:
 
     squtun_v2.py vectors          print the vector blocks (Markdown)
     squtun_v2.py check FILE.md    re-derive every vector in FILE.md; exit 1 on any mismatch
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
-                           icmp_echo, mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, vector_blocks)
+                           icmp_echo, mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, render, vector_blocks)
 
 VERSION = 2
 VERSION_1 = 1
@@ -358,24 +359,6 @@ def receiver_of(f):
                     int(f["skew_s"]), former_of(f))
 
 
-def render(vectors):
-    out = []
-    for name, f in vectors:
-        out.append("```vector")
-        out.append(f"name: {name}")
-        for k, val in f.items():
-            if k == "steps":
-                r = receiver_of(f)
-                for pkt, src in val:
-                    out.append(f"recv: {src} {pkt.hex()}")
-                    out.append(f"expect: {r.open(pkt, src == 'peer', int(f['now_ms']))}")
-            else:
-                out.append(f"{k}: {val}")
-        out.append("```")
-        out.append("")
-    return "\n".join(out)
-
-
 def parse_doc(text):
     """Every vector block as (fields, steps)."""
     result = []
@@ -501,7 +484,7 @@ def compat():
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
-        print(render(build_vectors()))
+        print(render(build_vectors(), receiver_of))
     elif len(sys.argv) == 3 and sys.argv[1] == "check":
         sys.exit(0 if check(sys.argv[2]) else 1)
     elif len(sys.argv) == 2 and sys.argv[1] == "compat":
