@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
 """Independent reference implementation of squtun wire protocol v1.
 
-Written from docs/PROTOCOL.md alone, with Python's `cryptography` package
-instead of the Swift/OpenSSL code, so the two implementations check each
-other. It makes the test vectors printed in docs/PROTOCOL.md and checks them:
+squtun speaks version 2 now (docs/PROTOCOL.md); this is the version 1 peer
+of the compatibility checks, written from version 1 of that document (its
+layout is summed up in Tests/vectors/v1-vectors.md), with Python's
+`cryptography` package:
 
-    squtun_v1.py vectors          print the vector blocks (Markdown)
-    squtun_v1.py check FILE.md    re-derive every vector in FILE.md; exit 1 on any mismatch
+    squtun_v1.py vectors             print the v1 vector blocks (Markdown)
+    squtun_v1.py check FILE.md       re-derive every v1 vector in FILE.md
+                                     (Tests/vectors/v1-vectors.md); exit 1 on any mismatch
+    squtun_v1.py check-v2 FILE.md    give every version 2 datagram of FILE.md
+                                     (docs/PROTOCOL.md) to a v1 receiver: each
+                                     must be dropped as malformed
 
-`check` prints a line per vector and ends with "vectors: N passed, M failed".
+`check` prints a line per vector and ends with "vectors-v1: N passed, M failed";
+`check-v2` ends with "v1-receiver: N passed, M failed".
 """
-import re
 import struct
 import sys
 
-from cryptography.hazmat.primitives import hashes, hmac, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from squtun_common import (NOW, PING, PSK, S_A, S_B, START, WINDOW, WRONG_PSK, Sessions, const_eq, flip, former_of,
+                           mac, make_iv, cbc_encrypt, cbc_decrypt, deliver, render, vector_blocks)
 
 VERSION = 1
 TYPE_DATA, TYPE_KEEPALIVE = 1, 2
@@ -26,7 +33,6 @@ MIN_LEN = OVERHEAD + BLOCK
 MAX_LEN = 65535
 SALT = b"squtun protocol v1"
 INFO_PREFIX = b"squtun v1 session keys"
-WINDOW = 2048 - 64
 TYPE_NAMES = {TYPE_DATA: "data", TYPE_KEEPALIVE: "keepalive"}
 
 
@@ -36,44 +42,22 @@ def derive(psk, session):
     return okm[0:32], okm[32:64], okm[64:96]
 
 
-def make_iv(k_iv, session, counter):
-    enc = Cipher(algorithms.AES(k_iv), modes.ECB()).encryptor()
-    return enc.update(struct.pack(">QQ", session, counter)) + enc.finalize()
-
-
-def mac(k_mac, data):
-    h = hmac.HMAC(k_mac, hashes.SHA256())
-    h.update(data)
-    return h.finalize()
-
-
 def seal(psk, ptype, session, counter, ts_ms, payload, pad_override=None):
     """Returns the datagram. pad_override replaces the PKCS#7 padding (for
     the bad-padding vector: a packet with a valid MAC and wrong padding)."""
     k_enc, k_mac, k_iv = derive(psk, session)
     header = struct.pack(">BBHQQQ", VERSION, ptype, 0, session, counter, ts_ms)
     iv = make_iv(k_iv, session, counter)
-    if pad_override is None:
-        p = padding.PKCS7(128).padder()
-        padded = p.update(payload) + p.finalize()
-    else:
-        padded = payload + pad_override
-    enc = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).encryptor()
-    ct = enc.update(padded) + enc.finalize()
-    body = header + iv + ct
+    body = header + iv + cbc_encrypt(k_enc, iv, payload, pad_override)
     return body + mac(k_mac, body)
 
 
 class Receiver:
-    """The receiver's checks, in the order of PROTOCOL.md section 'Receiving'."""
+    """The receiver's checks, in the order of version 1's section 'Receiving'."""
 
     def __init__(self, psk, own_session, start_ms, skew_s, former=()):
-        self.psk, self.own, self.start_ms, self.skew_ms = psk, own_session, start_ms, skew_s * 1000
-        self.former = set(former)
-        self.peer_session = None
-        self.first = 0
-        self.highest = None
-        self.seen = set()
+        self.psk = psk
+        self.sessions = Sessions(own_session, start_ms, skew_s, former)
 
     def open(self, pkt, from_peer, now_ms):
         n = len(pkt)
@@ -83,96 +67,27 @@ class Receiver:
         version, ptype, reserved, session, counter, ts = struct.unpack(">BBHQQQ", pkt[:HEADER_LEN])
         if version != VERSION or ptype not in TYPE_NAMES or reserved != 0:
             return "drop malformed"
-        # 2. own session, of this run or a former one (reflection)
-        if session != self.peer_session and (session == self.own or session in self.former):
-            return "drop reflected"
-        # 3. older session than the current one
-        if self.peer_session is not None and session < self.peer_session:
-            return "drop old-session"
+        # 2, 3. reflection, older session
+        drop = self.sessions.before_mac(session)
+        if drop:
+            return drop
         # 4. MAC with the sender session's keys
         k_enc, k_mac, _ = derive(self.psk, session)
-        if not hmac_eq(mac(k_mac, pkt[:-MAC_LEN]), pkt[-MAC_LEN:]):
+        if not const_eq(mac(k_mac, pkt[:-MAC_LEN]), pkt[-MAC_LEN:]):
             return "drop bad-mac" if from_peer else "drop unknown-sender"
-        # 5. time skew
-        if self.skew_ms and abs(ts - now_ms) > self.skew_ms:
-            return "drop time-skew"
-        # 6. a session being established, or a counter below the first
-        # accepted in the current one: sent before this receiver started
-        if self.skew_ms and (session != self.peer_session or counter < self.first) and ts < self.start_ms:
-            return "drop replay"
-        # 7. replay window (only within the current session)
-        if session == self.peer_session and self.highest is not None:
-            if counter <= self.highest and (self.highest - counter >= WINDOW or counter in self.seen):
-                return "drop replay"
+        # 5, 6, 7. time, sent before this receiver started, replay window
+        drop = self.sessions.after_mac(session, counter, ts, now_ms)
+        if drop:
+            return drop
         # 8. decrypt, 9. padding
-        iv = pkt[HEADER_LEN:HEADER_LEN + IV_LEN]
-        dec = Cipher(algorithms.AES(k_enc), modes.CBC(iv)).decryptor()
-        pt = dec.update(pkt[HEADER_LEN + IV_LEN:-MAC_LEN]) + dec.finalize()
-        p = pt[-1]
-        if not 1 <= p <= BLOCK or pt[-p:] != bytes([p]) * p:
+        payload = cbc_decrypt(k_enc, pkt[HEADER_LEN:HEADER_LEN + IV_LEN], pkt[HEADER_LEN + IV_LEN:-MAC_LEN])
+        if payload is None:
             return "drop malformed"
-        payload = pt[:-p]
-        # 10. type rules: data is one IPv4 or IPv6 packet, a keepalive is empty
-        if (ptype == TYPE_DATA) != (len(payload) > 0):
-            return "drop malformed"
-        if ptype == TYPE_DATA and payload[0] >> 4 not in (4, 6):
-            return "drop malformed"
-        # 11. commit
-        if session != self.peer_session:
-            self.peer_session, self.highest, self.seen, self.first = session, None, set(), counter
-        self.seen.add(counter)
-        self.highest = counter if self.highest is None else max(self.highest, counter)
-        self.seen = {c for c in self.seen if self.highest - c < WINDOW}
-        return "data " + payload.hex() if ptype == TYPE_DATA else "keepalive"
-
-
-def hmac_eq(a, b):
-    h = 0
-    for x, y in zip(a, b):
-        h |= x ^ y
-    return h == 0 and len(a) == len(b)
+        # 10. type rules; the change of state
+        return deliver(self.sessions, ptype == TYPE_DATA, session, counter, payload)
 
 
 # ---------------------------------------------------------------- vectors
-
-PSK = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
-WRONG_PSK = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-S_A = 1795000000000000000      # sender session (ns since the epoch at its start)
-S_B = 1795000000500000000      # receiver's own session
-START = 1795000000600          # receiver start, ms
-NOW = 1795000001000            # receiver clock, ms
-# An IPv4 ICMP echo request 10.9.0.1 -> 10.9.0.2 with 8 bytes of data.
-PING = bytes.fromhex("45000024a1b2400040018a" "f40a0900010a090002" "0800f7fd00010001" "73717574756e2121")
-
-
-def inet_checksum(b):
-    """RFC 1071 over an even number of bytes."""
-    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def fix_ping():
-    # The IPv4 header checksum, then the ICMP checksum over the whole ICMP
-    # message (header and data), so that a kernel would take the sample.
-    h = bytearray(PING[:20])
-    h[10:12] = b"\0\0"
-    h[10:12] = struct.pack(">H", inet_checksum(bytes(h)))
-    icmp = bytearray(PING[20:])
-    icmp[2:4] = b"\0\0"
-    icmp[2:4] = struct.pack(">H", inet_checksum(bytes(icmp)))
-    return bytes(h) + bytes(icmp)
-
-
-PING = fix_ping()
-
-
-def flip(pkt, index, bit=0x01):
-    b = bytearray(pkt)
-    b[index] ^= bit
-    return bytes(b)
-
 
 def build_vectors():
     """Each vector: sealing inputs and output, or a sequence delivered to a
@@ -260,30 +175,8 @@ def build_vectors():
     return v
 
 
-def former_of(f):
-    return [int(x) for x in str(f.get("former_sessions", "")).split()]
-
-
-def render(vectors):
-    out = []
-    for name, f in vectors:
-        out.append("```vector")
-        out.append(f"name: {name}")
-        for k, val in f.items():
-            if k == "steps":
-                r = Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))
-                for pkt, src in val:
-                    out.append(f"recv: {src} {pkt.hex()}")
-                    out.append(f"expect: {r.open(pkt, src == 'peer', f['now_ms'])}")
-            else:
-                out.append(f"{k}: {val}")
-        out.append("```")
-        out.append("")
-    return "\n".join(out)
-
-
 def parse_doc(text):
-    blocks = re.findall(r"```vector\n(.*?)```", text, re.S)
+    blocks = vector_blocks(text)
     result = []
     for b in blocks:
         lines = [l.split(": ", 1) if ": " in l else [l.rstrip(":"), ""] for l in b.strip().split("\n")]
@@ -321,15 +214,54 @@ def check(path):
             ok = all(r.open(pkt, src == "peer", int(f["now_ms"])) == exp for src, pkt, exp in steps)
         print(("ok      " if ok else "FAILED  ") + name)
         failures += 0 if ok else 1
-    print(f"vectors: {len(blocks) - failures} passed, {failures} failed")
+    print(f"vectors-v1: {len(blocks) - failures} passed, {failures} failed")
     return failures == 0 and len(blocks) > 0
+
+
+def check_v2(path):
+    """What a v1 peer makes of a v2 peer: every datagram of the v2 document
+    that a v2 sender sends (version byte 2: the sealed `packet`s and the
+    `recv` datagrams) given to a fresh v1 receiver, from the peer's address,
+    with the block's PSK and clock. Check 1 (length rule, version) must
+    refuse each as malformed, so nothing reaches the v1 end's tun."""
+    passed = failed = 0
+    by_rule = {"length": 0, "version": 0}
+    for lines in parse_doc(open(path).read()):
+        f = {k: val for k, val in lines if k not in ("recv", "expect")}
+        packets = [bytes.fromhex(val.split(" ", 1)[1]) for k, val in lines if k == "recv" and " " in val]
+        if "packet" in f:
+            packets.append(bytes.fromhex(f["packet"]))
+        psk = bytes.fromhex(f["psk"]) if "psk" in f else PSK
+        now = int(f.get("now_ms", NOW))
+        for pkt in packets:
+            if len(pkt) == 0 or pkt[0] != 2:
+                continue
+            r = Receiver(psk, int(f.get("own_session", S_B)), int(f.get("start_ms", START)), int(f.get("skew_s", 30)))
+            got = r.open(pkt, True, now)
+            if got == "drop malformed":
+                passed += 1
+                n = len(pkt)
+                by_rule["length" if n < MIN_LEN or n > MAX_LEN or (n - OVERHEAD) % BLOCK else "version"] += 1
+            else:
+                failed += 1
+                print(f"FAILED  {f.get('name', '?')}: a v1 receiver made {got!r} of a v2 datagram of {len(pkt)} bytes")
+    print(f"v2 datagrams refused by the length rule: {by_rule['length']}, by the version: {by_rule['version']}")
+    # Both ways of refusing must have been seen, or half of check 1 went untested.
+    for rule, count in by_rule.items():
+        if count == 0:
+            failed += 1
+            print(f"FAILED  no v2 datagram in {path} is refused by the {rule} rule")
+    print(f"v1-receiver: {passed} passed, {failed} failed")
+    return failed == 0 and passed > 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
-        print(render(build_vectors()))
+        print(render(build_vectors(), lambda f: Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))))
     elif len(sys.argv) == 3 and sys.argv[1] == "check":
         sys.exit(0 if check(sys.argv[2]) else 1)
+    elif len(sys.argv) == 3 and sys.argv[1] == "check-v2":
+        sys.exit(0 if check_v2(sys.argv[2]) else 1)
     else:
         print(__doc__)
         sys.exit(64)
