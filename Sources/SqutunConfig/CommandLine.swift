@@ -130,6 +130,13 @@ public struct TunnelOptions: ParsableArguments, Sendable {
           help: "Do not use the tun's offloads (IFF_VNET_HDR: TCP segmentation and merging); one packet per read and write.")
     public var noOffload = false
 
+    // Cipher suite (wire protocol v2).
+    @Option(name: .customLong("cipher"),
+            help: ArgumentHelp("Cipher suite, the same at both ends: " + SuiteID.names.joined(separator: ", ")
+                               + "; with -m, the MTU is this suite's. (default: \(SuiteID.defaultSuite.name))",
+                               valueName: "name"))
+    public var cipher: String?
+
     @Option(name: .customLong("config"),
             help: ArgumentHelp("Read settings from FILE, one 'long-option-name value' per line (squtun(8)); "
                                + "options on the command line override the file's.", valueName: "file"),
@@ -141,7 +148,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     /// What the command line asks for, fully checked and typed.
     public enum Invocation: Equatable, Sendable {
         /// `-m`: print the tun MTU for a link MTU.
-        case mtu(linkMTU: Int, underlay: Underlay)
+        case mtu(linkMTU: Int, underlay: Underlay, suite: SuiteID)
         case tunnel(TunnelConfig)
     }
 
@@ -193,6 +200,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .pidfile: if pidfile == nil { pidfile = value } else { taken = false }
             case .control: if control == nil { control = value } else { taken = false }
             case .noOffload: if !noOffload { noOffload = true } else { taken = false }
+            case .cipher: if cipher == nil { cipher = value } else { taken = false }
             }
             if taken { labels.fromFile[entry.setting] = file.label(entry) }
         }
@@ -201,7 +209,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     private func resolveMerged(labels: Labels) throws(ConfigError) -> Invocation {
         let v = try checkedValues(labels: labels)
         if let link = v.linkMTU {
-            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4)
+            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4, suite: v.suite)
         }
         // With --config, say where else the setting could have been.
         func when(_ setting: TunnelSetting) -> String {
@@ -210,7 +218,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         guard let interface else { throw .missingOption(option: "-i/--interface", when: when(.interface)) }
         guard let key else { throw .missingOption(option: "-k/--key", when: when(.key)) }
         // The command line and the config file name one peer.
-        return .tunnel(TunnelConfig(
+        var tunnel = TunnelConfig(
             localPort: v.localPort,
             peers: [PeerSettings(host: peer, port: v.remotePort, keyPath: key)],
             interface: interface,
@@ -222,7 +230,9 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
             pidfile: pidfilePath(interface: interface),
             controlSocket: controlSocketPath(interface: interface),
-            offload: !noOffload))
+            offload: !noOffload)
+        tunnel.cipher = v.suite
+        return .tunnel(tunnel)
     }
 
     /// The option part of each setting's error messages: the command line's
@@ -239,6 +249,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         var keepalive: Int
         var skew: Int
         var linkMTU: Int?
+        var suite: SuiteID
     }
 
     private func checkedValues(labels: Labels) throws(ConfigError) -> Values {
@@ -257,9 +268,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         if let key { try OptionCheck.setting(.key, value: key, label: labels[.key]) }
         let keepalive = try OptionCheck.keepaliveSeconds(keepalive ?? "0", option: labels[.keepalive])
         let skew = try OptionCheck.skewSeconds(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew])
+        let suite = try cipher.map { c throws(ConfigError) in try OptionCheck.cipher(c, option: labels[.cipher]) }
+            ?? .defaultSuite
         var linkMTU: Int?
         if let mtu {
-            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4)
+            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4, suite: suite)
         } else if ipv6 {
             throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
         }
@@ -268,6 +281,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         try OptionCheck.setting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
         if let pidfile { try OptionCheck.setting(.pidfile, value: pidfile, label: labels[.pidfile]) }
         if let control { try OptionCheck.setting(.control, value: control, label: labels[.control]) }
-        return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
+        return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU,
+                      suite: suite)
     }
 }

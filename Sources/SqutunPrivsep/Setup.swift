@@ -79,7 +79,7 @@ package struct PreparedPeer {
         // resident in the helper for its whole life, and the worker's failure
         // reaches the terminal the same way (its one line, exit 1).
         if !privileged {
-            for peer in peers { _ = try TunnelCrypto(psk: peer.psk, start: start, skewSeconds: 0) }
+            for peer in peers { _ = try TunnelCrypto(suite: config.cipher, psk: peer.psk, start: start, skewSeconds: 0) }
         }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
