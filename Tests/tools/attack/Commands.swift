@@ -258,9 +258,11 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
 // MARK: flood
 
 /// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N] [--batch B]
+///       [--cipher NAME]
 /// Random datagrams as fast as --rate allows (0: no limit), for S seconds:
 /// random bytes of random length (0...1472); a fraction F of them with a
-/// valid header and a random session instead (each newer one costs the
+/// valid v2 header of the suite --cipher names (default the default suite),
+/// a length of that suite and a random session instead (each newer one costs the
 /// receiver a key derivation and an HMAC). Without --from, an ordinary UDP
 /// socket, and with --batch B > 1 B datagrams per sendmmsg call (up to 64):
 /// the most one process can push. N processes share the rate.
@@ -274,6 +276,8 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let headerFraction = try a.double("header-fraction", default: 0)
     let senders = max(1, try a.int("senders", default: 1))
     let batch = min(64, max(1, try a.int("batch", default: 1)))
+    let cipherName = a.string("cipher", default: SuiteID.defaultSuite.name)
+    guard let suite = SuiteID(name: cipherName) else { throw .usage("--cipher: unknown suite '\(cipherName)'") }
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]
@@ -285,7 +289,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
         if pid == 0 {
             close(pipeFDs[0])
             var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                                    headerFraction: headerFraction, batch: batch)) ?? 0
+                                    headerFraction: headerFraction, batch: batch, suite: suite)) ?? 0
             _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
             _exit(0)
         }
@@ -293,7 +297,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     }
     close(pipeFDs[1])
     var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                             headerFraction: headerFraction, batch: batch)
+                             headerFraction: headerFraction, batch: batch, suite: suite)
     for pid in children {
         var n = 0
         if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
@@ -306,7 +310,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
 }
 
 private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
-                       headerFraction: Double, batch: Int) throws(AttackError) -> Int {
+                       headerFraction: Double, batch: Int, suite: SuiteID) throws(AttackError) -> Int {
     let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
     let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
     let batch = raw == nil ? batch : 1
@@ -321,7 +325,8 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
     var headers = [Bool](repeating: false, count: poolSize)
     for i in 0..<poolSize {
         headers[i] = Double(rng.below(1_000_000)) < headerFraction * 1_000_000
-        lengths[i] = UInt32(headers[i] ? 76 + 16 * (1 + rng.below(87)) : rng.below(1473))
+        let headerLength = suite == .aes256CBCHMACSHA256 ? 80 + 16 * (1 + rng.below(87)) : 48 + rng.below(1400)
+        lengths[i] = UInt32(headers[i] ? headerLength : rng.below(1473))
     }
     var pacer = Pacer(rate: rate, burst: max(32, batch))
     var i = 0
@@ -333,12 +338,14 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
         for k in first..<first + n {
             let p = pool + k * slot
             if headers[k] {
-                p.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
-                p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: 1, as: UInt8.self)
-                p.put16(0, 2)
-                p.put64(rng.next(), 4)          // session: random, older or newer
-                p.put64(rng.next() >> 16, 12)   // counter
-                p.put64(WallClock.nowMs(), 20)  // timestamp
+                p.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
+                p.storeBytes(of: suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
+                p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: Wire.offsetType, as: UInt8.self)
+                p.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+                p.put32(0, Wire.offsetKeyId)
+                p.put64(rng.next(), Wire.offsetSession)          // session: random, older or newer
+                p.put64(rng.next() >> 16, Wire.offsetCounter)    // counter
+                p.put64(WallClock.nowMs(), Wire.offsetTimestamp)  // timestamp
             } else if lengths[k] >= 8 {
                 p.storeBytes(of: rng.next(), toByteOffset: 0, as: UInt64.self)
                 if lengths[k] >= 24 {
