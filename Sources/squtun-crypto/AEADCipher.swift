@@ -232,16 +232,6 @@ public final class AES256GCMCipher: AEADSuiteCipher {
     public init(algorithms: CryptoAlgorithms) throws {
         state = try AEADState(algorithm: algorithms.aes256GCM, name: "AES-256-GCM")
     }
-
-    public static func open(_ packet: UnsafeMutableRawBufferPointer, with opener: SuiteOpener<AES256GCMCipher, SessionKeyDeriver>,
-                            fromPeer: Bool, nowMs: UInt64, monotonicMs: UInt64) -> OpenOutcome {
-        opener.check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
-    }
-
-    public static func seal(_ packet: UnsafeMutableRawBufferPointer, with sealer: SuiteSealer<AES256GCMCipher>,
-                            type: PacketType, payloadLength: Int, nowMs: UInt64) throws -> Int {
-        try sealer.sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
-    }
 }
 
 /// Suite 3: ChaCha20-Poly1305.
@@ -251,16 +241,5 @@ public final class ChaCha20Poly1305Cipher: AEADSuiteCipher {
 
     public init(algorithms: CryptoAlgorithms) throws {
         state = try AEADState(algorithm: algorithms.chacha20Poly1305, name: "ChaCha20-Poly1305")
-    }
-
-    public static func open(_ packet: UnsafeMutableRawBufferPointer,
-                            with opener: SuiteOpener<ChaCha20Poly1305Cipher, SessionKeyDeriver>,
-                            fromPeer: Bool, nowMs: UInt64, monotonicMs: UInt64) -> OpenOutcome {
-        opener.check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
-    }
-
-    public static func seal(_ packet: UnsafeMutableRawBufferPointer, with sealer: SuiteSealer<ChaCha20Poly1305Cipher>,
-                            type: PacketType, payloadLength: Int, nowMs: UInt64) throws -> Int {
-        try sealer.sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
     }
 }

@@ -296,14 +296,4 @@ public final class PacketCipher: SuiteCipher {
         guard diff == 0 else { return nil }
         return padded - Int(p)
     }
-
-    public static func open(_ packet: UnsafeMutableRawBufferPointer, with opener: SuiteOpener<PacketCipher, SessionKeyDeriver>,
-                            fromPeer: Bool, nowMs: UInt64, monotonicMs: UInt64) -> OpenOutcome {
-        opener.check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
-    }
-
-    public static func seal(_ packet: UnsafeMutableRawBufferPointer, with sealer: SuiteSealer<PacketCipher>,
-                            type: PacketType, payloadLength: Int, nowMs: UInt64) throws -> Int {
-        try sealer.sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
-    }
 }

@@ -64,4 +64,17 @@ extension SuiteCipher {
     /// Bytes of key material one session needs (from a `SessionKeySource`).
     @inlinable
     public static var keyMaterialLength: Int { Suite.keyMaterialLength }
+
+    // The per-packet entries: each conforming type's witness is compiled
+    // here with `Self` known, so the checks are specialised for its suite.
+
+    public static func open(_ packet: UnsafeMutableRawBufferPointer, with opener: SuiteOpener<Self, SessionKeyDeriver>,
+                            fromPeer: Bool, nowMs: UInt64, monotonicMs: UInt64) -> OpenOutcome {
+        opener.check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+
+    public static func seal(_ packet: UnsafeMutableRawBufferPointer, with sealer: SuiteSealer<Self>, type: PacketType,
+                            payloadLength: Int, nowMs: UInt64) throws -> Int {
+        try sealer.sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
+    }
 }
