@@ -15,9 +15,11 @@ private func rate(_ a: Args) throws(AttackError) -> Double {
     try a.double("rate", default: 20000)
 }
 
-/// A datagram that passes check 1's syntax: what squtun could have sent.
+/// A datagram that passes check 1's syntax (v2, the default suite, TUN
+/// mode, key id 0): what squtun could have sent.
 private func looksGenuine(_ d: UnsafeRawBufferPointer) -> Bool {
-    d.count >= 92 && (d.count - 76) % 16 == 0 && d[0] == 1 && (d[1] == 1 || d[1] == 2) && d[2] == 0 && d[3] == 0
+    d.count >= 96 && (d.count - 80) % 16 == 0 && d[0] == 2 && d[1] == 1 && (d[2] == 1 || d[2] == 2) && d[3] == 0
+        && d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] == 0
 }
 
 // MARK: capture
@@ -145,9 +147,9 @@ func tamperCommand(_ a: Args) throws(AttackError) {
 /// forge --kind random|header|wrongkey --to EP --from EP --own S --peer S [--from-peer]
 ///       [--rounds R] [--max-length L] [--count N] [--rate R]
 /// random: R rounds of random bytes of every length 0...L (2000).
-/// header: N datagrams with a valid header (version, type, reserved, the
-///   peer's current session or a newer or an older one, a counter, the time)
-///   and random IV, ciphertext and MAC.
+/// header: N datagrams with a valid v2 header (version, default suite,
+///   type, flags, key id 0, the peer's current session or a newer or an
+///   older one, a counter, the time) and random IV, ciphertext and MAC.
 /// wrongkey: N datagrams correctly sealed, but with a random key.
 func forgeCommand(_ a: Args) throws(AttackError) {
     let kind = try a.string("kind")
@@ -187,14 +189,16 @@ func forgeCommand(_ a: Args) throws(AttackError) {
     case "header":
         let count = try a.int("count")
         for i in 0..<count {
-            let length = 76 + 16 * (1 + rng.below(88))
+            let length = 80 + 16 * (1 + rng.below(88))
             rng.fill(base, length)
-            base.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
-            base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: 1, as: UInt8.self)
-            base.put16(0, 2)
-            base.put64(session(i), 4)
-            base.put64(rng.next() >> 16, 12)
-            base.put64(WallClock.nowMs(), 20)
+            base.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
+            base.storeBytes(of: SuiteID.defaultSuite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
+            base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: Wire.offsetType, as: UInt8.self)
+            base.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+            base.put32(0, Wire.offsetKeyId)
+            base.put64(session(i), Wire.offsetSession)
+            base.put64(rng.next() >> 16, Wire.offsetCounter)
+            base.put64(WallClock.nowMs(), Wire.offsetTimestamp)
             let d = UnsafeRawBufferPointer(start: base, count: length)
             tally.count(predict(d, model, .macFails), sent: s.send(d))
             pacer.tick()
