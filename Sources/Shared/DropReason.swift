@@ -12,6 +12,16 @@ public enum DropReason: Int, CaseIterable, Sendable {
     /// (a new session, from an address other than the peer's) while the
     /// derivation budget is spent; dropped before check 4.
     case rateLimited
+    /// Check 1a: a version 1 datagram (an older squtun); logged once a run.
+    case oldVersion
+    /// Check 1b: another suite than this end's; logged once a run.
+    case wrongSuite
+    /// Check 1c: Ethernet frames for an end of IP packets, or the reverse;
+    /// logged once a run.
+    case wrongMode
+    /// Check 1d: a key id this receiver does not have (point-to-point:
+    /// anything but 0). Counted only: no derivation, no log line.
+    case unknownKey
 
     /// The name used in PROTOCOL.md, logs and `squtun status`.
     public var name: String {
@@ -24,6 +34,10 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .timeSkew: "time-skew"
         case .replay: "replay"
         case .rateLimited: "rate-limited"
+        case .oldVersion: "old-version"
+        case .wrongSuite: "wrong-suite"
+        case .wrongMode: "wrong-mode"
+        case .unknownKey: "unknown-key"
         }
     }
 

@@ -28,28 +28,31 @@ public enum Underlay: Sendable, CaseIterable {
     }
 }
 
-/// Tun MTU from link MTU: pure arithmetic on the cipher suite's datagram layout.
+/// Tun MTU from link MTU: pure arithmetic on the cipher suite's datagram
+/// layout (the default suite unless one is named).
 public enum MTU {
     /// The largest link MTU `-m` accepts: IPv4's total-length field limit.
     public static let maxLinkMTU = 65535
 
     /// The largest payload whose sealed datagram is at most `datagramBytes`
     /// long, or nil if not even an empty payload fits.
-    public static func largestPayload(fittingDatagram datagramBytes: Int) -> Int? {
-        Wire.Suite.largestPayload(fittingDatagram: datagramBytes)
+    public static func largestPayload(fittingDatagram datagramBytes: Int, suite: SuiteID = .defaultSuite) -> Int? {
+        suite.layout.largestPayload(fittingDatagram: datagramBytes)
     }
 
     /// The largest tun MTU whose packets, sealed and wrapped in IP + UDP,
     /// fit a link of `linkMTU` bytes; nil if below the underlay's minimum MTU
     /// (the tun device could not carry every packet of that IP version).
-    public static func tunMTU(linkMTU: Int, underlay: Underlay) -> Int? {
-        guard let m = largestPayload(fittingDatagram: linkMTU - underlay.headerLength),
+    /// CBC, 1500: IPv4 1391, IPv6 1359; AEAD, 1500: IPv4 1424, IPv6 1404.
+    public static func tunMTU(linkMTU: Int, underlay: Underlay, suite: SuiteID = .defaultSuite) -> Int? {
+        guard let m = largestPayload(fittingDatagram: linkMTU - underlay.headerLength, suite: suite),
               m >= underlay.minimumMTU else { return nil }
         return m
     }
 
-    /// The smallest link MTU for which `tunMTU` is not nil.
-    public static func smallestLinkMTU(underlay: Underlay) -> Int {
-        underlay.headerLength + Wire.Suite.packetLength(payload: underlay.minimumMTU)
+    /// The smallest link MTU for which `tunMTU` is not nil (CBC: IPv4 188,
+    /// IPv6 1424; AEAD: IPv4 144, IPv6 1376).
+    public static func smallestLinkMTU(underlay: Underlay, suite: SuiteID = .defaultSuite) -> Int {
+        underlay.headerLength + suite.layout.packetLength(payload: underlay.minimumMTU)
     }
 }

@@ -143,6 +143,13 @@ public struct TunnelOptions: ParsableArguments, Sendable {
           help: "Do not use the tun's offloads (IFF_VNET_HDR: TCP segmentation and merging); one packet per read and write.")
     public var noOffload = false
 
+    // Cipher suite (wire protocol v2).
+    @Option(name: .customLong("cipher"),
+            help: ArgumentHelp("Cipher suite, the same at both ends: " + SuiteID.names.joined(separator: ", ")
+                               + "; with -m, the MTU is this suite's. (default: \(SuiteID.defaultSuite.name))",
+                               valueName: "name"))
+    public var cipher: String?
+
     @Option(name: .customLong("config"),
             help: ArgumentHelp("Read settings from FILE, one 'long-option-name value' per line (squtun(8)); "
                                + "options on the command line override the file's.", valueName: "file"),
@@ -154,7 +161,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     /// What the command line asks for, fully checked and typed.
     public enum Invocation: Equatable, Sendable {
         /// `-m`: print the tun MTU for a link MTU.
-        case mtu(linkMTU: Int, underlay: Underlay)
+        case mtu(linkMTU: Int, underlay: Underlay, suite: SuiteID)
         case tunnel(TunnelConfig)
     }
 
@@ -208,6 +215,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .pidfile: if pidfile == nil { pidfile = value } else { taken = false }
             case .control: if control == nil { control = value } else { taken = false }
             case .noOffload: if !noOffload { noOffload = true } else { taken = false }
+            case .cipher: if cipher == nil { cipher = value } else { taken = false }
             }
             if taken { labels.fromFile[entry.setting] = file.label(entry) }
         }
@@ -216,7 +224,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     private func resolveMerged(labels: Labels) throws(ConfigError) -> Invocation {
         let v = try checkedValues(labels: labels)
         if let link = v.linkMTU {
-            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4)
+            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4, suite: v.suite)
         }
         // With --config, say where else the setting could have been.
         func when(_ setting: TunnelSetting) -> String {
@@ -225,7 +233,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         guard let interface else { throw .missingOption(option: "-i/--interface", when: when(.interface)) }
         guard let key else { throw .missingOption(option: "-k/--key", when: when(.key)) }
         // The command line and the config file name one peer.
-        return .tunnel(TunnelConfig(
+        var tunnel = TunnelConfig(
             localPort: v.localPort,
             peers: [PeerSettings(host: peer, port: v.remotePort, keyPath: key, peerKey: peerKey, pskPath: psk)],
             interface: interface,
@@ -237,7 +245,9 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             chrootDirectory: chroot ?? TunnelOptions.defaultChroot,
             pidfile: pidfilePath(interface: interface),
             controlSocket: controlSocketPath(interface: interface),
-            offload: !noOffload))
+            offload: !noOffload)
+        tunnel.cipher = v.suite
+        return .tunnel(tunnel)
     }
 
     /// The option part of each setting's error messages: the command line's
@@ -254,6 +264,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         var keepalive: Int
         var skew: Int
         var linkMTU: Int?
+        var suite: SuiteID
     }
 
     private func checkedValues(labels: Labels) throws(ConfigError) -> Values {
@@ -274,9 +285,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         if let psk { try OptionCheck.setting(.psk, value: psk, label: labels[.psk]) }
         let keepalive = try OptionCheck.keepaliveSeconds(keepalive ?? "0", option: labels[.keepalive])
         let skew = try OptionCheck.skewSeconds(skew ?? String(Wire.defaultSkewSeconds), option: labels[.skew])
+        let suite = try cipher.map { c throws(ConfigError) in try OptionCheck.cipher(c, option: labels[.cipher]) }
+            ?? .defaultSuite
         var linkMTU: Int?
         if let mtu {
-            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4)
+            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4, suite: suite)
         } else if ipv6 {
             throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
         }
@@ -285,6 +298,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         try OptionCheck.setting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
         if let pidfile { try OptionCheck.setting(.pidfile, value: pidfile, label: labels[.pidfile]) }
         if let control { try OptionCheck.setting(.control, value: control, label: labels[.control]) }
-        return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU)
+        return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU,
+                      suite: suite)
     }
 }

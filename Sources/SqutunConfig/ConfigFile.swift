@@ -25,6 +25,8 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     case pidfile
     case control
     case noOffload = "no-offload"
+    // Cipher suite (wire protocol v2).
+    case cipher
 
     /// How the command line spells it, as in its one-line errors.
     public var commandLineLabel: String {
@@ -45,6 +47,7 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
         case .pidfile: return "--pidfile"
         case .control: return "--control"
         case .noOffload: return "--no-offload"
+        case .cipher: return "--cipher"
         }
     }
 

@@ -1,3 +1,5 @@
+import Shared
+
 /// One peer of the tunnel: where to send, if known, and the file of the key
 /// shared with it. Today the command line and the config file give one
 /// (`-p`, `-r`, `-k`); a source of more peers adds to the list
@@ -44,6 +46,8 @@ public struct TunnelConfig: Equatable, Sendable {
     public var controlSocket: String
     /// Use the tun's offloads (IFF_VNET_HDR, TSO and checksum): see docs/PERFORMANCE.md.
     public var offload: Bool
+    /// The cipher suite (`--cipher`): both ends must name the same one.
+    public var cipher: SuiteID = .defaultSuite
 
     /// `peers` must not be empty: a tunnel without a peer has no key. The
     /// sources of settings check that before they get here.

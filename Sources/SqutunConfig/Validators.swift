@@ -24,7 +24,18 @@ public enum OptionCheck {
         case .foreground, .noOffload: break
         case .user: try userName(value, option: label)
         case .chroot, .pidfile, .control: try absolutePath(value, option: label)
+        case .cipher: _ = try cipher(value, option: label)
         }
+    }
+
+    /// A cipher suite by its name (`--cipher`).
+    public static func cipher(_ name: String, option: String) throws(ConfigError) -> SuiteID {
+        guard let suite = SuiteID(name: name) else {
+            let names = SuiteID.names
+            throw .badOption(option: option, problem: "unknown cipher suite (use "
+                + names.dropLast().joined(separator: ", ") + " or \(names.last!))", value: name)
+        }
+        return suite
     }
 
     /// A decimal integer in `range` ("+5", "0x10", " 5" are not). `tooSmall`
@@ -64,8 +75,9 @@ public enum OptionCheck {
     }
 
     /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
-    public static func linkMTU(_ text: String, option: String, underlay: Underlay) throws(ConfigError) -> Int {
-        let smallest = MTU.smallestLinkMTU(underlay: underlay)
+    public static func linkMTU(_ text: String, option: String, underlay: Underlay,
+                               suite: SuiteID = .defaultSuite) throws(ConfigError) -> Int {
+        let smallest = MTU.smallestLinkMTU(underlay: underlay, suite: suite)
         let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
             + "needs a link MTU of at least \(smallest)"
         return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)

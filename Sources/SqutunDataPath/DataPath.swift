@@ -36,8 +36,9 @@ import squtun_crypto
 //     SIGUSR1 → log counters (this file).
 //
 // Buffers are allocated once; nothing on the per-packet path allocates.
-// The device and socket are generic parameters of `Device`, compiled here
-// for the tun and UDPSocket: no dynamic dispatch per packet.
+// The device, the socket and the cipher suite are generic parameters of
+// `Device`, compiled here for the tun, UDPSocket and each suite (`Engine`,
+// chosen once at start): no dynamic dispatch per packet.
 
 /// How the data path ended.
 public enum DataPathExit: Equatable {
@@ -65,10 +66,17 @@ public final class DataPath {
         }
     }
 
-    /// The tunnel end, compiled for the tun as it was opened.
+    /// The tunnel end, compiled for the configured suite and the tun as it
+    /// was opened: chosen once here, every loop below is specialised for it.
     private enum Engine {
-        case plain(Device<PlainTunIO, UDPSocket>)
-        case offload(Device<OffloadTunIO, UDPSocket>)
+        case aes256CBCHMACSHA256(Ends<PacketCipher>)
+        case aes256GCM(Ends<AES256GCMCipher>)
+        case chacha20Poly1305(Ends<ChaCha20Poly1305Cipher>)
+    }
+
+    private enum Ends<Cipher: SuiteCipher> {
+        case plain(Device<PlainTunIO, UDPSocket, Cipher>)
+        case offload(Device<OffloadTunIO, UDPSocket, Cipher>)
     }
 
     private let settings: Settings
@@ -83,43 +91,69 @@ public final class DataPath {
 
     /// Takes over the tun and the socket: they close when the data path goes.
     public init(settings: Settings, tun: consuming Tun, udp: consuming UDPSocket, wake: FileDescriptor,
-                channel: FileDescriptor?, control: FileDescriptor?, sealer: Sealer, opener: Opener,
+                channel: FileDescriptor?, control: FileDescriptor?, crypto: TunnelCrypto,
                 log: @escaping (Int32, String) -> Void, logLinesDropped: @escaping () -> UInt64) {
         self.settings = settings
         self.log = log
         self.logLinesDropped = logLinesDropped
-        let peer = Peer(address: settings.configuredPeer, sealer: sealer, opener: opener,
-                        keepaliveMs: settings.keepaliveMs)
         // Views for poll(2); the device I/O and the device own the fds.
         slots = PollSlots(udp: udp.fd, device: tun.fd, wake: wake, channel: channel, control: control)
+        switch crypto {
+        case .aes256CBCHMACSHA256(let c):
+            engine = .aes256CBCHMACSHA256(Self.ends(c, settings: settings, tun: tun, udp: udp, log: log))
+        case .aes256GCM(let c):
+            engine = .aes256GCM(Self.ends(c, settings: settings, tun: tun, udp: udp, log: log))
+        case .chacha20Poly1305(let c):
+            engine = .chacha20Poly1305(Self.ends(c, settings: settings, tun: tun, udp: udp, log: log))
+        }
+    }
+
+    private static func ends<Cipher>(_ crypto: SuiteCrypto<Cipher>, settings: Settings, tun: consuming Tun,
+                                     udp: consuming UDPSocket, log: @escaping (Int32, String) -> Void) -> Ends<Cipher> {
+        let peer = Peer(address: settings.configuredPeer, sealer: crypto.sealer, opener: crypto.opener,
+                        keepaliveMs: settings.keepaliveMs)
         if tun.vnetHeader {
             // The coalescer writes into the bytes in front of each opened
             // payload: the suite says how many there are (checked there).
-            let io = OffloadTunIO(tun: tun, maxPayload: Sealer.Suite.maxPayloadLength,
-                                  headroom: Opener.Suite.headroom)
-            engine = .offload(Device(io: io, net: udp, interface: settings.interface, peers: [peer], log: log))
-        } else {
-            engine = .plain(Device(io: PlainTunIO(tun: tun), net: udp, interface: settings.interface, peers: [peer],
-                                   log: log))
+            let io = OffloadTunIO(tun: tun, maxPayload: Cipher.Suite.maxPayloadLength, headroom: Cipher.Suite.headroom)
+            return .offload(Device(io: io, net: udp, interface: settings.interface, peers: [peer], log: log))
         }
+        return .plain(Device(io: PlainTunIO(tun: tun), net: udp, interface: settings.interface, peers: [peer],
+                             log: log))
     }
 
     /// Leaves the device without offloads, through the fd the data path
     /// holds (the single process, whose seccomp filter allows exactly this
     /// ioctl; the root helper does it after its worker is gone instead).
     public func switchTunOffloadsOff() {
-        if case .offload(let device) = engine { device.io.tun.switchOffloadsOff() }
+        switch engine {
+        case .aes256CBCHMACSHA256(let e): Self.switchOffloadsOff(e)
+        case .aes256GCM(let e): Self.switchOffloadsOff(e)
+        case .chacha20Poly1305(let e): Self.switchOffloadsOff(e)
+        }
+    }
+
+    private static func switchOffloadsOff<Cipher>(_ ends: Ends<Cipher>) {
+        if case .offload(let device) = ends { device.io.tun.switchOffloadsOff() }
     }
 
     /// Runs until a signal, the helper, or a fault ends it.
     public func run() -> DataPathExit {
         switch engine {
+        case .aes256CBCHMACSHA256(let e): run(e)
+        case .aes256GCM(let e): run(e)
+        case .chacha20Poly1305(let e): run(e)
+        }
+    }
+
+    private func run<Cipher>(_ ends: Ends<Cipher>) -> DataPathExit {
+        switch ends {
         case .plain(let device): run(device)
         case .offload(let device): run(device)
         }
     }
 
-    private func run<IO: DeviceIO>(_ device: Device<IO, UDPSocket>) -> DataPathExit {
+    private func run<IO: DeviceIO, Cipher>(_ device: Device<IO, UDPSocket, Cipher>) -> DataPathExit {
         // A restarted peer learns our new session at once.
         device.sendKeepalivesIfDue()
         while true {
@@ -157,7 +191,7 @@ public final class DataPath {
 
     // MARK: 5. Signals, status
 
-    private func handleSignals<IO: DeviceIO>(_ device: Device<IO, UDPSocket>) -> DataPathExit? {
+    private func handleSignals<IO: DeviceIO, Cipher>(_ device: Device<IO, UDPSocket, Cipher>) -> DataPathExit? {
         let sigs = squtun_take_signals()
         if sigs == 0 { return nil }
         for s in [SIGTERM, SIGINT] where sigs & (1 << UInt64(s)) != 0 { return .signal(s) }
@@ -168,13 +202,21 @@ public final class DataPath {
         return nil
     }
 
-    private func statusText<IO: DeviceIO>(_ device: Device<IO, UDPSocket>) -> String {
+    private func statusText<IO: DeviceIO, Cipher>(_ device: Device<IO, UDPSocket, Cipher>) -> String {
         device.statusText(logLinesDropped: logLinesDropped())
     }
 
     /// The counters as `squtun status` shows them.
     public func statusText() -> String {
         switch engine {
+        case .aes256CBCHMACSHA256(let e): statusText(e)
+        case .aes256GCM(let e): statusText(e)
+        case .chacha20Poly1305(let e): statusText(e)
+        }
+    }
+
+    private func statusText<Cipher>(_ ends: Ends<Cipher>) -> String {
+        switch ends {
         case .plain(let device): statusText(device)
         case .offload(let device): statusText(device)
         }

@@ -23,13 +23,16 @@ public struct DataPathClock {
 /// its peers, its device I/O and its socket, and the steps 2–4 of the data
 /// path (see DataPath.swift): received datagrams opened and written to the
 /// device, payloads read from the device sealed and sent, keepalives.
-/// Generic over both kinds of I/O; the daemon's instances are compiled for
-/// the tun and the UDP socket (nothing dynamic per packet), the tests run
-/// two of them over in-memory fakes. Nothing here waits: the caller's loop
+/// Generic over both kinds of I/O and the cipher suite; the daemon's
+/// instances are compiled for the tun, the UDP socket and the configured
+/// suite (nothing dynamic per packet: the suite's `open`/`seal` entries are
+/// protocol requirements, direct calls once this is specialised), the
+/// tests run two of them over in-memory fakes. Nothing here waits: the caller's loop
 /// says when to receive, send or tick.
-public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
+public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: SuiteCipher> {
     /// The layout of the datagrams sealed and opened.
-    public typealias Suite = Sealer.Suite
+    public typealias Suite = Cipher.Suite
+    public typealias Peer = SqutunDataPath.Peer<Cipher>
 
     /// Batches handled per wakeup before looking at the other fds (fairness).
     public static var batchesPerWakeup: Int { 4 }
@@ -49,6 +52,9 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
     private let log: (Int32, String) -> Void
     /// At most one line a minute about device packets too long to send.
     private var oversizeLog = LogLimit(intervalMs: 60_000)
+    /// The drop reasons already logged this run (bits by raw value): a
+    /// peer of another version, suite or mode is said once, whatever it sends.
+    private var loggedOnce: UInt64 = 0
     /// One batch per direction: slots big enough for the largest datagram.
     /// Received slots fill up to 64 KiB each with UDP GRO (a slot holds up
     /// to 64 coalesced datagrams), so 16 of them take up to ~1000 datagrams
@@ -136,9 +142,10 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
         }
         let fromPeer = known ?? (peer.address == from)
         known = fromPeer
-        switch peer.opener.open(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
+        switch Cipher.open(packet, with: peer.opener, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
         case .drop(let reason):
             counters.drops[reason.rawValue] &+= 1
+            if loggedOnce & (1 << UInt64(reason.rawValue)) == 0 { logFirst(reason, packet: packet, from: from) }
             return
         case .data(let length):
             io.write(packet.baseAddress! + Suite.payloadStart, length: length)
@@ -150,6 +157,27 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
             log(LOG_NOTICE, peer.move(to: from, nowMs: monotonicNow))
             known = true
         }
+    }
+
+    /// The first datagram of a peer that cannot be understood at all (an
+    /// older protocol, another suite or mode): one line a run, naming both
+    /// ends' choice. The other reasons are counted only.
+    private func logFirst(_ reason: DropReason, packet: UnsafeMutableRawBufferPointer, from: SocketAddress) {
+        let line: String
+        switch reason {
+        case .oldVersion:
+            line = "peer speaks protocol v1 (an older squtun); this end speaks v2: upgrade the peer"
+        case .wrongSuite:
+            line = "peer uses \(SuiteID.describe(packet[Wire.offsetSuite])), this end \(SuiteID.describe(Suite.id))"
+        case .wrongMode:
+            line = packet[Wire.offsetFlags] & Wire.flagEthernet != 0
+                ? "peer sends Ethernet frames (TAP mode), this end IP packets (TUN mode)"
+                : "peer sends IP packets (TUN mode), this end Ethernet frames (TAP mode)"
+        default:
+            return
+        }
+        loggedOnce |= 1 << UInt64(reason.rawValue)
+        log(LOG_WARNING, line + " (datagrams from \(from) dropped as \(reason.name); said once)")
     }
 
     // MARK: 3. Device → socket
@@ -213,8 +241,8 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
     /// Seals the payload in tx slot `i`; false (counted) if it could not be.
     @inline(__always)
     private func seal(_ i: Int, payloadLength: Int, for peer: Peer, nowMs: UInt64) -> Bool {
-        guard let n = try? peer.sealer.seal(type: .data, payloadLength: payloadLength, packet: tx.slot(i),
-                                            nowMs: nowMs)
+        guard let n = try? Cipher.seal(tx.slot(i), with: peer.sealer, type: .data, payloadLength: payloadLength,
+                                       nowMs: nowMs)
         else {
             peer.counters.sendErrors &+= 1
             return false
@@ -284,7 +312,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable> {
     private func sendKeepaliveIfDue(_ peer: Peer, now: UInt64) {
         guard let address = peer.address, peer.keepalive.isDue(nowMs: now) else { return }
         let slot = tx.slot(0)
-        guard let n = try? peer.sealer.seal(type: .keepalive, payloadLength: 0, packet: slot, nowMs: clock.wallMs())
+        guard let n = try? Cipher.seal(slot, with: peer.sealer, type: .keepalive, payloadLength: 0, nowMs: clock.wallMs())
         else {
             peer.counters.sendErrors &+= 1
             peer.keepalive.keepaliveFailed(nowMs: now)

@@ -5,14 +5,15 @@ import squtun_crypto
 /// The other end of the tunnel as one tunnel end sees it: where it is (and
 /// where it moved), the sealer of what goes to it and the opener of what
 /// comes from it, when it is due a keepalive, whether sending to it works,
-/// and its counters. A device holds a list of them (today one).
-public final class Peer {
+/// and its counters. A device holds a list of them (today one). Generic
+/// over the cipher suite, like the device that holds it.
+public final class Peer<Cipher: SuiteCipher> {
     /// Where datagrams go; nil until configured (-p) or learnt.
     public internal(set) var address: SocketAddress?
     /// From -p: SIGHUP returns to it.
     public let configuredAddress: SocketAddress?
-    public let sealer: Sealer
-    public let opener: Opener
+    public let sealer: SuiteSealer<Cipher>
+    public let opener: SuiteOpener<Cipher, SessionKeyDeriver>
     var keepalive: KeepaliveSchedule
     /// Whether sends to it fail: logged when that changes.
     var health = SendHealth()
@@ -20,20 +21,10 @@ public final class Peer {
     var gso = GSOSchedule()
     public internal(set) var counters = Counters()
 
-    public struct Counters: Equatable {
-        /// Sealed and sent: datagrams and their payload bytes.
-        public var txPackets: UInt64 = 0
-        public var txBytes: UInt64 = 0
-        public var keepalivesSent: UInt64 = 0
-        public var keepalivesReceived: UInt64 = 0
-        /// Seals and sends that failed.
-        public var sendErrors: UInt64 = 0
-        public var addressChanges: UInt64 = 0
-        /// CLOCK_MONOTONIC ms of the last datagram that passed every check.
-        public var lastAuthenticatedMs: UInt64?
-    }
+    public typealias Counters = PeerCounters
 
-    public init(address: SocketAddress?, sealer: Sealer, opener: Opener, keepaliveMs: UInt64) {
+    public init(address: SocketAddress?, sealer: SuiteSealer<Cipher>, opener: SuiteOpener<Cipher, SessionKeyDeriver>,
+                keepaliveMs: UInt64) {
         self.address = address
         configuredAddress = address
         self.sealer = sealer
@@ -61,4 +52,18 @@ public final class Peer {
         keepalive.peerChanged(nowMs: nowMs)
         return line
     }
+}
+
+/// A peer's counters (outside the generic `Peer`: `Stats` holds them whatever the suite).
+public struct PeerCounters: Equatable {
+    /// Sealed and sent: datagrams and their payload bytes.
+    public var txPackets: UInt64 = 0
+    public var txBytes: UInt64 = 0
+    public var keepalivesSent: UInt64 = 0
+    public var keepalivesReceived: UInt64 = 0
+    /// Seals and sends that failed.
+    public var sendErrors: UInt64 = 0
+    public var addressChanges: UInt64 = 0
+    /// CLOCK_MONOTONIC ms of the last datagram that passed every check.
+    public var lastAuthenticatedMs: UInt64?
 }

@@ -24,7 +24,7 @@ public struct DropCounters: Equatable {
 public struct Stats {
     public var dropped = DropCounters()
     public var device = DeviceCounters()
-    public var peer = Peer.Counters()
+    public var peer = PeerCounters()
     /// Tun offloads: "off", "tcp" or "tcp udp" (which super-packets the tun takes).
     public var offload = "off"
 

@@ -43,7 +43,7 @@ package enum Helper {
             session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds),
             uid: user.uid, gid: user.gid, peer: peer, chrootPath: config.chrootDirectory,
-            interface: config.interface, formerSessions: p.formerSessions)
+            interface: config.interface, formerSessions: p.formerSessions, suite: config.cipher)
         let key = p.psk
         let provisions = WorkerProvisions(
             config: workerConfig, key: key,

@@ -81,7 +81,7 @@ package struct PreparedPeer {
         // keypair setup has loaded it here already: T is derived by this
         // process, so that the private key never reaches the worker.)
         if !privileged {
-            for peer in peers { _ = try TunnelCrypto(psk: peer.psk, start: start, skewSeconds: 0) }
+            for peer in peers { _ = try TunnelCrypto(suite: config.cipher, psk: peer.psk, start: start, skewSeconds: 0) }
         }
         let tun = try Tun.attach(name: config.interface, offload: config.offload)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)

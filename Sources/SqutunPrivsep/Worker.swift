@@ -74,7 +74,7 @@ package enum Worker {
         let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
         let since = wallNow >= config.startTimeMs ? wallNow - config.startTimeMs : 0
         let start = RunStart(session: config.session, wallMs: config.startTimeMs, monotonicMs: monotonicNow &- since)
-        let crypto = try TunnelCrypto(psk: psk, start: start, formerSessions: config.formerSessions,
+        let crypto = try TunnelCrypto(suite: config.suite, psk: psk, start: start, formerSessions: config.formerSessions,
                                       skewSeconds: Int(config.skewSeconds))
         // The PSK stays: the opener derives keys for the peer's next session.
 
@@ -95,7 +95,7 @@ package enum Worker {
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
                             configuredPeer: config.peer),
             tun: tun, udp: udp, wake: wake, channel: channel.fd, control: controlFD,
-            sealer: crypto.sealer, opener: crypto.opener, log: Log.write,
+            crypto: crypto, log: Log.write,
             logLinesDropped: { Log.droppedLines })
         return DataPath.exitStatus(path.run())
     }

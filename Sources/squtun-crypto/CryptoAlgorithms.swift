@@ -3,13 +3,15 @@ import Glibc
 import Shared
 
 /// OpenSSL initialised and every algorithm squtun fetches fetched once:
-/// AES-256-CBC, AES-256-ECB, HKDF. (HMAC-SHA256 uses OpenSSL's SHA-256
+/// AES-256-CBC, AES-256-ECB, AES-256-GCM, ChaCha20-Poly1305, HKDF. (HMAC-SHA256 uses OpenSSL's SHA-256
 /// functions directly, HMACKey.swift: nothing to fetch.) Create it before
 /// chroot/privilege drop so nothing is loaded lazily afterwards (config,
 /// providers, error strings, the DRBG). Immutable after init; freed on deinit.
 public final class CryptoAlgorithms: @unchecked Sendable {
     let aes256CBC: OpaquePointer
     let aes256ECB: OpaquePointer
+    let aes256GCM: OpaquePointer
+    let chacha20Poly1305: OpaquePointer
     let hkdf: OpaquePointer
 
     /// Loads the OpenSSL configuration, error strings and default provider,
@@ -26,15 +28,23 @@ public final class CryptoAlgorithms: @unchecked Sendable {
             }
             return c
         }
-        let cbc = try cipher("AES-256-CBC")
-        let ecb: OpaquePointer
-        do { ecb = try cipher("AES-256-ECB") } catch { EVP_CIPHER_free(cbc); throw error }
+        var fetched: [OpaquePointer] = []
+        do {
+            for name in ["AES-256-CBC", "AES-256-ECB", "AES-256-GCM", "ChaCha20-Poly1305"] {
+                fetched.append(try cipher(name))
+            }
+        } catch {
+            fetched.forEach { EVP_CIPHER_free($0) }
+            throw error
+        }
         guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else {
-            EVP_CIPHER_free(cbc); EVP_CIPHER_free(ecb)
+            fetched.forEach { EVP_CIPHER_free($0) }
             throw CryptoError.fetch(algorithm: "HKDF", openssl: CryptoError.opensslError())
         }
-        aes256CBC = cbc
-        aes256ECB = ecb
+        aes256CBC = fetched[0]
+        aes256ECB = fetched[1]
+        aes256GCM = fetched[2]
+        chacha20Poly1305 = fetched[3]
         hkdf = kdf
         // Instantiate and seed the DRBG now (it would otherwise happen on first use).
         var probe: UInt8 = 0
@@ -46,6 +56,8 @@ public final class CryptoAlgorithms: @unchecked Sendable {
     deinit {
         EVP_CIPHER_free(aes256CBC)
         EVP_CIPHER_free(aes256ECB)
+        EVP_CIPHER_free(aes256GCM)
+        EVP_CIPHER_free(chacha20Poly1305)
         EVP_KDF_free(hkdf)
     }
 

@@ -106,9 +106,13 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     @inline(__always)
     func check(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                monotonicMs: UInt64) -> OpenOutcome {
-        // 1. Length and header syntax.
-        guard case .success(let h) = Header.parse(UnsafeRawBufferPointer(packet)) else {
-            return .drop(.malformed)
+        // 1. Length, version, suite, type, flags and mode, key id, the
+        // suite's length rule (1a–1e): this end's suite, TUN mode, and
+        // point-to-point (key id 0 only).
+        let h: Header
+        switch Header.parse(UnsafeRawBufferPointer(packet), suite: Suite.self) {
+        case .success(let header): h = header
+        case .failure(let e): return .drop(e.dropReason)
         }
         let isCurrent = h.session == peerSession
         // 2. Our own datagram, sent back: of this run or of a former one
@@ -118,7 +122,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         }
         // 3. Older than the peer's current session.
         if let p = peerSession, h.session < p { return .drop(.oldSession) }
-        // 4. MAC, with the keys of the datagram's session. A session not
+        // 4. MAC or AEAD tag, with the keys of the datagram's session. A session not
         // seen before gets its MAC key only (`setVerifyKey`), and only
         // within the budget unless the datagram comes from the peer's address.
         let cipher: Cipher
@@ -136,7 +140,9 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
             }
             cipher = candidate
         }
-        guard cipher.verify(UnsafeRawBufferPointer(packet)) else {
+        // (An AEAD checks its tag and decrypts in place in one step: its
+        // plaintext stays in this buffer, unused, until the checks below pass.)
+        guard cipher.verify(packet) else {
             return .drop(fromPeer ? .badMAC : .unknownSender)
         }
         // 5. Time skew. 6. Not sealed before our start, for a session being
@@ -153,8 +159,9 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         }
         // 7. Replay window of the current session (a newer one starts empty).
         if isCurrent && !window.check(h.counter) { return .drop(.replay) }
-        // 8. Decrypt (a new session's AES keys are made now, once: the MAC passed).
-        // 9. Padding.
+        // 8. Decrypt (a new session's CBC keys are made now, once: the MAC
+        // passed; an AEAD's are all made for check 4 and it decrypted there).
+        // 9. Padding (CBC only).
         if !cipher.hasCipherKeys {
             do { try deriver.setKeys(of: h.session, in: cipher) } catch {
                 candidateSession = nil
@@ -198,12 +205,28 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
 }
 
 extension SuiteOpener where Cipher == PacketCipher, Keys == SessionKeyDeriver {
-    /// `open`, specialised for version 1's suite and the pre-shared key.
+    /// `open`, specialised for the default suite and the pre-shared key.
     public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                      monotonicMs: UInt64) -> OpenOutcome {
         check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
     }
 }
 
-/// The opener of protocol version 1's suite with keys from a pre-shared key.
+extension SuiteOpener where Cipher == AES256GCMCipher, Keys == SessionKeyDeriver {
+    /// `open`, specialised for AES-256-GCM and the pre-shared key.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+}
+
+extension SuiteOpener where Cipher == ChaCha20Poly1305Cipher, Keys == SessionKeyDeriver {
+    /// `open`, specialised for ChaCha20-Poly1305 and the pre-shared key.
+    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
+                     monotonicMs: UInt64) -> OpenOutcome {
+        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+    }
+}
+
+/// The opener of the default suite with keys from a pre-shared key.
 public typealias Opener = SuiteOpener<PacketCipher, SessionKeyDeriver>

@@ -1,8 +1,7 @@
 import COpenSSL
 import Shared
 
-/// The cipher suite of protocol version 1 (`CBCHMACSHA256Suite` is its
-/// layout): the OpenSSL state for sealing and opening datagrams of one session:
+/// Cipher suite 1, the default (`CBCHMACSHA256Suite` is its layout): the OpenSSL state for sealing and opening datagrams of one session:
 /// AES-256-CBC contexts (one keyed for encryption, one for decryption: their
 /// key schedules differ), an AES-256-ECB context for IVs and HMAC-SHA256.
 /// All allocated once in `init`, keyed once per session in `setKeys`;
@@ -215,7 +214,9 @@ public final class PacketCipher: SuiteCipher {
         }
         guard keyed else { throw CryptoError.noKeys }
 
-        header.write(to: packet)
+        var h = header
+        h.suite = Suite.id
+        h.write(to: packet)
         let pad = padded - payloadLength
         (base + Suite.payloadStart + payloadLength)
             .initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: pad), count: pad)
@@ -250,6 +251,9 @@ public final class PacketCipher: SuiteCipher {
     /// them (compared in constant time with `CRYPTO_memcmp`). Must pass
     /// before `decrypt`. The caller has checked the length (false if shorter
     /// than `Suite.minPacketLength`).
+    public func verify(_ packet: UnsafeMutableRawBufferPointer) -> Bool { verify(UnsafeRawBufferPointer(packet)) }
+
+    /// `verify` of a read-only buffer: the MAC needs no writing.
     public func verify(_ packet: UnsafeRawBufferPointer) -> Bool {
         guard macKeyed, packet.count >= Suite.minPacketLength, let base = packet.baseAddress else { return false }
         let authenticated = packet.count - Suite.macLength

@@ -36,7 +36,7 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     @inline(__always)
     func sealNext(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
                      nowMs: UInt64) throws -> Int {
-        let header = Header(type: type, session: session, counter: nextCounter, timestampMs: nowMs)
+        let header = Header(suite: Suite.id, type: type, session: session, counter: nextCounter, timestampMs: nowMs)
         let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
         nextCounter += 1
         return n
@@ -44,12 +44,28 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
 }
 
 extension SuiteSealer where Cipher == PacketCipher {
-    /// `seal`, specialised for version 1's suite.
+    /// `seal`, specialised for the default suite.
     public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
                      nowMs: UInt64) throws -> Int {
         try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
     }
 }
 
-/// The sealer of protocol version 1's suite.
+extension SuiteSealer where Cipher == AES256GCMCipher {
+    /// `seal`, specialised for AES-256-GCM.
+    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
+                     nowMs: UInt64) throws -> Int {
+        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
+    }
+}
+
+extension SuiteSealer where Cipher == ChaCha20Poly1305Cipher {
+    /// `seal`, specialised for ChaCha20-Poly1305.
+    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
+                     nowMs: UInt64) throws -> Int {
+        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
+    }
+}
+
+/// The sealer of the default suite.
 public typealias Sealer = SuiteSealer<PacketCipher>

@@ -1,7 +1,7 @@
 import Shared
 
 /// Where a session's keys come from. Today that is HKDF of the pre-shared
-/// key with the session identifier (`SessionKeyDeriver`, PROTOCOL.md §3);
+/// key (or a keypair's tunnel key) with the suite and session identifier (`SessionKeyDeriver`, PROTOCOL.md §3);
 /// a public-key setup (keys agreed from the two ends' key pairs) is a
 /// second conforming type. The cipher decides how much material it needs
 /// and what each byte keys (`SuiteCipher.keyMaterialLength`).
@@ -11,8 +11,9 @@ import Shared
 /// (`verifyKeyMaterialLength`) cheaper than the whole.
 public protocol SessionKeySource: AnyObject {
     /// Calls `body` with the first `length` bytes of `session`'s key
-    /// material, wiped when `body` returns; nil if they cannot be made.
-    func withKeyMaterial<R>(of session: UInt64, length: Int,
+    /// material for the suite whose header byte is `suite` (each suite has
+    /// its own keys), wiped when `body` returns; nil if they cannot be made.
+    func withKeyMaterial<R>(of session: UInt64, suite: UInt8, length: Int,
                             _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R?
 }
 
@@ -20,7 +21,7 @@ extension SessionKeySource {
     /// Keys `cipher` for verifying datagrams of `session` only; false (and
     /// `cipher` unkeyed) if that fails.
     public func setVerifyKey<C: SuiteCipher>(of session: UInt64, in cipher: C) -> Bool {
-        let ok = withKeyMaterial(of: session, length: C.verifyKeyMaterialLength) {
+        let ok = withKeyMaterial(of: session, suite: C.Suite.id, length: C.verifyKeyMaterialLength) {
             cipher.setVerifyKey(material: $0)
         }
         if ok != true { cipher.unkey() }
@@ -29,7 +30,7 @@ extension SessionKeySource {
 
     /// Keys `cipher` fully for `session`.
     public func setKeys<C: SuiteCipher>(of session: UInt64, in cipher: C) throws {
-        let done: Void? = try withKeyMaterial(of: session, length: C.keyMaterialLength) {
+        let done: Void? = try withKeyMaterial(of: session, suite: C.Suite.id, length: C.keyMaterialLength) {
             try cipher.setKeys(material: $0)
         }
         if done == nil {

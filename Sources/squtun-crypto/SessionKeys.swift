@@ -2,9 +2,9 @@ import COpenSSL
 import Shared
 
 /// The keys of one sender session: HKDF-SHA256(salt: `Wire.hkdfSalt`,
-/// IKM: PSK, info: `Wire.hkdfInfoPrefix` || session (8 bytes BE), L = 96)
+/// IKM: PSK, info: `Wire.hkdfInfoPrefix` || suite 1 || session (8 bytes BE), L = 96)
 /// split into K_enc || K_mac || K_iv. Each buffer is a `SecretBytes`
-/// (wiped on deinit). A side derives its send keys from its own session id
+/// (wiped on deinit). The keys of the default suite (AES-256-CBC + HMAC-SHA256). A side derives its send keys from its own session id
 /// and its receive keys from the peer's.
 public final class SessionKeys {
     /// AES-256-CBC key, OKM[0..<32].
@@ -32,14 +32,15 @@ public final class SessionKeys {
             wipe()
             throw CryptoError.keyLength(what: "PSK", expected: Wire.pskLength, actual: psk.count)
         }
-        let infoLength = Wire.hkdfInfoPrefix.count + 8
+        let infoLength = Wire.hkdfInfoPrefix.count + Wire.hkdfInfoSuffixLength
         do {
             try withUnsafeTemporaryAllocation(byteCount: Wire.derivedLength + infoLength, alignment: 16) { tmp in
                 let okm = UnsafeMutableRawBufferPointer(rebasing: tmp[0..<Wire.derivedLength])
                 let info = UnsafeMutableRawBufferPointer(rebasing: tmp[Wire.derivedLength...])
                 defer { cleanse(okm) }
                 Wire.hkdfInfoPrefix.withUnsafeBytes { info.copyMemory(from: $0) }
-                info.storeBigEndian(session, at: Wire.hkdfInfoPrefix.count)
+                info[Wire.hkdfInfoPrefix.count] = CBCHMACSHA256Suite.id
+                info.storeBigEndian(session, at: Wire.hkdfInfoPrefix.count + 1)
                 try Wire.hkdfSalt.withUnsafeBytes { salt in
                     try psk.withUnsafeBytes { ikm in
                         try algorithms.hkdfSHA256(

@@ -17,7 +17,8 @@ enum Solo {
 
     private static func start(_ p: consuming Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config, peer = p.peer
-        let crypto = try TunnelCrypto(psk: p.psk, start: p.start, formerSessions: p.formerSessions, skewSeconds: config.skewSeconds)
+        let crypto = try TunnelCrypto(suite: config.cipher, psk: p.psk, start: p.start, formerSessions: p.formerSessions,
+                                      skewSeconds: config.skewSeconds)
         let wake = try Signals.install()
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")
@@ -32,7 +33,7 @@ enum Solo {
             settings: .init(interface: config.interface, keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
                             configuredPeer: peer, statusUID: uid),
             tun: p.tun, udp: p.udp, wake: wake, channel: nil, control: control,
-            sealer: crypto.sealer, opener: crypto.opener, log: Log.write,
+            crypto: crypto, log: Log.write,
             logLinesDropped: { Log.droppedLines })
         let end = path.run()
         // No helper to do it: the device's offloads off again (Tun.clearOffloads).

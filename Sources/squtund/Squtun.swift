@@ -46,9 +46,9 @@ struct Squtun: ParsableCommand {
 
     func run() throws {
         switch try options.resolve() {
-        case let .mtu(link, underlay):
+        case let .mtu(link, underlay, suite):
             // resolve() accepted the link MTU, so a tun MTU exists.
-            guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay) else { throw ExitCode.failure }
+            guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay, suite: suite) else { throw ExitCode.failure }
             try Output.stdout("\(tun)\n")
         case let .tunnel(config):
             // Nothing of the caller's but stdio: a descriptor left open

@@ -79,14 +79,36 @@ final class CLITests: XCTestCase {
 
     func testMTU1500IPv6() throws {
         let r = try Squtun.run(["-m", "1500", "--ipv6"])
-        XCTAssertEqual(r.stdout, "1375\n")
+        XCTAssertEqual(r.stdout, "1359\n")
         XCTAssertEqual(r.stderr, "")
         XCTAssertEqual(r.status, 0)
     }
 
+    /// `--cipher` with -m: that suite's MTU, every suite both ways.
+    func testMTU1500EverySuite() throws {
+        let expected: [(String, [String], String)] = [
+            ("aes-256-cbc-hmac-sha256", [], "1391\n"), ("aes-256-cbc-hmac-sha256", ["--ipv6"], "1359\n"),
+            ("aes-256-gcm", [], "1424\n"), ("aes-256-gcm", ["--ipv6"], "1404\n"),
+            ("chacha20-poly1305", [], "1424\n"), ("chacha20-poly1305", ["--ipv6"], "1404\n"),
+        ]
+        for (name, extra, mtu) in expected {
+            let r = try Squtun.run(["-m", "1500", "--cipher", name] + extra)
+            XCTAssertEqual(r.stdout, mtu, "\(name) \(extra)")
+            XCTAssertEqual(r.stderr, "")
+            XCTAssertEqual(r.status, 0)
+        }
+    }
+
+    func testUnknownCipherIsOneLine() throws {
+        assertOneLineError(try Squtun.run(["-m", "1500", "--cipher", "rot13"]), status: 64,
+                           mentions: ["--cipher", "'rot13'", "aes-256-cbc-hmac-sha256", "aes-256-gcm", "chacha20-poly1305"])
+    }
+
     func testMTUTooSmall() throws {
-        assertOneLineError(try Squtun.run(["-m", "20"]), status: 64, mentions: ["-m/--mtu", "'20'", "184"])
-        assertOneLineError(try Squtun.run(["-m", "1419", "--ipv6"]), status: 64, mentions: ["'1419'", "1420"])
+        assertOneLineError(try Squtun.run(["-m", "20"]), status: 64, mentions: ["-m/--mtu", "'20'", "188"])
+        assertOneLineError(try Squtun.run(["-m", "1423", "--ipv6"]), status: 64, mentions: ["'1423'", "1424"])
+        assertOneLineError(try Squtun.run(["-m", "1375", "--ipv6", "--cipher", "aes-256-gcm"]), status: 64,
+                           mentions: ["'1375'", "1376"])
     }
 
     // MARK: help
@@ -97,7 +119,7 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(r.status, 0)
             XCTAssertEqual(r.stderr, "")
             for text in ["-l, --local-port", "-p, --peer", "-r, --remote-port", "-i, --interface", "-k, --key",
-                         "-a, --keepalive", "-c, --skew", "-m, --mtu", "--ipv6", "-b, --bind", "-f, --foreground",
+                         "-a, --keepalive", "-c, --skew", "-m, --mtu", "--ipv6", "--cipher", "-b, --bind", "-f, --foreground",
                          "-u, --user", "--chroot", "--pidfile", "genkey",
                          "(default: 3456)", "(default: 30)", "(default: squtun)", "(default: 0)",
                          "/var/lib/squtun/empty", "/run/squtun/squtun-IFACE.pid"] {

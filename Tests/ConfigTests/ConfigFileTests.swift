@@ -83,9 +83,11 @@ final class ConfigFileTests: XCTestCase {
             pidfile /run/squtun/a#b.pid
             control /run/squtun/squtun-tun0.sock\r
             no-offload
+            cipher chacha20-poly1305
             """
         let file = try ConfigFile.parse(text, path: "f")
         XCTAssertEqual(file.entries.map(\.setting), TunnelSetting.allCases)
+        XCTAssertEqual(file[.cipher]?.value, "chacha20-poly1305")
         XCTAssertEqual(file[.peer], ConfigFile.Entry(setting: .peer, value: "198.51.100.2", line: 4))
         XCTAssertEqual(file[.remotePort]?.value, "3457")
         XCTAssertEqual(file[.interface]?.line, 6)
@@ -111,6 +113,8 @@ final class ConfigFileTests: XCTestCase {
             ("interface tun/0", "/etc/squtun/tun0.conf:1: interface: interface name may only use A-Z a-z 0-9 _ . - (not '/') 'tun/0'"),
             ("bind example.org", "/etc/squtun/tun0.conf:1: bind: not an IPv4 or IPv6 address 'example.org'"),
             ("user -x", "/etc/squtun/tun0.conf:1: user: not a user name '-x'"),
+            ("cipher aes-128-gcm", "/etc/squtun/tun0.conf:1: cipher: unknown cipher suite (use aes-256-cbc-hmac-sha256, "
+                + "aes-256-gcm or chacha20-poly1305) 'aes-128-gcm'"),
             ("chroot var/empty", "/etc/squtun/tun0.conf:1: chroot: must be an absolute path 'var/empty'"),
             ("pidfile x.pid", "/etc/squtun/tun0.conf:1: pidfile: must be an absolute path 'x.pid'"),
             ("control x", "/etc/squtun/tun0.conf:1: control: must be an absolute path 'x'"),
@@ -191,6 +195,14 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertTrue(c.foreground, "a flag in the file is on")
         XCTAssertFalse(c.offload, "no-offload in the file turns the offloads off")
         XCTAssertEqual(try tunnel(["--config", path, "-f"]).foreground, true)
+    }
+
+    func testCipherFromTheFileAndOverridden() throws {
+        let path = write("interface tun0\nkey /etc/k\ncipher aes-256-gcm\n", name: "cipher.conf")
+        XCTAssertEqual(try tunnel(["--config", path]).cipher, .aes256GCM)
+        XCTAssertEqual(try tunnel(["--config", path, "--cipher", "chacha20-poly1305"]).cipher, .chacha20Poly1305)
+        let plain = write("interface tun0\nkey /etc/k\n", name: "plain.conf")
+        XCTAssertEqual(try tunnel(["--config", plain]).cipher, .aes256CBCHMACSHA256)
     }
 
     func testFileValueCheckedEvenWhenOverridden() {

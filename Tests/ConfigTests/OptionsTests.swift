@@ -121,10 +121,19 @@ final class OptionsTests: XCTestCase {
     }
 
     func testMTUInvocation() throws {
-        XCTAssertEqual(try invocation(["-m", "1500"]), .mtu(linkMTU: 1500, underlay: .ipv4))
-        XCTAssertEqual(try invocation(["--mtu", "1500", "--ipv6"]), .mtu(linkMTU: 1500, underlay: .ipv6))
-        XCTAssertEqual(try invocation(["-m", "184"]), .mtu(linkMTU: 184, underlay: .ipv4))
-        XCTAssertEqual(try invocation(["-m", "65535", "--ipv6"]), .mtu(linkMTU: 65535, underlay: .ipv6))
+        let cbc = SuiteID.aes256CBCHMACSHA256
+        XCTAssertEqual(try invocation(["-m", "1500"]), .mtu(linkMTU: 1500, underlay: .ipv4, suite: cbc))
+        XCTAssertEqual(try invocation(["--mtu", "1500", "--ipv6"]), .mtu(linkMTU: 1500, underlay: .ipv6, suite: cbc))
+        XCTAssertEqual(try invocation(["-m", "188"]), .mtu(linkMTU: 188, underlay: .ipv4, suite: cbc))
+        XCTAssertEqual(try invocation(["-m", "65535", "--ipv6"]), .mtu(linkMTU: 65535, underlay: .ipv6, suite: cbc))
+        XCTAssertEqual(try invocation(["-m", "1500", "--cipher", "aes-256-gcm"]),
+                       .mtu(linkMTU: 1500, underlay: .ipv4, suite: .aes256GCM))
+        XCTAssertEqual(try invocation(["-m", "144", "--cipher", "chacha20-poly1305"]),
+                       .mtu(linkMTU: 144, underlay: .ipv4, suite: .chacha20Poly1305))
+        XCTAssertEqual(try invocation(["-m", "1376", "--ipv6", "--cipher", "aes-256-gcm"]),
+                       .mtu(linkMTU: 1376, underlay: .ipv6, suite: .aes256GCM))
+        XCTAssertNotNil(failure(["-m", "1375", "--ipv6", "--cipher", "aes-256-gcm"]))
+        XCTAssertNotNil(failure(["-m", "187"]))
         // -m needs neither -i nor -k.
         XCTAssertNil(failure(["-m", "9000"]))
     }
@@ -196,7 +205,20 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(failure(["-a", "-1"])?.message, "-a/--keepalive: must not be negative '-1'")
         XCTAssertEqual(failure(["-r", "3457"])?.message, "-r/--remote-port: needs -p/--peer '3457'")
         XCTAssertEqual(failure(["-m", "20"])?.message,
-                       "-m/--mtu: too small: a tun MTU of 68 (IPv4's minimum) needs a link MTU of at least 184 '20'")
+                       "-m/--mtu: too small: a tun MTU of 68 (IPv4's minimum) needs a link MTU of at least 188 '20'")
+        XCTAssertEqual(failure(["-m", "20", "--cipher", "aes-256-gcm"])?.message,
+                       "-m/--mtu: too small: a tun MTU of 68 (IPv4's minimum) needs a link MTU of at least 144 '20'")
+        XCTAssertEqual(failure(["-i", "t", "-k", "k", "--cipher", "aes-128-gcm"])?.message,
+                       "--cipher: unknown cipher suite (use aes-256-cbc-hmac-sha256, aes-256-gcm or chacha20-poly1305) "
+                       + "'aes-128-gcm'")
+        XCTAssertTrue(failure(["-i", "t", "-k", "k", "--cipher", "AES-256-GCM"])?.usage ?? false)
+    }
+
+    func testCipherOption() throws {
+        XCTAssertEqual(try tunnel(["-i", "t", "-k", "k"]).cipher, .aes256CBCHMACSHA256)
+        for suite in SuiteID.allCases {
+            XCTAssertEqual(try tunnel(["-i", "t", "-k", "k", "--cipher", suite.name]).cipher, suite)
+        }
     }
 
     func testRequiredOptionsWithoutMTU() {

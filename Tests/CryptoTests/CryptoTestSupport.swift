@@ -48,10 +48,10 @@ enum CT {
     }
 
     /// Seals `payload` into a buffer of exactly the datagram's length.
-    static func seal(_ c: PacketCipher, _ header: Header, _ payload: [UInt8]) throws -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: Wire.packetLength(payload: payload.count))
+    static func seal<C: SuiteCipher>(_ c: C, _ header: Header, _ payload: [UInt8]) throws -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: C.Suite.packetLength(payload: payload.count))
         let n = try buf.withUnsafeMutableBytes { p -> Int in
-            p.baseAddress!.advanced(by: Wire.offsetCiphertext).copyMemory(from: payload, byteCount: payload.count)
+            p.baseAddress!.advanced(by: C.Suite.payloadStart).copyMemory(from: payload, byteCount: payload.count)
             return try c.seal(header: header, payloadLength: payload.count, packet: p)
         }
         XCTAssertEqual(n, buf.count)
@@ -63,11 +63,12 @@ enum CT {
     }
 
     /// verify + decrypt a copy; the payload or nil.
-    static func open(_ c: PacketCipher, _ packet: [UInt8]) -> [UInt8]? {
+    static func open<C: SuiteCipher>(_ c: C, _ packet: [UInt8]) -> [UInt8]? {
         var p = packet
-        guard verify(c, p) else { return nil }
-        guard let n = p.withUnsafeMutableBytes({ c.decrypt($0) }) else { return nil }
-        return Array(p[Wire.offsetCiphertext..<(Wire.offsetCiphertext + n)])
+        return p.withUnsafeMutableBytes { b -> [UInt8]? in
+            guard c.verify(b), let n = c.decrypt(b) else { return nil }
+            return Array(b[C.Suite.payloadStart..<(C.Suite.payloadStart + n)])
+        }
     }
 
     // One-shot OpenSSL primitives with fresh contexts, independent of

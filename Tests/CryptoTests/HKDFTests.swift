@@ -47,13 +47,13 @@ final class HKDFTests: XCTestCase {
         XCTAssertThrowsError(try hkdf(alg, salt: "00", ikm: "0b", info: "", length: 255 * 32 + 1))
     }
 
-    /// SessionKeys is HKDF(salt, psk, prefix || session BE) split 32/32/32.
+    /// SessionKeys is HKDF(salt, psk, prefix || suite 1 || session BE) split 32/32/32.
     func testSessionKeysAreTheHKDFOutputSplit() throws {
         let alg = try CryptoAlgorithms()
         let psk = CT.psk()
         let session: UInt64 = 0x0102_0304_0506_0708
         let okm = try hkdf(alg, salt: CT.hex(Wire.hkdfSalt), ikm: CT.hex(psk),
-                           info: CT.hex(Wire.hkdfInfoPrefix) + "0102030405060708", length: 96)
+                           info: CT.hex(Wire.hkdfInfoPrefix) + "01" + "0102030405060708", length: 96)
         let keys = try SessionKeys(algorithms: alg, psk: psk, session: session)
         XCTAssertEqual(CT.hex(keys.enc) + CT.hex(keys.mac) + CT.hex(keys.iv), okm)
         XCTAssertEqual(keys.session, session)

@@ -13,9 +13,10 @@ final class KeySourceTests: XCTestCase {
         let alg: CryptoAlgorithms
         var calls = 0
         init(psk: SecretBytes, alg: CryptoAlgorithms) { self.psk = psk; self.alg = alg }
-        func withKeyMaterial<R>(of session: UInt64, length: Int,
+        func withKeyMaterial<R>(of session: UInt64, suite: UInt8, length: Int,
                                 _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
             calls += 1
+            guard suite == PacketCipher.Suite.id else { return nil }  // SessionKeys: the default suite's
             guard let keys = try? SessionKeys(algorithms: alg, psk: psk, session: session) else { return nil }
             var all = [UInt8]()
             for k in [keys.enc, keys.mac, keys.iv] { k.withUnsafeBytes { all += $0 } }
@@ -29,10 +30,10 @@ final class KeySourceTests: XCTestCase {
         let keys = try SessionKeys(algorithms: alg, psk: CT.psk(), session: 77)
         let okm = CT.hex(keys.enc) + CT.hex(keys.mac) + CT.hex(keys.iv)
         for length in [0, 32, 64, 96] {
-            let got = deriver.withKeyMaterial(of: 77, length: length) { CT.hex($0) }
+            let got = deriver.withKeyMaterial(of: 77, suite: 1, length: length) { CT.hex($0) }
             XCTAssertEqual(got, String(okm.prefix(2 * length)), "length \(length)")
         }
-        XCTAssertNil(deriver.withKeyMaterial(of: 77, length: 97) { _ in true })
+        XCTAssertNil(deriver.withKeyMaterial(of: 77, suite: 1, length: 97) { _ in true })
         XCTAssertEqual(PacketCipher.keyMaterialLength, 96)
         XCTAssertEqual(PacketCipher.verifyKeyMaterialLength, 64)
     }

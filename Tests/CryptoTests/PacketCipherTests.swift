@@ -64,7 +64,7 @@ final class PacketCipherTests: XCTestCase {
                 XCTAssertEqual($0 as? CryptoError, .payloadTooLong(-1))
             }
             let n = try sender.seal(header: header(1), payloadLength: Wire.maxPayloadLength, packet: p)
-            XCTAssertEqual(n, 65500)  // 76 + 65424: fits IPv4's 65507-byte UDP payload limit
+            XCTAssertEqual(n, 65504)  // 80 + 65424: fits IPv4's 65507-byte UDP payload limit
         }
         var small = [UInt8](repeating: 0, count: Wire.packetLength(payload: 100) - 1)
         try small.withUnsafeMutableBytes { p in
@@ -84,9 +84,9 @@ final class PacketCipherTests: XCTestCase {
     }
 
     func testVerifyRejectsEveryFlippedBit() throws {
-        // 204 bytes: the datagram lengths are 76 + 16n, 200 is not one of them.
+        // 208 bytes: the datagram lengths are 80 + 16n, 200 is not one of them.
         var packet = try CT.seal(sender, header(5), CT.payload(120))
-        XCTAssertEqual(packet.count, 204)
+        XCTAssertEqual(packet.count, 208)
         XCTAssertTrue(CT.verify(receiver, packet))
         for bit in 0..<(packet.count * 8) {
             packet[bit / 8] ^= 1 << UInt8(bit % 8)

@@ -275,7 +275,7 @@ final class ChannelTests: XCTestCase {
     // MARK: Pure codec
 
     func testEncodedSizes() throws {
-        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 4 + 336 + 4 + 8 * 32)
+        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 4 + 336 + 4 + 8 * 32 + 4)
         XCTAssertEqual(try encode(.key(key())).count, 33)
         let five = FileDescriptor(rawValue: 5), six = FileDescriptor(rawValue: 6), seven = FileDescriptor(rawValue: 7)
         XCTAssertEqual(try encode(fds([five, six, seven])), [3, 3, 1, 2, 3])
@@ -292,7 +292,7 @@ final class ChannelTests: XCTestCase {
     func testConfigByteLayout() throws {
         let bytes = try encode(.config(ChannelTests.sampleConfig))
         XCTAssertEqual(bytes[0], 1)
-        XCTAssertEqual(Array(bytes[1..<5]), [1, 0, 0, 0], "configuration version 1, first")
+        XCTAssertEqual(Array(bytes[1..<5]), [2, 0, 0, 0], "configuration version 2, first")
         XCTAssertEqual(Array(bytes[5..<13]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
         XCTAssertEqual(Array(bytes[29..<33]), [2, 0, 0, 0], "flags: peer (bit 0, once \"drop privileges\", unused)")
         XCTAssertEqual(Array(bytes[41..<45]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
@@ -300,24 +300,41 @@ final class ChannelTests: XCTestCase {
         XCTAssertEqual(Array(bytes[69..<90]), Array("/var/lib/squtun/empty".utf8))
         XCTAssertEqual(bytes[90], 0)
         XCTAssertEqual(Array(bytes[325..<329]), Array("tun0".utf8))
+        XCTAssertEqual(Array(bytes[601..<605]), [1, 0, 0, 0], "suite 1 (the default), 3 zero bytes, last")
+        var gcm = ChannelTests.sampleConfig
+        gcm.suite = .aes256GCM
+        let encoded = try encode(.config(gcm))
+        XCTAssertEqual(Array(encoded[601..<605]), [2, 0, 0, 0])
+        XCTAssertEqual(try decode(encoded), .config(gcm))
+    }
+
+    func testConfigSuiteByteIsChecked() throws {
+        var bytes = try encode(.config(ChannelTests.sampleConfig))
+        bytes[601] = 4
+        assertFault(bytes, .badField(type: .config, field: "unknown cipher suite 4"))
+        bytes[601] = 0
+        assertFault(bytes, .badField(type: .config, field: "unknown cipher suite 0"))
+        bytes[601] = 3
+        bytes[604] = 1
+        assertFault(bytes, .badField(type: .config, field: "reserved suite bytes set"))
     }
 
     /// A configuration of another version is named as such, whatever its
     /// length; a short one of this version is a length fault.
     func testConfigVersionMismatch() throws {
         var other = try encode(.config(ChannelTests.sampleConfig))
-        other[1] = 2
-        assertFault(other, .unsupportedVersion(type: .config, got: 2, supported: 1))
-        assertFault([1, 0, 0, 0, 1], .unsupportedVersion(type: .config, got: 0x0100_0000, supported: 1))
-        assertFault([1, 1, 0, 0, 0], .wrongLength(type: .config, got: 4))
-        assertFault([1, 1, 0], .wrongLength(type: .config, got: 2))
-        XCTAssertEqual(PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 2, supported: 1)).description,
-                       "helper/worker channel: the other squtun process sent a version 2 config message; this one reads version 1 (are helper and worker different squtun builds?); stopping")
+        other[1] = 1
+        assertFault(other, .unsupportedVersion(type: .config, got: 1, supported: 2))
+        assertFault([1, 0, 0, 0, 1], .unsupportedVersion(type: .config, got: 0x0100_0000, supported: 2))
+        assertFault([1, 2, 0, 0, 0], .wrongLength(type: .config, got: 4))
+        assertFault([1, 2, 0], .wrongLength(type: .config, got: 2))
+        XCTAssertEqual(PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)).description,
+                       "helper/worker channel: the other squtun process sent a version 1 config message; this one reads version 2 (are helper and worker different squtun builds?); stopping")
         // Over the socket, as the worker receives it.
         let p = try pair()
         XCTAssertEqual(other.withUnsafeBytes { squtun_send_fds(p.helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, other.count)
         XCTAssertThrowsError(try p.worker.receive(from: .helper)) { error in
-            XCTAssertEqual(error as? PrivsepError, .channelMessage(.unsupportedVersion(type: .config, got: 2, supported: 1)))
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)))
         }
     }
 
@@ -369,8 +386,8 @@ final class ChannelTests: XCTestCase {
         let config = try encode(.config(ChannelTests.sampleConfig))
         assertFault([], .empty)
         for type: UInt8 in [0, 9, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
-        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 599))
-        assertFault(config + [0], .wrongLength(type: .config, got: 601))
+        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 603))
+        assertFault(config + [0], .wrongLength(type: .config, got: 605))
         assertFault([2] + [UInt8](repeating: 1, count: 31), .wrongLength(type: .key, got: 31))
         assertFault([2] + [UInt8](repeating: 1, count: 33), .wrongLength(type: .key, got: 33))
         assertFault([3], .wrongLength(type: .fds, got: 0))

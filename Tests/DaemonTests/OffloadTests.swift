@@ -342,9 +342,9 @@ final class OffloadTests: XCTestCase {
 
         let psk = SecretBytes(count: 32)
         psk.withUnsafeMutableBytes { for i in 0..<32 { $0[i] = UInt8(truncatingIfNeeded: i &* 11 &+ 3) } }
-        let sender = try TunnelCrypto(psk: psk, start: RunStart(session: 0x2000, wallMs: 1, monotonicMs: 1),
+        let sender = try SuiteCrypto<PacketCipher>(psk: psk, start: RunStart(session: 0x2000, wallMs: 1, monotonicMs: 1),
                                       skewSeconds: 0)
-        let receiver = try TunnelCrypto(psk: psk, start: RunStart(session: 0x1000, wallMs: 1, monotonicMs: 1),
+        let receiver = try SuiteCrypto<PacketCipher>(psk: psk, start: RunStart(session: 0x1000, wallMs: 1, monotonicMs: 1),
                                         skewSeconds: 0)
         let tcp = segments(sizes: [1000, 1000])
         var other = Self.tcpPacket(seq: 1, payload: Self.randomBytes(300, seed: 9))

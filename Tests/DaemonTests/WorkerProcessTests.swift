@@ -228,11 +228,11 @@ final class WorkerProcessTests: XCTestCase {
 
     func testAConfigOfAnotherVersionEndsTheWorkerWithOneLine() throws {
         var bytes = try encoded(.config(config(interface: "sqtw0", peer: nil)))
-        bytes[1] = 2
+        bytes[1] = 1
         let end = try answerWrongly(at: .hello, with: bytes)
         XCTAssertEqual(end.status, .exited(1))
-        XCTAssertEqual(end.logs, [PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 2, supported: 1)).description])
-        XCTAssertTrue(end.logs.first?.contains("version 2 config message; this one reads version 1") == true, "\(end.logs)")
+        XCTAssertEqual(end.logs, [PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)).description])
+        XCTAssertTrue(end.logs.first?.contains("version 1 config message; this one reads version 2") == true, "\(end.logs)")
     }
 
     /// An answer without the tun descriptor: the worker closes what it

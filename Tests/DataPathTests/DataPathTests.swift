@@ -303,6 +303,28 @@ final class DataPathTests: XCTestCase {
         }
         expected[.unknownSender]! += 3
         expected[.rateLimited] = 1
+        // Check 1a-1d, each many times: counted every time, said once.
+        let flood = 40
+        // old-version: a version 1 datagram.
+        var v1 = genuine
+        v1[Wire.offsetVersion] = 1
+        for _ in 0..<flood { deliver(v1, from: addrB) }
+        expected[.oldVersion] = UInt64(flood)
+        // wrong-suite: a datagram of an AES-256-GCM end with the same key and session.
+        let gcm = try SuiteSealer<AES256GCMCipher>(algorithms: alg, psk: End.psk(), session: sessionB)
+        let gcmDatagram = try Self.sealed(gcm, at: clock.wallMs)
+        for _ in 0..<flood { deliver(gcmDatagram, from: addrB) }
+        expected[.wrongSuite] = UInt64(flood)
+        // wrong-mode: B's datagram marked as carrying an Ethernet frame.
+        var tap = genuine
+        tap[Wire.offsetFlags] = Wire.flagEthernet
+        for _ in 0..<flood { deliver(tap, from: addrB) }
+        expected[.wrongMode] = UInt64(flood)
+        // unknown-key: a key id other than 0 (point-to-point).
+        var keyed = genuine
+        keyed[Wire.offsetKeyId + 3] = 1
+        for _ in 0..<flood { deliver(keyed, from: addrB) }
+        expected[.unknownKey] = UInt64(flood)
 
         for r in DropReason.allCases {
             XCTAssertEqual(a.dropped(r), expected[r] ?? 0, r.name)
@@ -312,7 +334,16 @@ final class DataPathTests: XCTestCase {
         XCTAssertEqual(a.tun.written, aWritten, "nothing forged reaches the device")
         XCTAssertEqual(a.peer.address, addrB)
         XCTAssertEqual(a.status("peer-session"), String(sessionB))
-        XCTAssertEqual(a.logs, [])
+        // One line each for old-version, wrong-suite and wrong-mode, whatever
+        // the count; the other reasons are counted only.
+        XCTAssertEqual(a.logs, [
+            "peer speaks protocol v1 (an older squtun); this end speaks v2: upgrade the peer "
+                + "(datagrams from \(addrB) dropped as old-version; said once)",
+            "peer uses aes-256-gcm, this end aes-256-cbc-hmac-sha256 (datagrams from \(addrB) dropped as wrong-suite; "
+                + "said once)",
+            "peer sends Ethernet frames (TAP mode), this end IP packets (TUN mode) (datagrams from \(addrB) dropped "
+                + "as wrong-mode; said once)",
+        ])
         // Genuine traffic still flows.
         b.send([ipPacket(64, seed: 77)])
         a.device.receive()
@@ -379,5 +410,16 @@ final class DataPathTests: XCTestCase {
         while !a.tun.toRead.isEmpty { XCTAssertNil(a.device.send()) }
         while !b.socket.inbox.isEmpty { b.device.receive() }
         XCTAssertEqual(Array(b.tun.written.dropFirst()), packets)
+    }
+
+    /// A datagram of `sealer`'s suite carrying `payload`.
+    static func sealed<C: SuiteCipher>(_ sealer: SuiteSealer<C>, at ms: UInt64,
+                                       payload: [UInt8] = ipPacket(60, seed: 5)) throws -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: C.Suite.packetLength(payload: payload.count))
+        let n = try buf.withUnsafeMutableBytes { p -> Int in
+            (p.baseAddress! + C.Suite.payloadStart).copyMemory(from: payload, byteCount: payload.count)
+            return try C.seal(p, with: sealer, type: .data, payloadLength: payload.count, nowMs: ms)
+        }
+        return Array(buf[0..<n])
     }
 }

@@ -7,12 +7,15 @@ import squtun_crypto
 import Glibc
 #endif
 
+/// A tunnel end of the default suite (most tests); `SuiteEnd` of any other.
+typealias End = SuiteEnd<PacketCipher>
+
 /// A tunnel end on the fake network: a real Device, Peer, Sealer and
-/// Opener over a fake device and a fake socket.
-final class End {
+/// Opener of one suite over a fake device and a fake socket.
+final class SuiteEnd<Cipher: SuiteCipher> {
     let tun = FakeDevice()
     let socket: FakeSocket
-    let device: Device<FakeDevice, FakeSocket>
+    let device: Device<FakeDevice, FakeSocket, Cipher>
     let session: UInt64
     private let sink: LogSink
 
@@ -21,14 +24,14 @@ final class End {
     }
 
     var logs: [String] { sink.lines }
-    var peer: Peer { device.peers[0] }
+    var peer: Peer<Cipher> { device.peers[0] }
 
     init(at address: SocketAddress, peer: SocketAddress?, session: UInt64, clock: FakeClock, network: FakeNetwork,
          keepaliveMs: UInt64 = 25_000, formerSessions: [UInt64] = [], psk: SecretBytes = End.psk(),
          derivationBurst: UInt64 = DerivationBudget.burst) throws {
         let alg = try CryptoAlgorithms()
-        let sealer = try Sealer(algorithms: alg, psk: psk, session: session)
-        let opener = try Opener(algorithms: alg, psk: psk, ownSession: session, startMs: clock.wallMs,
+        let sealer = try SuiteSealer<Cipher>(algorithms: alg, psk: psk, session: session)
+        let opener = try SuiteOpener<Cipher, SessionKeyDeriver>(algorithms: alg, psk: psk, ownSession: session, startMs: clock.wallMs,
                                 startMonotonicMs: clock.monotonicMs, formerSessions: formerSessions,
                                 skewSeconds: 30, derivationBurst: derivationBurst)
         self.session = session

@@ -80,7 +80,8 @@ make_world() {
     mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
     make_underlay
     local mtu
-    mtu=$("$SQUTUN" -m 1500)
+    # The suite's MTU when the test runs once per suite (ciphers.sh sets CIPHER).
+    mtu=$("$SQUTUN" -m 1500 ${CIPHER:+--cipher "$CIPHER"})
     make_tun "$NS_A" "$TUN_A" "$TUN_B" "$mtu"
     make_tun "$NS_B" "$TUN_B" "$TUN_A" "$mtu"
 }

@@ -6,12 +6,14 @@
 # the count by nothing. Nor do forged datagrams naming sessions never seen
 # (squtun-attack flood): each costs a key derivation, from the peer's
 # address, or is refused unverified once the derivation budget is spent,
-# from elsewhere.
+# from elsewhere. Once per cipher suite (ciphers.sh).
+. "$(dirname "$0")/ciphers.sh"
 . "$(dirname "$0")/lib.sh"
+T_NAME="$T_NAME/$CIPHER"
 tun_mode=$(stat -c %a /dev/net/tun)
 trap 'chmod $tun_mode /dev/net/tun; cleanup' EXIT
 chmod 666 /dev/net/tun
-echo "alloc: no allocation per packet on the data path"
+echo "alloc: no allocation per packet on the data path, --cipher $CIPHER"
 ATTACK=${ATTACK:-$(dirname "$SQUTUN")/squtun-attack}
 [ -x "$ATTACK" ] || { fail "squtun-attack not found at $ATTACK (set ATTACK)"; finish; exit 1; }
 make_world
@@ -19,9 +21,9 @@ uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
 RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"
 cc -O2 -shared -fPIC -o "$RUN/alloccount.so" "$(dirname "$0")/../tools/alloccount/alloccount.c"
 genkey "$RUN/key"; chown "$TEST_USER" "$RUN/key"; cp "$RUN/key" "$WORK/key"; chown root "$WORK/key"
-start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key"
+start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" --cipher "$CIPHER"
 ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups env LD_PRELOAD="$RUN/alloccount.so" \
-    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" \
+    "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$RUN/key" --cipher "$CIPHER" \
     --pidfile "$RUN/a.pid" --control "$RUN/a.sock" >> "$WORK/a.log" 2>&1 &
 P=$!; PIDS+=("$P")
 check "tunnel up" wait_for 8 ping_from "$NS_A" "$TUN_B"
@@ -69,9 +71,9 @@ der0=$(field key-derivations); bad0=$(field drop-bad-mac); unk0=$(field drop-unk
 lim0=$(field drop-rate-limited)
 a3=$(allocs)
 ip netns exec "$NS_B" "$ATTACK" flood --to "$UNDER_A:3456" --from "$UNDER_B:3457" --rate 20000 --seconds 2 \
-    --header-fraction 1 > "$WORK/flood.peer" 2>&1
+    --header-fraction 1 --cipher "$CIPHER" > "$WORK/flood.peer" 2>&1
 ip netns exec "$NS_B" "$ATTACK" flood --to "$UNDER_A:3456" --rate 0 --batch 64 --seconds 2 \
-    --header-fraction 1 > "$WORK/flood.other" 2>&1
+    --header-fraction 1 --cipher "$CIPHER" > "$WORK/flood.other" 2>&1
 sleep 0.3
 a4=$(allocs)
 der=$(( $(field key-derivations) - der0 )); bad=$(( $(field drop-bad-mac) - bad0 ))

@@ -18,9 +18,9 @@ import Glibc
 
 public enum ChannelCodec {
     /// The monitor version this build speaks (`hello`) and the layout of
-    /// its `config` (fields of `WorkerConfig`, version 1).
+    /// its `config` (fields of `WorkerConfig`, version 2: the suite added).
     public static let monitorVersion: UInt32 = 1
-    public static let configVersion: UInt32 = 1
+    public static let configVersion: UInt32 = 2
     public static let versionBytes = 4
     public static let keyBytes = 32
     public static let maxLogBytes = 1024
@@ -103,6 +103,8 @@ public enum ChannelCodec {
         w.u32(UInt32(c.formerSessions.count))
         for s in c.formerSessions { w.u64(s) }
         w.zeros(8 * (WorkerConfig.maxFormerSessions - c.formerSessions.count))
+        w.u8(c.suite.rawValue)
+        w.zeros(3)
     }
 
     /// NUL-padded; at least one NUL, so at most size-1 bytes of text.
@@ -244,9 +246,16 @@ public enum ChannelCodec {
                 throw .badField(type: .config, field: "unused former session slot not zero")
             }
         }
+        let suiteByte = r.u8()
+        guard let suite = SuiteID(rawValue: suiteByte) else {
+            throw .badField(type: .config, field: "unknown cipher suite \(suiteByte)")
+        }
+        guard r.slice(3).allSatisfy({ $0 == 0 }) else {
+            throw .badField(type: .config, field: "reserved suite bytes set")
+        }
         return WorkerConfig(session: session, startTimeMs: start, skewSeconds: skew, keepaliveSeconds: keepalive,
                             uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
-                            formerSessions: former)
+                            formerSessions: former, suite: suite)
     }
 
     /// Text up to the first NUL; everything after it must be NUL too, so

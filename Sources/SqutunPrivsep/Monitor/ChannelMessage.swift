@@ -165,11 +165,14 @@ public struct WorkerConfig: Equatable, Sendable {
     public var interface: String
     /// This end's former sessions (at most `maxFormerSessions`).
     public var formerSessions: [UInt64] = []
+    /// The cipher suite the data path runs (`--cipher`).
+    public var suite: SuiteID = .defaultSuite
 
-    /// The fields of configuration version 1, after the version:
+    /// The fields of configuration version 2, after the version:
     /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16
-    /// + former-session count 4 + 32 former sessions (unused ones zero).
-    public static let encodedSize = 36 + peerBytes + chrootBytes + interfaceBytes + 4 + 8 * maxFormerSessions
+    /// + former-session count 4 + 32 former sessions (unused ones zero)
+    /// + suite 1 + 3 zero bytes.
+    public static let encodedSize = 36 + peerBytes + chrootBytes + interfaceBytes + 4 + 8 * maxFormerSessions + 4
     public static let maxFormerSessions = 32
     public static let peerBytes = 28
     public static let chrootBytes = 256
@@ -177,7 +180,7 @@ public struct WorkerConfig: Equatable, Sendable {
 
     public init(session: UInt64, startTimeMs: UInt64, skewSeconds: UInt32, keepaliveSeconds: UInt32,
                 uid: UInt32, gid: UInt32, peer: SocketAddress?, chrootPath: String,
-                interface: String, formerSessions: [UInt64] = []) {
+                interface: String, formerSessions: [UInt64] = [], suite: SuiteID = .defaultSuite) {
         self.session = session
         self.startTimeMs = startTimeMs
         self.skewSeconds = skewSeconds
@@ -188,6 +191,7 @@ public struct WorkerConfig: Equatable, Sendable {
         self.chrootPath = chrootPath
         self.interface = interface
         self.formerSessions = formerSessions
+        self.suite = suite
     }
 
     /// Bit 0 is unused and refused if set (it once said "drop privileges",

@@ -4,7 +4,8 @@
 # that every drop-<reason> counter grew by exactly the predicted number,
 # and that live traffic crossed meanwhile; one row of the report table.
 
-REASONS=(malformed reflected old-session bad-mac unknown-sender time-skew replay rate-limited)
+REASONS=(malformed reflected old-session bad-mac unknown-sender time-skew replay rate-limited
+         old-version wrong-suite wrong-mode unknown-key)
 ROWS=$WORK/rows; : > "$ROWS"
 FIGS=$WORK/figures; : > "$FIGS"
 ADVERSARIAL=0

@@ -15,9 +15,11 @@ private func rate(_ a: Args) throws(AttackError) -> Double {
     try a.double("rate", default: 20000)
 }
 
-/// A datagram that passes check 1's syntax: what squtun could have sent.
+/// A datagram that passes check 1's syntax (v2, the default suite, TUN
+/// mode, key id 0): what squtun could have sent.
 private func looksGenuine(_ d: UnsafeRawBufferPointer) -> Bool {
-    d.count >= 92 && (d.count - 76) % 16 == 0 && d[0] == 1 && (d[1] == 1 || d[1] == 2) && d[2] == 0 && d[3] == 0
+    d.count >= 96 && (d.count - 80) % 16 == 0 && d[0] == 2 && d[1] == 1 && (d[2] == 1 || d[2] == 2) && d[3] == 0
+        && d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] == 0
 }
 
 // MARK: capture
@@ -145,9 +147,9 @@ func tamperCommand(_ a: Args) throws(AttackError) {
 /// forge --kind random|header|wrongkey --to EP --from EP --own S --peer S [--from-peer]
 ///       [--rounds R] [--max-length L] [--count N] [--rate R]
 /// random: R rounds of random bytes of every length 0...L (2000).
-/// header: N datagrams with a valid header (version, type, reserved, the
-///   peer's current session or a newer or an older one, a counter, the time)
-///   and random IV, ciphertext and MAC.
+/// header: N datagrams with a valid v2 header (version, default suite,
+///   type, flags, key id 0, the peer's current session or a newer or an
+///   older one, a counter, the time) and random IV, ciphertext and MAC.
 /// wrongkey: N datagrams correctly sealed, but with a random key.
 func forgeCommand(_ a: Args) throws(AttackError) {
     let kind = try a.string("kind")
@@ -187,14 +189,16 @@ func forgeCommand(_ a: Args) throws(AttackError) {
     case "header":
         let count = try a.int("count")
         for i in 0..<count {
-            let length = 76 + 16 * (1 + rng.below(88))
+            let length = 80 + 16 * (1 + rng.below(88))
             rng.fill(base, length)
-            base.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
-            base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: 1, as: UInt8.self)
-            base.put16(0, 2)
-            base.put64(session(i), 4)
-            base.put64(rng.next() >> 16, 12)
-            base.put64(WallClock.nowMs(), 20)
+            base.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
+            base.storeBytes(of: SuiteID.defaultSuite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
+            base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: Wire.offsetType, as: UInt8.self)
+            base.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+            base.put32(0, Wire.offsetKeyId)
+            base.put64(session(i), Wire.offsetSession)
+            base.put64(rng.next() >> 16, Wire.offsetCounter)
+            base.put64(WallClock.nowMs(), Wire.offsetTimestamp)
             let d = UnsafeRawBufferPointer(start: base, count: length)
             tally.count(predict(d, model, .macFails), sent: s.send(d))
             pacer.tick()
@@ -258,9 +262,11 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
 // MARK: flood
 
 /// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N] [--batch B]
+///       [--cipher NAME]
 /// Random datagrams as fast as --rate allows (0: no limit), for S seconds:
 /// random bytes of random length (0...1472); a fraction F of them with a
-/// valid header and a random session instead (each newer one costs the
+/// valid v2 header of the suite --cipher names (default the default suite),
+/// a length of that suite and a random session instead (each newer one costs the
 /// receiver a key derivation and an HMAC). Without --from, an ordinary UDP
 /// socket, and with --batch B > 1 B datagrams per sendmmsg call (up to 64):
 /// the most one process can push. N processes share the rate.
@@ -274,6 +280,8 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let headerFraction = try a.double("header-fraction", default: 0)
     let senders = max(1, try a.int("senders", default: 1))
     let batch = min(64, max(1, try a.int("batch", default: 1)))
+    let cipherName = a.string("cipher", default: SuiteID.defaultSuite.name)
+    guard let suite = SuiteID(name: cipherName) else { throw .usage("--cipher: unknown suite '\(cipherName)'") }
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]
@@ -285,7 +293,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
         if pid == 0 {
             close(pipeFDs[0])
             var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                                    headerFraction: headerFraction, batch: batch)) ?? 0
+                                    headerFraction: headerFraction, batch: batch, suite: suite)) ?? 0
             _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
             _exit(0)
         }
@@ -293,7 +301,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     }
     close(pipeFDs[1])
     var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                             headerFraction: headerFraction, batch: batch)
+                             headerFraction: headerFraction, batch: batch, suite: suite)
     for pid in children {
         var n = 0
         if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
@@ -306,7 +314,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
 }
 
 private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
-                       headerFraction: Double, batch: Int) throws(AttackError) -> Int {
+                       headerFraction: Double, batch: Int, suite: SuiteID) throws(AttackError) -> Int {
     let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
     let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
     let batch = raw == nil ? batch : 1
@@ -321,7 +329,8 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
     var headers = [Bool](repeating: false, count: poolSize)
     for i in 0..<poolSize {
         headers[i] = Double(rng.below(1_000_000)) < headerFraction * 1_000_000
-        lengths[i] = UInt32(headers[i] ? 76 + 16 * (1 + rng.below(87)) : rng.below(1473))
+        let headerLength = suite == .aes256CBCHMACSHA256 ? 80 + 16 * (1 + rng.below(87)) : 48 + rng.below(1400)
+        lengths[i] = UInt32(headers[i] ? headerLength : rng.below(1473))
     }
     var pacer = Pacer(rate: rate, burst: max(32, batch))
     var i = 0
@@ -333,12 +342,14 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
         for k in first..<first + n {
             let p = pool + k * slot
             if headers[k] {
-                p.storeBytes(of: UInt8(1), toByteOffset: 0, as: UInt8.self)
-                p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: 1, as: UInt8.self)
-                p.put16(0, 2)
-                p.put64(rng.next(), 4)          // session: random, older or newer
-                p.put64(rng.next() >> 16, 12)   // counter
-                p.put64(WallClock.nowMs(), 20)  // timestamp
+                p.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
+                p.storeBytes(of: suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
+                p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: Wire.offsetType, as: UInt8.self)
+                p.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+                p.put32(0, Wire.offsetKeyId)
+                p.put64(rng.next(), Wire.offsetSession)          // session: random, older or newer
+                p.put64(rng.next() >> 16, Wire.offsetCounter)    // counter
+                p.put64(WallClock.nowMs(), Wire.offsetTimestamp)  // timestamp
             } else if lengths[k] >= 8 {
                 p.storeBytes(of: rng.next(), toByteOffset: 0, as: UInt64.self)
                 if lengths[k] >= 24 {

@@ -6,12 +6,13 @@
 import Shared
 
 /// The drop reasons, named as in PROTOCOL.md and `squtun status`. The
-/// seven checks are what a datagram can be predicted to fail;
-/// rate-limited is not a check of its own.
+/// checks are what a datagram can be predicted to fail; rate-limited is
+/// not a check of its own.
 typealias Reason = DropReason
 
 extension DropReason {
-    static let checks: [DropReason] = [.malformed, .reflected, .oldSession, .badMAC, .unknownSender, .timeSkew, .replay]
+    static let checks: [DropReason] = [.malformed, .reflected, .oldSession, .badMAC, .unknownSender, .timeSkew, .replay,
+                                       .oldVersion, .wrongSuite, .wrongMode, .unknownKey]
 }
 
 /// The receiver as the attacker knows it: its own session, its peer's
@@ -43,13 +44,21 @@ enum AfterHeader {
     case sealedUsedCounter(offsetMs: Int64)
 }
 
-/// Checks 1 to 3 of PROTOCOL.md §6, then the class's fate.
+/// Checks 1 to 3 of PROTOCOL.md §6 (v2), then the class's fate.
 func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader) -> Reason {
     let n = d.count
-    // 1. Length and syntax.
-    guard n >= 92, n <= 65535, (n - 76) % 16 == 0 else { return .malformed }
-    guard d[0] == 1, d[1] == 1 || d[1] == 2, d[2] == 0, d[3] == 0 else { return .malformed }
-    let session = d.baseAddress!.get64(4)
+    // 1a–1e, for a receiver of the default suite (1) in TUN mode between
+    // two point-to-point peers: length and version, suite, type and flags
+    // and mode, key id, the suite's length rule.
+    guard n >= 32, n <= 65535 else { return .malformed }
+    if d[0] == 1 { return .oldVersion }
+    guard d[0] == 2 else { return .malformed }
+    guard d[1] == 1 else { return .wrongSuite }
+    guard d[2] == 1 || d[2] == 2, d[3] & 0xfe == 0 else { return .malformed }
+    guard d[3] == 0 else { return .wrongMode }
+    guard d.baseAddress!.get32(4) == 0 else { return .unknownKey }
+    guard n >= 96, (n - 80) % 16 == 0 else { return .malformed }
+    let session = d.baseAddress!.get64(8)
     // 2. Reflected.
     if session == t.ownSession { return .reflected }
     // 3. Older session.

@@ -95,14 +95,17 @@ public func fuzzOptions(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let resolved = try options.resolve()
         note("resolve: \(resolved)")
         switch resolved {
-        case let .mtu(linkMTU, underlay):
+        case let .mtu(linkMTU, underlay, suite):
             require(options.mtu != nil, "-m result without -m")
             require(underlay == (options.ipv6 ? .ipv6 : .ipv4), "underlay")
-            guard let tun = MTU.tunMTU(linkMTU: linkMTU, underlay: underlay) else {
+            require(suite == (options.cipher.flatMap(SuiteID.init(name:)) ?? .defaultSuite), "suite")
+            guard let tun = MTU.tunMTU(linkMTU: linkMTU, underlay: underlay, suite: suite) else {
                 fail("link MTU \(linkMTU) (\(underlay)) accepted but has no tun MTU")
             }
-            require(tun >= underlay.minimumMTU && tun <= Wire.maxPayloadLength, "tun MTU \(tun)")
-            require(Wire.packetLength(payload: tun) + underlay.headerLength <= linkMTU, "tun MTU \(tun) does not fit \(linkMTU)")
+            let layout = suite.layout
+            require(tun >= underlay.minimumMTU && tun <= layout.maxPayloadLength, "tun MTU \(tun)")
+            require(layout.packetLength(payload: tun) + underlay.headerLength <= linkMTU,
+                    "tun MTU \(tun) does not fit \(linkMTU)")
         case let .tunnel(config):
             require(options.mtu == nil, "tunnel with -m")
             checkConfig(config, options)

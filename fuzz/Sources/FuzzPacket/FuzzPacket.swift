@@ -102,22 +102,28 @@ private func storeBE64(_ v: UInt64, _ p: UnsafeMutableRawBufferPointer, _ offset
     for i in 0..<8 { p[offset + i] = UInt8(truncatingIfNeeded: v >> (56 - 8 * i)) }
 }
 
-/// §4 and §6 check 1, written out again.
+/// §4 and §6 check 1 (1a–1e, in order) for a receiver of the default
+/// suite in TUN mode between two point-to-point peers, written out again.
 private func referenceParse(_ d: UnsafeRawBufferPointer) -> Result<Header, Header.SyntaxError> {
     let n = d.count
-    if n < 92 { return .failure(.tooShort(n)) }
+    if n < 32 { return .failure(.tooShort(n)) }
     if n > 65535 { return .failure(.tooLong(n)) }
-    if (n - 76) % 16 != 0 { return .failure(.notBlockAligned(n)) }
-    if d[0] != 1 { return .failure(.unknownVersion(d[0])) }
+    if d[0] == 1 { return .failure(.oldVersion) }
+    if d[0] != 2 { return .failure(.unknownVersion(d[0])) }
+    if d[1] != 1 { return .failure(.wrongSuite(d[1])) }
     let type: PacketType
-    switch d[1] {
+    switch d[2] {
     case 1: type = .data
     case 2: type = .keepalive
-    default: return .failure(.unknownType(d[1]))
+    default: return .failure(.unknownType(d[2]))
     }
-    let reserved = UInt16(d[2]) << 8 | UInt16(d[3])
-    if reserved != 0 { return .failure(.reservedNotZero(reserved)) }
-    return .success(Header(type: type, session: be64(d, 4), counter: be64(d, 12), timestampMs: be64(d, 20)))
+    if d[3] & 0xfe != 0 { return .failure(.unknownFlags(d[3])) }
+    if d[3] != 0 { return .failure(.wrongMode(peerEthernet: true)) }
+    let keyId = UInt32(d[4]) << 24 | UInt32(d[5]) << 16 | UInt32(d[6]) << 8 | UInt32(d[7])
+    if keyId != 0 { return .failure(.unknownKey(keyId)) }
+    if n < 96 || (n - 80) % 16 != 0 { return .failure(.badLength(n)) }
+    return .success(Header(suite: 1, type: type, flags: 0, keyId: 0, session: be64(d, 8), counter: be64(d, 16),
+                           timestampMs: be64(d, 24)))
 }
 
 /// HMAC-SHA256 of `d[0 ..< n-32]` under the MAC key of `k`, compared with the last 32 bytes.
@@ -133,12 +139,12 @@ private func referenceMACValid(_ d: UnsafeRawBufferPointer, _ k: SessionKeys) ->
     return mac.elementsEqual(UnsafeRawBufferPointer(rebasing: d[(d.count - 32)...]))
 }
 
-/// Encrypts `packet[44 ..< n-32]` in place with the datagram's IV and writes the MAC.
+/// Encrypts `packet[48 ..< n-32]` in place with the datagram's IV and writes the MAC.
 private func reseal(_ packet: UnsafeMutableRawBufferPointer, _ k: SessionKeys) {
     let n = packet.count
     let base = packet.baseAddress!.assumingMemoryBound(to: UInt8.self)
     let ok = k.enc.withUnsafeBytes { e in
-        fuzz_aes256cbc_encrypt(e.baseAddress!.assumingMemoryBound(to: UInt8.self), base + 28, base + 44, n - 76)
+        fuzz_aes256cbc_encrypt(e.baseAddress!.assumingMemoryBound(to: UInt8.self), base + 32, base + 48, n - 80)
     }
     require(ok == 1, "AES-256-CBC failed")
     let ok2 = k.mac.withUnsafeBytes { m in
@@ -180,9 +186,9 @@ private func open(_ opener: Opener, _ bytes: UnsafeRawBufferPointer, fromPeer: B
     let outcome = opener.open(b, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: nowMs)
     var payload: [UInt8] = []
     if case .data(let length) = outcome {
-        require(length >= 1 && 44 + length <= bytes.count - 32 - 1,
+        require(length >= 1 && 48 + length <= bytes.count - 32 - 1,
                 "data length \(length) outside the datagram (\(bytes.count) bytes)")
-        payload = Array(UnsafeRawBufferPointer(rebasing: b[44 ..< 44 + length]))
+        payload = Array(UnsafeRawBufferPointer(rebasing: b[48 ..< 48 + length]))
     }
     return (outcome, payload)
 }
@@ -205,8 +211,11 @@ private func checkRaw(_ data: UnsafeRawBufferPointer) {
 
     let opener = makeOpener()
     let (first, payload) = open(opener, data, fromPeer: true)
-    guard case .success(let h) = reference else {
-        require(first == .drop(.malformed), "syntax error \(reference) but outcome \(first)")
+    let h: Header
+    switch reference {
+    case .success(let header): h = header
+    case .failure(let e):
+        require(first == .drop(e.dropReason), "syntax error \(reference) but outcome \(first)")
         return
     }
     if h.session == ownSession {
@@ -228,7 +237,7 @@ private func checkRaw(_ data: UnsafeRawBufferPointer) {
             switch first {
             case .data(let l):
                 require(length == l && h.type == .data, "decrypt gives \(String(describing: length)), Opener \(l)")
-                require(payload.elementsEqual(UnsafeRawBufferPointer(rebasing: b[44 ..< 44 + l])), "payload differs")
+                require(payload.elementsEqual(UnsafeRawBufferPointer(rebasing: b[48 ..< 48 + l])), "payload differs")
             case .keepalive:
                 require(length == 0 && h.type == .keepalive, "keepalive but decrypt gives \(String(describing: length))")
             case .drop: break
@@ -250,7 +259,7 @@ private func checkResealed(_ data: UnsafeRawBufferPointer) {
     let k = keys(for: h.session)
     let packet = copy(data)
     defer { packet.deallocate() }
-    let plaintext = copy(UnsafeRawBufferPointer(rebasing: data[44 ..< n - 32]))
+    let plaintext = copy(UnsafeRawBufferPointer(rebasing: data[48 ..< n - 32]))
     defer { plaintext.deallocate() }
     reseal(packet, k)
     let sealed = UnsafeRawBufferPointer(packet)
@@ -300,7 +309,7 @@ private func checkResealed(_ data: UnsafeRawBufferPointer) {
     if h.session > 0 && h.session - 1 != ownSession {
         let older = copy(data)
         defer { older.deallocate() }
-        storeBE64(h.session - 1, older, 4)
+        storeBE64(h.session - 1, older, 8)
         reseal(older, keys(for: h.session - 1))
         let (o, _) = open(opener, UnsafeRawBufferPointer(older), fromPeer: true)
         require(o == .drop(.oldSession), "older session gave \(o)")
@@ -308,7 +317,7 @@ private func checkResealed(_ data: UnsafeRawBufferPointer) {
     if h.session < UInt64.max && h.session + 1 != ownSession {
         let newer = copy(data)
         defer { newer.deallocate() }
-        storeBE64(h.session + 1, newer, 4)
+        storeBE64(h.session + 1, newer, 8)
         reseal(newer, keys(for: h.session + 1))
         let (o, _) = open(opener, UnsafeRawBufferPointer(newer), fromPeer: false)
         require(o == outcome, "newer session gave \(o), expected \(outcome)")

@@ -1,0 +1,245 @@
+import COpenSSL
+import Shared
+
+/// The OpenSSL state of one session of an AEAD suite (AES-256-GCM or
+/// ChaCha20-Poly1305, RFC 5116 / RFC 8439): one context keyed for sealing,
+/// one for opening, made once in `init`; the key is set once per session
+/// (`setKeys`); per packet only the nonce (N_salt XOR counter), the 32
+/// header bytes as associated data, one in-place update and the tag.
+/// Nothing is allocated per packet, by us or by OpenSSL.
+/// Not thread-safe: one instance per thread/direction.
+public final class AEADState {
+    private let sealing: OpaquePointer
+    private let opening: OpaquePointer
+    /// [0..<12] N_salt, [16..<28] the nonce being built, [32..<64] zeros
+    /// (the key that overwrites a dropped one), [64..<80] Final's output
+    /// (an AEAD writes none).
+    private let scratch: UnsafeMutableRawBufferPointer
+    private static let nonceOffset = 16
+    private static let zeroKeyOffset = 32
+    private static let finalOffset = 64
+    private static let tagLength = 16
+    private static let nonceLength = 12
+    private let name: String
+    private(set) var keyed = false
+    /// The datagram `open` authenticated last (its start and length), for
+    /// `take`: a length is handed out only for that datagram, once.
+    private var verifiedBase: UnsafeMutableRawPointer?
+    private var verifiedCount = 0
+
+    /// Contexts for `algorithm` (no key yet); `name` for errors.
+    init(algorithm: OpaquePointer, name: String) throws {
+        let enc = EVP_CIPHER_CTX_new()
+        let dec = EVP_CIPHER_CTX_new()
+        guard let enc, let dec else {
+            let e = CryptoError.failed("EVP context allocation")
+            EVP_CIPHER_CTX_free(enc); EVP_CIPHER_CTX_free(dec)
+            throw e
+        }
+        sealing = enc
+        opening = dec
+        self.name = name
+        scratch = .allocate(byteCount: 80, alignment: 16)
+        scratch.initializeMemory(as: UInt8.self, repeating: 0)
+        guard EVP_CipherInit_ex2(enc, algorithm, nil, nil, 1, nil) == 1,
+              EVP_CipherInit_ex2(dec, algorithm, nil, nil, 0, nil) == 1 else {
+            throw CryptoError.failed("\(name) setup")
+        }
+        // Both algorithms' default nonce is 96 bits, as the protocol's.
+        guard EVP_CIPHER_CTX_get_iv_length(enc) == Int32(Self.nonceLength),
+              EVP_CIPHER_CTX_get_iv_length(dec) == Int32(Self.nonceLength) else {
+            throw CryptoError.failed("\(name) nonce length")
+        }
+    }
+
+    deinit {
+        // OpenSSL clears the key schedules when freeing the contexts.
+        EVP_CIPHER_CTX_free(sealing)
+        EVP_CIPHER_CTX_free(opening)
+        cleanse(scratch)
+        scratch.deallocate()
+    }
+
+    /// K (32) ‖ N_salt (12): keys both contexts, keeps the salt.
+    func setKeys(_ material: UnsafeRawBufferPointer) -> Bool {
+        verifiedBase = nil
+        guard material.count == Wire.keyLength + Self.nonceLength, let m = material.baseAddress else {
+            unkey()
+            return false
+        }
+        let key = m.assumingMemoryBound(to: UInt8.self)
+        guard EVP_CipherInit_ex2(sealing, nil, key, nil, 1, nil) == 1,
+              EVP_CipherInit_ex2(opening, nil, key, nil, 0, nil) == 1 else {
+            ERR_clear_error()
+            unkey()
+            return false
+        }
+        scratch.baseAddress!.copyMemory(from: m + Wire.keyLength, byteCount: Self.nonceLength)
+        keyed = true
+        return true
+    }
+
+    /// Refuses every operation until keyed again; the salt is wiped and the
+    /// contexts' key schedules are overwritten with those of a zero key.
+    func unkey() {
+        verifiedBase = nil
+        keyed = false
+        OPENSSL_cleanse(scratch.baseAddress, Self.zeroKeyOffset)
+        let zero = UnsafePointer((scratch.baseAddress! + Self.zeroKeyOffset).assumingMemoryBound(to: UInt8.self))
+        _ = EVP_CipherInit_ex2(sealing, nil, zero, nil, 1, nil)
+        _ = EVP_CipherInit_ex2(opening, nil, zero, nil, 0, nil)
+        ERR_clear_error()
+    }
+
+    /// Nonce = N_salt XOR (0x00000000 ‖ counter, 8 bytes BE), into the scratch.
+    @inline(__always)
+    private func nonce(_ counter: UInt64) -> UnsafePointer<UInt8> {
+        let s = scratch.baseAddress!
+        let n = s + Self.nonceOffset
+        n.storeBytes(of: s.loadUnaligned(as: UInt32.self), as: UInt32.self)
+        let low = s.loadUnaligned(fromByteOffset: 4, as: UInt64.self) ^ counter.bigEndian
+        n.storeBytes(of: low, toByteOffset: 4, as: UInt64.self)
+        return UnsafePointer(n.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// Feeds the 32 header bytes as associated data and `count` bytes at
+    /// `body` through `ctx` in place.
+    @inline(__always)
+    private static func run(_ ctx: OpaquePointer, header: UnsafeMutableRawPointer, body: UnsafeMutableRawPointer,
+                            count: Int) -> Bool {
+        var outl: Int32 = 0
+        guard EVP_CipherUpdate(ctx, nil, &outl, header.assumingMemoryBound(to: UInt8.self),
+                               Int32(Wire.headerLength)) == 1 else { return false }
+        if count == 0 { return true }
+        let b = body.assumingMemoryBound(to: UInt8.self)
+        return EVP_CipherUpdate(ctx, b, &outl, b, Int32(count)) == 1 && Int(outl) == count
+    }
+
+    /// Seals in place: header (with `suite`), then ciphertext over the
+    /// payload at `packet[32...]`, then the tag. Returns the datagram length.
+    func seal(header: Header, suite: UInt8, payloadLength: Int, maxPayload: Int,
+              packet: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard payloadLength >= 0, payloadLength <= maxPayload else { throw CryptoError.payloadTooLong(payloadLength) }
+        let total = Wire.headerLength + payloadLength + Self.tagLength
+        guard packet.count >= total, let base = packet.baseAddress else {
+            throw CryptoError.bufferTooSmall(needed: total, available: packet.count)
+        }
+        guard keyed else { throw CryptoError.noKeys }
+        var h = header
+        h.suite = suite
+        h.write(to: packet)
+        let body = base + Wire.headerLength
+        var outl: Int32 = 0
+        guard EVP_CipherInit_ex2(sealing, nil, nil, nonce(header.counter), 1, nil) == 1,
+              Self.run(sealing, header: base, body: body, count: payloadLength),
+              EVP_CipherFinal_ex(sealing, (scratch.baseAddress! + Self.finalOffset).assumingMemoryBound(to: UInt8.self),
+                                 &outl) == 1,
+              EVP_CIPHER_CTX_ctrl(sealing, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagLength), body + payloadLength) == 1
+        else { throw CryptoError.failed("\(name) seal") }
+        return total
+    }
+
+    /// Checks the tag and decrypts in one operation, in place: true iff
+    /// the tag (compared in constant time by OpenSSL) verifies for the
+    /// header as associated data. Whatever the answer, only the datagram's
+    /// own buffer was written; `take` then gives the payload's length.
+    func open(_ packet: UnsafeMutableRawBufferPointer) -> Bool {
+        verifiedBase = nil
+        let n = packet.count
+        guard keyed, n >= Wire.headerLength + Self.tagLength, let base = packet.baseAddress else { return false }
+        let p = n - Wire.headerLength - Self.tagLength
+        let body = base + Wire.headerLength
+        let counter = UnsafeRawBufferPointer(packet).loadBigEndianUInt64(at: Wire.offsetCounter)
+        var outl: Int32 = 0
+        guard EVP_CipherInit_ex2(opening, nil, nil, nonce(counter), 0, nil) == 1,
+              Self.run(opening, header: base, body: body, count: p),
+              EVP_CIPHER_CTX_ctrl(opening, EVP_CTRL_AEAD_SET_TAG, Int32(Self.tagLength), body + p) == 1,
+              EVP_CipherFinal_ex(opening, (scratch.baseAddress! + Self.finalOffset).assumingMemoryBound(to: UInt8.self),
+                                 &outl) == 1
+        else {
+            ERR_clear_error()
+            return false
+        }
+        verifiedBase = base
+        verifiedCount = n
+        return true
+    }
+
+    /// The payload length of the datagram `open` just authenticated, once;
+    /// nil for any other buffer.
+    func take(_ packet: UnsafeMutableRawBufferPointer) -> Int? {
+        guard keyed, let v = verifiedBase, v == packet.baseAddress, verifiedCount == packet.count else { return nil }
+        verifiedBase = nil
+        return packet.count - Wire.headerLength - Self.tagLength
+    }
+}
+
+/// A `SuiteCipher` of an AEAD suite: everything is `AEADState`'s; the two
+/// conforming types differ only in their algorithm and suite byte.
+///
+/// `verify` authenticates and decrypts in place (the AEAD's one operation,
+/// the tag checked by OpenSSL in constant time) and `decrypt` returns the
+/// length `verify` authenticated: the order "authenticate before use"
+/// holds, as the opener neither reads the plaintext nor changes any state
+/// before `verify` returned true, and a failed datagram's plaintext never
+/// leaves its own receive buffer.
+public protocol AEADSuiteCipher: SuiteCipher where Suite: AEADSuite {
+    var state: AEADState { get }
+}
+
+extension AEADSuiteCipher {
+    /// All 44 bytes (T(1) and the start of T(2)): a new session's datagram
+    /// needs the key and the salt to check its tag.
+    public static var verifyKeyMaterialLength: Int { Suite.keyMaterialLength }
+
+    public func setKeys(material: UnsafeRawBufferPointer) throws {
+        guard material.count == Self.keyMaterialLength else {
+            unkey()
+            throw CryptoError.keyLength(what: "session key material", expected: Self.keyMaterialLength,
+                                        actual: material.count)
+        }
+        guard state.setKeys(material) else { throw CryptoError.failed("AEAD key setup") }
+    }
+
+    /// Keys everything (the verify material is all of it).
+    public func setVerifyKey(material: UnsafeRawBufferPointer) -> Bool {
+        guard material.count >= Self.keyMaterialLength else {
+            unkey()
+            return false
+        }
+        return state.setKeys(UnsafeRawBufferPointer(rebasing: material[0..<Self.keyMaterialLength]))
+    }
+
+    public func unkey() { state.unkey() }
+
+    public var hasCipherKeys: Bool { state.keyed }
+
+    public func seal(header: Header, payloadLength: Int, packet: UnsafeMutableRawBufferPointer) throws -> Int {
+        try state.seal(header: header, suite: Suite.id, payloadLength: payloadLength,
+                       maxPayload: Suite.maxPayloadLength, packet: packet)
+    }
+
+    public func verify(_ packet: UnsafeMutableRawBufferPointer) -> Bool { state.open(packet) }
+
+    public func decrypt(_ packet: UnsafeMutableRawBufferPointer) -> Int? { state.take(packet) }
+}
+
+/// Suite 2: AES-256-GCM.
+public final class AES256GCMCipher: AEADSuiteCipher {
+    public typealias Suite = AES256GCMSuite
+    public let state: AEADState
+
+    public init(algorithms: CryptoAlgorithms) throws {
+        state = try AEADState(algorithm: algorithms.aes256GCM, name: "AES-256-GCM")
+    }
+}
+
+/// Suite 3: ChaCha20-Poly1305.
+public final class ChaCha20Poly1305Cipher: AEADSuiteCipher {
+    public typealias Suite = ChaCha20Poly1305Suite
+    public let state: AEADState
+
+    public init(algorithms: CryptoAlgorithms) throws {
+        state = try AEADState(algorithm: algorithms.chacha20Poly1305, name: "ChaCha20-Poly1305")
+    }
+}
