@@ -9,7 +9,7 @@ import Shared
 /// v2 blocks: every block names its `suite:`. A `seal-…` block of the CBC
 /// suite gives k_enc/k_mac/k_iv/iv, of an AEAD suite key/nonce_salt/nonce,
 /// and the exact `packet`. A `keypair-…` block gives X25519 inputs and the
-/// tunnel key (checked where the keypair code lives; skipped here). Every
+/// tunnel key T, derived from both sides. Every
 /// other block is a receive sequence for a fresh opener of its suite.
 final class VectorTests: XCTestCase {
     struct Block {
@@ -26,9 +26,6 @@ final class VectorTests: XCTestCase {
 
     /// The document of record.
     static let protocolDocument = root.appendingPathComponent("docs/PROTOCOL.md")
-    /// Vectors made by this Swift code itself (not independent!), only to
-    /// exercise the parser and checks until PROTOCOL.md carries v2 vectors.
-    static let temporaryFixture = root.appendingPathComponent("Tests/fixtures/v2-vectors-temporary.md")
 
     static func loadBlocks(_ url: URL) throws -> [Block] {
         try parse(String(contentsOf: url, encoding: .utf8))
@@ -58,13 +55,10 @@ final class VectorTests: XCTestCase {
         return blocks
     }
 
-    /// PROTOCOL.md's blocks; skips while the document still carries the
-    /// v1 vectors (no block names a suite): the v2 document replaces them.
+    /// PROTOCOL.md's blocks; every one but the keypair blocks names a suite.
     func documentBlocks() throws -> [Block] {
         let blocks = try Self.loadBlocks(Self.protocolDocument)
-        if !blocks.contains(where: { $0.fields["suite"] != nil }) {
-            throw XCTSkip("docs/PROTOCOL.md carries v1 vectors; the v2 document replaces them")
-        }
+        XCTAssertTrue(blocks.contains { $0.fields["suite"] != nil }, "docs/PROTOCOL.md has no v2 vectors")
         return blocks
     }
 
@@ -89,7 +83,7 @@ final class VectorTests: XCTestCase {
 
     func testSealVectors() throws {
         let blocks = try documentBlocks()
-        XCTAssertGreaterThanOrEqual(try checkSeal(blocks), 3)
+        XCTAssertEqual(try checkSeal(blocks), 6)
     }
 
     func testReceiveVectors() throws {
@@ -97,13 +91,30 @@ final class VectorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try checkReceive(blocks), 30)
     }
 
-    // MARK: The temporary fixture (the parser and checks at work)
+    func testKeypairVectors() throws {
+        let blocks = try documentBlocks().filter(\.isKeypair)
+        XCTAssertGreaterThanOrEqual(blocks.count, 2)
+        let alg = try CryptoAlgorithms()
+        for b in blocks {
+            func secret(_ key: String) -> SecretBytes? {
+                let h = Self.hex(b.fields[key] ?? "")
+                return h.isEmpty ? nil : h.withUnsafeBytes { SecretBytes(copying: $0) }
+            }
+            let privA = try XCTUnwrap(secret("private_a")), privB = try XCTUnwrap(secret("private_b"))
+            let pubA = Self.hex(b.fields["public_a"]!), pubB = Self.hex(b.fields["public_b"]!)
+            XCTAssertEqual(try X25519.publicKey(of: privA), pubA, b.name)
+            XCTAssertEqual(try X25519.publicKey(of: privB), pubB, b.name)
+            let shared = try X25519.sharedSecret(privateKey: privA, peerPublic: pubB)
+            XCTAssertEqual(shared.withUnsafeBytes { Self.hexString($0) }, b.fields["shared"], b.name)
+            let psk = secret("psk")
+            let tA = try TunnelKey.derive(privateKey: privA, peerPublic: pubB, psk: psk, algorithms: alg)
+            let tB = try TunnelKey.derive(privateKey: privB, peerPublic: pubA, psk: psk, algorithms: alg)
+            XCTAssertEqual(tA.withUnsafeBytes { Self.hexString($0) }, b.fields["tunnel_key"], "\(b.name): A's side")
+            XCTAssertEqual(tB.withUnsafeBytes { Self.hexString($0) }, b.fields["tunnel_key"], "\(b.name): B's side")
+        }
+    }
 
-    func testTemporaryFixtureThroughTheSameChecks() throws {
-        let blocks = try Self.loadBlocks(Self.temporaryFixture)
-        try checkPresence(blocks)
-        XCTAssertEqual(try checkSeal(blocks), 6)
-        XCTAssertGreaterThanOrEqual(try checkReceive(blocks), 20)
+    func testUnknownSuiteNameIsNoSuite() {
         // A block whose suite is not one of the three is an error, not a skip.
         let bad = Self.parse("```vector\nname: seal-x\nsuite: aes-128-gcm\n```\n")
         XCTAssertNil(bad[0].suite)

@@ -6,10 +6,8 @@ import squtun_crypto
 // `SuiteCipher` (SuiteBench.swift), so a suite is one line here.
 @MainActor let suiteEntries: [SuiteEntry] = [
     SuiteEntry("aes-256-cbc-hmac-sha256", .cbcHMACSHA256, forgedCosts: true) { try PacketCipher(algorithms: $0) },
-    // ── AEAD suites: one line each, added where the AEAD `SuiteCipher` type is
-    // merged (its initialiser as squtun-crypto declares it), e.g.
-    //   SuiteEntry("aes-256-gcm", .aead("aes-256-gcm")) { try AEADCipher<AES256GCMSuite>(algorithms: $0) },
-    //   SuiteEntry("chacha20-poly1305", .aead("chacha20-poly1305")) { try AEADCipher<ChaCha20Poly1305Suite>(algorithms: $0) },
+    SuiteEntry("aes-256-gcm", .aead("aes-256-gcm")) { try AES256GCMCipher(algorithms: $0) },
+    SuiteEntry("chacha20-poly1305", .aead("chacha20-poly1305")) { try ChaCha20Poly1305Cipher(algorithms: $0) },
 ]
 
 /// The names of protocol v2's suites (docs/PROTOCOL.md): a name here but
