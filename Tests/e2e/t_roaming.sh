@@ -44,8 +44,9 @@ ip netns exec "$NS_B" /usr/bin/python3 -c '
 import socket, os
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("198.51.100.3", 4000))
-# Valid-looking headers (version 1, data, a newer session) so they reach the MAC check.
-for i in range(50): s.sendto(b"\x01\x01\x00\x00" + b"\xff" * 8 + os.urandom(80 + 16 * (i % 5)), ("198.51.100.1", 3456))
+# Valid-looking v2 headers (version 2, the CBC suite, data, no flags, key
+# id 0, a newer session) of a well-formed length, so they reach the MAC check.
+for i in range(50): s.sendto(b"\x02\x01\x01\x00" + b"\x00" * 4 + b"\xff" * 8 + os.urandom(80 + 16 * (i % 5)), ("198.51.100.1", 3456))
 '
 sleep 0.3
 check "forged datagrams from another port do not move the peer" moved
