@@ -367,7 +367,8 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
 
     public func statusText(logLinesDropped: UInt64) -> String {
         let peer = peers[0]
-        return stats().render(interface: interface, peer: peer.address.map { "\($0)" } ?? "none",
+        return stats().render(interface: interface, suite: SuiteID(rawValue: Cipher.Suite.id)?.name ?? "?",
+                              peer: peer.address.map { "\($0)" } ?? "none",
                               peerSession: peer.opener.peerSession, ownSession: peer.sealer.session,
                               derivations: peer.opener.derivations, nowMonotonicMs: clock.monotonicMs(),
                               logLinesDropped: logLinesDropped)

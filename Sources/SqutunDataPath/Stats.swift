@@ -31,10 +31,13 @@ public struct Stats {
     public init() {}
 
     /// `name: value` lines, stable names (tests and scripts read them).
-    public func render(interface: String, peer address: String, peerSession: UInt64?, ownSession: UInt64,
-                       derivations: UInt64, nowMonotonicMs: UInt64, logLinesDropped: UInt64) -> String {
+    public func render(interface: String, suite: String, peer address: String, peerSession: UInt64?,
+                       ownSession: UInt64, derivations: UInt64, nowMonotonicMs: UInt64,
+                       logLinesDropped: UInt64) -> String {
         var lines: [(String, String)] = [
             ("interface", interface),
+            // This end's suite: what a peer's wrong-suite drops are measured against.
+            ("cipher", suite),
             ("peer", address),
             ("last-authenticated", peer.lastAuthenticatedMs.map {
                 let ms = nowMonotonicMs &- $0

@@ -10,6 +10,8 @@ genkey "$WORK/key"
 start_squtun "$NS_A" a -l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 1 --cipher aes-256-gcm
 start_squtun "$NS_B" b -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 1
 check "both daemons wrote their pid files" wait_for 5 test -s "$WORK/a.pid" -a -s "$WORK/b.pid"
+check "status names each end's own suite (A aes-256-gcm, B the default)" \
+    test "$(counter "$NS_A" a cipher)/$(counter "$NS_B" b cipher)" = "aes-256-gcm/aes-256-cbc-hmac-sha256"
 check "ping A → B does not cross" bash -c "! ip netns exec $NS_A ping -c 3 -i 0.2 -W 1 -q $TUN_B >/dev/null 2>&1"
 ip netns exec "$NS_A" ping -c 300 -i 0.005 -W 1 -q "$TUN_B" >/dev/null 2>&1
 ip netns exec "$NS_B" ping -c 300 -i 0.005 -W 1 -q "$TUN_A" >/dev/null 2>&1
