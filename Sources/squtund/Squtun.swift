@@ -17,10 +17,10 @@ struct Squtun: ParsableCommand {
         abstract: "Encrypted IP-over-UDP tunnel (SquTUN's options).",
         usage: """
             squtun -i IFACE -k KEYFILE [-p HOST [-r PORT]] [-l PORT] [-a SECONDS] [-c SECONDS]
-                   [--peer-key PUBKEY [--psk PSKFILE]]
+                   [--peer-key PUBKEY [--psk PSKFILE]] [--cipher SUITE]
                    [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH] [--control PATH]
             squtun --config FILE [OPTIONS]
-            squtun -m LINK_MTU [--ipv6]
+            squtun -m LINK_MTU [--ipv6] [--cipher SUITE]
             squtun genkey [FILE]
             squtun genkey --keypair NAME
             squtun pubkey [FILE]
@@ -33,7 +33,10 @@ struct Squtun: ParsableCommand {
             public key in --peer-key (and optionally a PSK mixed in with --psk).
             --config FILE reads the same settings from a file, one per line
             ('peer 198.51.100.2'); options on the command line override it.
-            'squtun -m LINK_MTU [--ipv6]' prints the tun MTU to use and exits.
+            --cipher picks the suite, the same on both ends: aes-256-cbc-hmac-sha256
+            (the default), aes-256-gcm or chacha20-poly1305.
+            'squtun -m LINK_MTU [--ipv6] [--cipher SUITE]' prints the tun MTU to use
+            for that suite and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,
         // The libcrypto actually loaded, not the one built against: what a
