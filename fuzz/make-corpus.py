@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets (docs/FUZZING.md).
 
-fuzz/corpus/packet/   every datagram of docs/PROTOCOL.md's test vectors
-                      (`packet:` of the seal- blocks, `recv:` of the others),
-                      one file each, named after its block; and plain-*: the
-                      seal- datagrams with plaintext for the harness to seal
+fuzz/corpus/packet/   every datagram of docs/PROTOCOL.md's test vectors, of
+                      all three suites (`packet:` of the seal- blocks, `recv:`
+                      of the others), one file each, named after its block;
+                      plain-*: the seal- datagrams with their plaintext in
+                      place of the ciphertext (CBC: payload + PKCS#7 padding
+                      and a zero MAC; AEAD: payload and a zero tag) for the
+                      harness to seal; v1-data: a version 1 datagram
+                      (Tests/vectors/squtun_v1.py), refused as old-version
 fuzz/corpus/keyfile/  valid and invalid key files
 fuzz/corpus/options/  command lines, one argument per line (NUL also separates)
 fuzz/corpus/channel/  helper<->worker messages: one control byte (bits 0-1
@@ -52,16 +56,25 @@ def packets():
     if count < 20:
         sys.exit("make-corpus: only %d datagrams found in docs/PROTOCOL.md" % count)
     # For the target's re-sealing check (B): the seal- datagrams with their
-    # plaintext (payload + PKCS#7 padding) in place of the ciphertext and a
-    # zero MAC, which the harness encrypts and MACs before opening them.
+    # plaintext in place of the ciphertext and a zero MAC or tag, which the
+    # harness seals before opening them. The suite byte says the layout.
     for block in re.findall(r"```vector\n(.*?)```", text, re.S):
         name = re.search(r"^name: (\S+)$", block, re.M).group(1)
         if not name.startswith("seal-"):
             continue
         packet = bytes.fromhex(re.search(r"^packet: ([0-9a-f]+)$", block, re.M).group(1))
         payload = bytes.fromhex(re.search(r"^payload: ?([0-9a-f]*)$", block, re.M).group(1))
-        pad = 16 - len(payload) % 16
-        write("packet", "plain-" + name[len("seal-"):], packet[:44] + payload + bytes([pad]) * pad + bytes(32))
+        if packet[1] == 1:
+            pad = 16 - len(payload) % 16
+            plain = packet[:48] + payload + bytes([pad]) * pad + bytes(32)
+        else:
+            plain = packet[:32] + payload + bytes(16)
+        write("packet", "plain-" + name[len("seal-"):], plain)
+    # A version 1 datagram (the independent v1 implementation).
+    sys.path.insert(0, os.path.join(ROOT, "Tests", "vectors"))
+    import squtun_v1
+    from squtun_common import PING, PSK, S_A
+    write("packet", "v1-data", squtun_v1.seal(PSK, squtun_v1.TYPE_DATA, S_A, 1, 1795000000980, PING))
 
 
 def keyfiles():

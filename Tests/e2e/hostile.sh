@@ -14,12 +14,19 @@
 # the parts in hostile/ in order, one per attack family or fault; they
 # share this shell: the world, the judge (run_class) and the figures.
 #
-#   SQUTUN=path/to/squtun [ATTACK=path/to/squtun-attack] bash Tests/e2e/hostile.sh [--quick]
+#   SQUTUN=path/to/squtun [ATTACK=path/to/squtun-attack] [CIPHER=NAME | CIPHERS="A B"] \
+#       bash Tests/e2e/hostile.sh [--quick]
+#
+# Once per cipher suite (ciphers.sh): without CIPHER it runs itself for
+# each of CIPHERS (default all three), both ends and squtun-attack with
+# --cipher of that suite, and adds their lines up.
 #
 # Not named t_*.sh: scripts/e2e does not pick it up; scripts/hostile runs
 # the full mode, CI the --quick one. HOSTILE_REPORT=FILE also writes the
 # table and figures (markdown) to FILE.
+. "$(dirname "$0")/ciphers.sh"
 . "$(dirname "$0")/lib.sh"
+T_NAME="$T_NAME/$CIPHER"
 trap cleanup EXIT
 
 MODE=full
@@ -52,7 +59,7 @@ OTHER=198.51.100.9                      # an address nobody has: "another source
 PORT_A=3456 PORT_B=3457
 T0=$SECONDS
 
-echo "hostile: adversarial datagrams, load and faults ($MODE)"
+echo "hostile: adversarial datagrams, load and faults ($MODE, --cipher $CIPHER)"
 PART=$(dirname "$0")/hostile
 . "$PART/world.sh"              # the tunnel, tun witnesses, live pings both ways
 . "$PART/judge.sh"              # run_class: attack, snapshots, predicted drops

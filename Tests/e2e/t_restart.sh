@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Restarting either peer: traffic resumes without touching the other one.
+# Once per cipher suite (ciphers.sh).
+. "$(dirname "$0")/ciphers.sh"
 . "$(dirname "$0")/lib.sh"
+T_NAME="$T_NAME/$CIPHER"
 trap cleanup EXIT
-echo "restart: either peer restarts"
+echo "restart: either peer restarts, --cipher $CIPHER"
 make_world
 genkey "$WORK/key"
-args_a=(-l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 2)
-args_b=(-l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 2)
+args_a=(-l 3456 -p "$UNDER_B" -r 3457 -i tun0 -k "$WORK/key" -a 2 --cipher "$CIPHER")
+args_b=(-l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 2 --cipher "$CIPHER")
 start_squtun "$NS_A" a "${args_a[@]}"
 start_squtun "$NS_B" b "${args_b[@]}"
 check "ping A → B" wait_for 5 ping_from "$NS_A" "$TUN_B"

@@ -12,12 +12,19 @@ layout is summed up in Tests/vectors/v1-vectors.md), with Python's
     squtun_v1.py check-v2 FILE.md    give every version 2 datagram of FILE.md
                                      (docs/PROTOCOL.md) to a v1 receiver: each
                                      must be dropped as malformed
+    squtun_v1.py seal KEYFILE SESSION COUNT OUT
+                                     seal COUNT v1 data datagrams (an ICMP echo,
+                                     counters 1..COUNT, the current time) with
+                                     the PSK of squtun key file KEYFILE into OUT,
+                                     as squtun-attack stores datagrams
+                                     (replay --in OUT sends them)
 
 `check` prints a line per vector and ends with "vectors-v1: N passed, M failed";
 `check-v2` ends with "v1-receiver: N passed, M failed".
 """
 import struct
 import sys
+import time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -255,6 +262,17 @@ def check_v2(path):
     return failed == 0 and passed > 0
 
 
+def seal_file(key_path, session, count, out):
+    """What a v1 squtun sharing KEYFILE's PSK would send, for the e2e test
+    of a v2 squtun receiving it (t_versions.sh)."""
+    psk = bytes.fromhex(open(key_path).read().strip())
+    now = int(time.time() * 1000)
+    with open(out, "wb") as f:
+        for i in range(1, count + 1):
+            d = seal(psk, TYPE_DATA, session, i, now, PING)
+            f.write(struct.pack(">I", len(d)) + d)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
         print(render(build_vectors(), lambda f: Receiver(PSK, f["own_session"], f["start_ms"], f["skew_s"], former_of(f))))
@@ -262,6 +280,8 @@ if __name__ == "__main__":
         sys.exit(0 if check(sys.argv[2]) else 1)
     elif len(sys.argv) == 3 and sys.argv[1] == "check-v2":
         sys.exit(0 if check_v2(sys.argv[2]) else 1)
+    elif len(sys.argv) == 6 and sys.argv[1] == "seal":
+        seal_file(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         print(__doc__)
         sys.exit(64)

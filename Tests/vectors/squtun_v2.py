@@ -12,6 +12,13 @@ checks, suite 1's CBC and MAC, the vectors' common inputs). It makes the test ve
                                   sweep is `malformed` to a v1 receiver
                                   (squtun_v1.py) and every v1 datagram is
                                   `old-version` to a v2 receiver
+    squtun_v2.py seal KEYFILE SUITE SESSION COUNT OUT [FLAGS [KEY_ID]]
+                                  seal COUNT data datagrams of SUITE (its name),
+                                  an ICMP echo each, counters 1..COUNT, the
+                                  current time, flags and key id as given
+                                  (default 0), with the PSK of squtun key file
+                                  KEYFILE into OUT, as squtun-attack stores
+                                  datagrams (replay --in OUT sends them)
 
 `check` prints a line per vector and ends with "vectors: N passed, M failed";
 `compat` ends with "compat: N passed, M failed".
@@ -20,6 +27,7 @@ import hashlib
 import os
 import struct
 import sys
+import time
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -482,6 +490,18 @@ def compat():
     return failed == 0
 
 
+def seal_file(key_path, suite_name, session, count, out, flags=0, key_id=0):
+    """Datagrams of the right suite and key whose header a receiver must
+    refuse (wrong-mode, unknown-key), for the e2e test t_versions.sh."""
+    t = bytes.fromhex(open(key_path).read().strip())
+    suite = SUITE_BY_NAME[suite_name]
+    now = int(time.time() * 1000)
+    with open(out, "wb") as f:
+        for i in range(1, count + 1):
+            d = seal(t, suite, TYPE_DATA, session, i, now, PING, flags=flags, key_id=key_id)
+            f.write(struct.pack(">I", len(d)) + d)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "vectors":
         print(render(build_vectors(), receiver_of))
@@ -489,6 +509,9 @@ if __name__ == "__main__":
         sys.exit(0 if check(sys.argv[2]) else 1)
     elif len(sys.argv) == 2 and sys.argv[1] == "compat":
         sys.exit(0 if compat() else 1)
+    elif 7 <= len(sys.argv) <= 9 and sys.argv[1] == "seal":
+        seal_file(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
+                  *(int(a, 0) for a in sys.argv[7:]))
     else:
         print(__doc__)
         sys.exit(64)

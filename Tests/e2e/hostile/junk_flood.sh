@@ -20,7 +20,7 @@ iperf_run() { # seconds json → Mbit/s, or "failed"
 }
 base=$(iperf_run $IPERF_S "$WORK/iperf0.json")
 snap b "$WORK/st.before"
-ip netns exec "$NS_A" "$ATTACK" flood --to "$UNDER_B:$PORT_B" --rate $FLOOD_RATE --senders 2 --seconds $((IPERF_S + 1)) > "$WORK/flood1.out" 2>&1 &
+ip netns exec "$NS_A" "$ATTACK" flood --cipher "$CIPHER" --to "$UNDER_B:$PORT_B" --rate $FLOOD_RATE --senders 2 --seconds $((IPERF_S + 1)) > "$WORK/flood1.out" 2>&1 &
 fl=$!
 PIDS+=($fl)
 sleep 0.5

@@ -3,7 +3,7 @@
 # to FILE as markdown.
 
 report() {
-    echo "### Adversarial datagrams ($MODE run, attack pacing $RATE/s)"
+    echo "### Adversarial datagrams ($MODE run, --cipher $CIPHER, attack pacing $RATE/s)"
     echo
     echo "| class | sent | reached tun | counter check (drop-<reason> growth) | verdict | live pkts meanwhile |"
     echo "|---|---:|---:|---|---|---:|"
@@ -18,4 +18,7 @@ report() {
 }
 echo
 report | sed 's/^/    /'
-[ -n "${HOSTILE_REPORT:-}" ] && report > "$HOSTILE_REPORT"
+# The default suite's report is HOSTILE_REPORT itself, another suite's FILE.SUITE.
+if [ -n "${HOSTILE_REPORT:-}" ]; then
+    if [ "$CIPHER" = aes-256-cbc-hmac-sha256 ]; then report > "$HOSTILE_REPORT"; else report > "$HOSTILE_REPORT.$CIPHER"; fi
+fi

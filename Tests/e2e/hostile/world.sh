@@ -6,8 +6,8 @@ make_world
 # No IPv6 on the tuns: router solicitations would be tunnel traffic that is not ours.
 for ns in "$NS_A" "$NS_B"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.tun0.disable_ipv6=1; done
 genkey "$WORK/key"
-A_ARGS=(-l $PORT_A -p "$UNDER_B" -r $PORT_B -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S)
-B_ARGS=(-l $PORT_B -p "$UNDER_A" -r $PORT_A -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S)
+A_ARGS=(-l $PORT_A -p "$UNDER_B" -r $PORT_B -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER")
+B_ARGS=(-l $PORT_B -p "$UNDER_A" -r $PORT_A -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER")
 start_a() { start_squtun "$NS_A" a "${A_ARGS[@]}"; }
 start_b() { start_squtun "$NS_B" b "${B_ARGS[@]}"; }
 ns_of() { if [ "$1" = a ]; then echo "$NS_A"; else echo "$NS_B"; fi; }

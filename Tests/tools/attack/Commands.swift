@@ -15,18 +15,18 @@ private func rate(_ a: Args) throws(AttackError) -> Double {
     try a.double("rate", default: 20000)
 }
 
-/// A datagram that passes check 1's syntax (v2, the default suite, TUN
-/// mode, key id 0): what squtun could have sent.
-private func looksGenuine(_ d: UnsafeRawBufferPointer) -> Bool {
-    d.count >= 96 && (d.count - 80) % 16 == 0 && d[0] == 2 && d[1] == 1 && (d[2] == 1 || d[2] == 2) && d[3] == 0
-        && d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] == 0
+/// A datagram that passes check 1's syntax for a receiver of `suite` (v2,
+/// that suite, TUN mode, key id 0, its length rule): what squtun could have sent.
+private func looksGenuine(_ d: UnsafeRawBufferPointer, _ suite: SuiteID) -> Bool {
+    d.count >= Wire.headerLength && suite.layout.isWellFormedLength(d.count) && d[0] == 2 && d[1] == suite.rawValue
+        && (d[2] == 1 || d[2] == 2) && d[3] == 0 && d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] == 0
 }
 
 // MARK: capture
 
 /// capture --iface IF --dport PORT [--src IP] [--count N] [--timeout S] --out FILE
-///         [--immediate --to EP --from EP --own S --peer S [--from-peer]]
-/// Records genuine squtun datagrams seen on IF (either direction) going to
+///         [--cipher NAME] [--immediate --to EP --from EP --own S --peer S [--from-peer]]
+/// Records genuine squtun datagrams of the suite --cipher names seen on IF (either direction) going to
 /// PORT (from IP). With --immediate each one is also sent again to --to the
 /// moment it is seen (our own copies are recognised and not recorded).
 func captureCommand(_ a: Args) throws(AttackError) {
@@ -39,6 +39,7 @@ func captureCommand(_ a: Args) throws(AttackError) {
     let timeout = try a.double("timeout", default: 10)
     let out = try a.string("out")
     let immediate = a.flag("immediate")
+    let suite = try suiteOption(a)
     let replayer = immediate ? try sender(a) : nil
     let model = immediate ? try TargetModel(a) : nil
 
@@ -58,9 +59,9 @@ func captureCommand(_ a: Args) throws(AttackError) {
             guard let u = UDPView(ip), u.destination.port == dport,
                   src == nil || u.source.address == src else { continue }
             let d = UnsafeRawBufferPointer(rebasing: ip[u.payloadOffset..<(u.payloadOffset + u.payloadLength)])
-            guard looksGenuine(d) else { continue }
-            // Session, counter and the MAC identify a datagram (and our own copy of it).
-            let key = Array(d[4..<20]) + Array(d[(d.count - 32)...])
+            guard looksGenuine(d, suite) else { continue }
+            // Session, counter and the MAC or tag identify a datagram (and our own copy of it).
+            let key = Array(d[8..<24]) + Array(d[(d.count - 16)...])
             guard seen.insert(key).inserted else { continue }
             captured.append(Array(d))
             if let replayer, let model {
@@ -147,10 +148,11 @@ func tamperCommand(_ a: Args) throws(AttackError) {
 /// forge --kind random|header|wrongkey --to EP --from EP --own S --peer S [--from-peer]
 ///       [--rounds R] [--max-length L] [--count N] [--rate R]
 /// random: R rounds of random bytes of every length 0...L (2000).
-/// header: N datagrams with a valid v2 header (version, default suite,
-///   type, flags, key id 0, the peer's current session or a newer or an
-///   older one, a counter, the time) and random IV, ciphertext and MAC.
-/// wrongkey: N datagrams correctly sealed, but with a random key.
+/// header: N datagrams with a valid v2 header (version, the suite --cipher
+///   names, type, flags, key id 0, the peer's current session or a newer or
+///   an older one, a counter, the time), a length of that suite, and random
+///   IV, ciphertext and MAC (CBC) or ciphertext and tag (AEAD).
+/// wrongkey: N datagrams correctly sealed in that suite, but with a random key.
 func forgeCommand(_ a: Args) throws(AttackError) {
     let kind = try a.string("kind")
     let s = try sender(a)
@@ -189,10 +191,10 @@ func forgeCommand(_ a: Args) throws(AttackError) {
     case "header":
         let count = try a.int("count")
         for i in 0..<count {
-            let length = 80 + 16 * (1 + rng.below(88))
+            let length = model.suite == .aes256CBCHMACSHA256 ? 80 + 16 * (1 + rng.below(88)) : 48 + rng.below(1400)
             rng.fill(base, length)
             base.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
-            base.storeBytes(of: SuiteID.defaultSuite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
+            base.storeBytes(of: model.suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
             base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: Wire.offsetType, as: UInt8.self)
             base.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
             base.put32(0, Wire.offsetKeyId)
@@ -205,7 +207,7 @@ func forgeCommand(_ a: Args) throws(AttackError) {
         }
     case "wrongkey":
         let count = try a.int("count")
-        let crafter = try Crafter(keyPath: nil)
+        let crafter = try Crafter(keyPath: nil, suite: model.suite)
         let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
         for i in 0..<count {
             let payload = 28 + rng.below(1300)
@@ -234,7 +236,7 @@ func forgeCommand(_ a: Args) throws(AttackError) {
 /// The same with fresh counters and the current time: only check 3 (the
 /// session is older than the peer's current one) stands in the way.
 func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
-    let crafter = try Crafter(keyPath: try a.string("key"))
+    let crafter = try Crafter(keyPath: try a.string("key"), suite: try suiteOption(a))
     let session = try a.uint64("session")
     let offset = Int64(oldSession ? 0 : try a.int("offset-ms"))
     let count = try a.int("count")
@@ -280,8 +282,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let headerFraction = try a.double("header-fraction", default: 0)
     let senders = max(1, try a.int("senders", default: 1))
     let batch = min(64, max(1, try a.int("batch", default: 1)))
-    let cipherName = a.string("cipher", default: SuiteID.defaultSuite.name)
-    guard let suite = SuiteID(name: cipherName) else { throw .usage("--cipher: unknown suite '\(cipherName)'") }
+    let suite = try suiteOption(a)
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]

@@ -4,50 +4,49 @@ import SqutunConfig
 import SqutunDataPath
 import squtun_crypto
 
-/// Seals datagrams like a squtun sender, but with any session, counter and
-/// timestamp we choose, using the project's own crypto (SessionKeys,
-/// PacketCipher): with the real key for the skew and old-session classes,
-/// with a random wrong key for the forge class.
+/// Seals datagrams like a squtun sender of any suite, but with any session,
+/// counter and timestamp we choose, using the project's own crypto (the
+/// suite's `SuiteCipher`, keyed by `SessionKeyDeriver`): with the real key
+/// for the skew and old-session classes, with a random wrong key for the
+/// forge class.
 final class Crafter {
-    private let algorithms: CryptoAlgorithms
-    private let psk: SecretBytes
-    private let cipher: PacketCipher
+    private let keys: SessionKeyDeriver
+    private let cipher: any SuiteCipher
+    private let payloadStart: Int
     private var keyedSession: UInt64?
     let buffer: UnsafeMutableRawBufferPointer
 
     /// `keyPath` nil: a fresh random key (not the tunnel's).
-    init(keyPath: String?) throws(AttackError) {
-        do {
-            algorithms = try CryptoAlgorithms()
-            cipher = try PacketCipher(algorithms: algorithms)
-        } catch {
-            throw .system("OpenSSL: \(error)")
-        }
+    init(keyPath: String?, suite: SuiteID) throws(AttackError) {
+        let psk: SecretBytes
         if let keyPath {
             do { psk = try KeyFile.read(path: keyPath) } catch { throw .system("key file: \(error)") }
         } else {
             psk = SecretBytes(count: Wire.pskLength)
             _ = psk.withUnsafeMutableBytes { squtun_getrandom($0.baseAddress, $0.count) }
         }
+        do {
+            let algorithms = try CryptoAlgorithms()
+            cipher = try makeCipher(suite, algorithms)
+            keys = try SessionKeyDeriver(psk: psk)
+        } catch {
+            throw .system("OpenSSL: \(error)")
+        }
+        payloadStart = suite.layout.payloadStart
         buffer = .allocate(byteCount: Wire.maxPacketLength + 64, alignment: 16)
     }
 
     deinit { buffer.deallocate() }
 
-    /// Seals a datagram whose payload `fill` writes at the ciphertext offset
-    /// (returning its length); the datagram is `buffer[0..<result]`.
+    /// Seals a datagram whose payload `fill` writes at the suite's payload
+    /// offset (returning its length); the datagram is `buffer[0..<result]`.
     func seal(type: PacketType, session: UInt64, counter: UInt64, timestampMs: UInt64,
               fill: (UnsafeMutableRawPointer) -> Int) throws(AttackError) -> Int {
         if keyedSession != session {
-            do {
-                let keys = try SessionKeys(algorithms: algorithms, psk: psk, session: session)
-                try cipher.setKeys(keys)
-            } catch {
-                throw .system("deriving keys: \(error)")
-            }
+            do { try keys.setKeys(of: session, in: cipher) } catch { throw .system("deriving keys: \(error)") }
             keyedSession = session
         }
-        let length = type == .data ? fill(buffer.baseAddress! + Wire.offsetCiphertext) : 0
+        let length = type == .data ? fill(buffer.baseAddress! + payloadStart) : 0
         let header = Header(type: type, session: session, counter: counter, timestampMs: timestampMs)
         do {
             return try cipher.seal(header: header, payloadLength: length, packet: buffer)
@@ -55,6 +54,22 @@ final class Crafter {
             throw .system("seal: \(error)")
         }
     }
+}
+
+/// The library's cipher of `suite` (the one squtun itself runs).
+private func makeCipher(_ suite: SuiteID, _ algorithms: CryptoAlgorithms) throws -> any SuiteCipher {
+    switch suite {
+    case .aes256CBCHMACSHA256: return try PacketCipher(algorithms: algorithms)
+    case .aes256GCM: return try AES256GCMCipher(algorithms: algorithms)
+    case .chacha20Poly1305: return try ChaCha20Poly1305Cipher(algorithms: algorithms)
+    }
+}
+
+/// The suite `--cipher NAME` names (default: the default suite).
+func suiteOption(_ a: Args) throws(AttackError) -> SuiteID {
+    let name = a.string("cipher", default: SuiteID.defaultSuite.name)
+    guard let suite = SuiteID(name: name) else { throw .usage("--cipher: unknown suite '\(name)'") }
+    return suite
 }
 
 /// An IPv4/UDP packet 10.66.6.6:6666 → `destination`:9 carrying

@@ -23,8 +23,11 @@ struct TargetModel {
     var peerSession: UInt64?
     var fromPeer: Bool
     var skewLimitMs: UInt64
+    /// The receiver's suite (`--cipher`): which suite byte it takes and its length rule.
+    var suite: SuiteID
 
     init(_ args: Args) throws(AttackError) {
+        suite = try suiteOption(args)
         ownSession = try args.uint64("own")
         peerSession = try args.optionalSession("peer")
         fromPeer = args.flag("from-peer")
@@ -47,17 +50,19 @@ enum AfterHeader {
 /// Checks 1 to 3 of PROTOCOL.md §6 (v2), then the class's fate.
 func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader) -> Reason {
     let n = d.count
-    // 1a–1e, for a receiver of the default suite (1) in TUN mode between
+    // 1a–1e, for a receiver of the model's suite in TUN mode between
     // two point-to-point peers: length and version, suite, type and flags
     // and mode, key id, the suite's length rule.
     guard n >= 32, n <= 65535 else { return .malformed }
     if d[0] == 1 { return .oldVersion }
     guard d[0] == 2 else { return .malformed }
-    guard d[1] == 1 else { return .wrongSuite }
+    guard d[1] == t.suite.rawValue else { return .wrongSuite }
     guard d[2] == 1 || d[2] == 2, d[3] & 0xfe == 0 else { return .malformed }
     guard d[3] == 0 else { return .wrongMode }
     guard d.baseAddress!.get32(4) == 0 else { return .unknownKey }
-    guard n >= 96, (n - 80) % 16 == 0 else { return .malformed }
+    // (the length rules as the document gives them: CBC 80 + 16k, k >= 1; AEAD 48 + p)
+    let wellFormed = t.suite == .aes256CBCHMACSHA256 ? n >= 96 && (n - 80) % 16 == 0 : n >= 48
+    guard wellFormed else { return .malformed }
     let session = d.baseAddress!.get64(8)
     // 2. Reflected.
     if session == t.ownSession { return .reflected }
@@ -65,6 +70,7 @@ func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader
     if let p = t.peerSession, session < p { return .oldSession }
     switch after {
     case .macFails:
+        // (an AEAD's tag fails the same check 4)
         return t.fromPeer ? .badMAC : .unknownSender
     case .genuineReplay:
         return .replay

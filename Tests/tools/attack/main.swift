@@ -20,7 +20,9 @@ let usage = """
       flood      --to IP:PORT [--from IP:PORT] --rate PPS --seconds S [--header-fraction F]
       tunwatch   --iface tun0 --state FILE [--log FILE] [--pattern HEX] [--seconds MAX]
     TARGET: --to IP:PORT --from IP:PORT (any source; raw socket) --own S --peer S|none
-            [--from-peer] [--limit-s L] [--rate PPS] [--mtu M]
+            [--from-peer] [--limit-s L] [--rate PPS] [--mtu M] [--cipher NAME]
+    --cipher NAME: the suite of the attacked end (default aes-256-cbc-hmac-sha256):
+    what capture recognises, forge and skew/oldsession seal, predictions assume.
     Attack commands end with one line: sent=N and, per drop reason, how many
     of those datagrams the receiver must drop for it (docs/PROTOCOL.md §6).
     """
