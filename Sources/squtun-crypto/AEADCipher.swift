@@ -22,6 +22,8 @@ public final class AEADState {
     private static let nonceLength = 12
     private let name: String
     private(set) var keyed = false
+    /// The sealing context holds this session's key too (`setKeys`, not `setOpeningKeys`).
+    private var sealKeyed = false
     /// The datagram `open` authenticated last (its start and length), for
     /// `take`: a length is handed out only for that datagram, once.
     private var verifiedBase: UnsafeMutableRawPointer?
@@ -62,13 +64,25 @@ public final class AEADState {
 
     /// K (32) ‖ N_salt (12): keys both contexts, keeps the salt.
     func setKeys(_ material: UnsafeRawBufferPointer) -> Bool {
+        setKeys(material, sealing: true)
+    }
+
+    /// Keys the opening context only: what a receiver needs to check (and
+    /// open) a datagram of a session it has not seen. A datagram anyone can
+    /// send asks for this, so it costs one key setup, not two: the sealing
+    /// context is keyed only by `setKeys`, which a sender calls.
+    func setOpeningKeys(_ material: UnsafeRawBufferPointer) -> Bool {
+        setKeys(material, sealing: false)
+    }
+
+    private func setKeys(_ material: UnsafeRawBufferPointer, sealing withSealing: Bool) -> Bool {
         verifiedBase = nil
         guard material.count == Wire.keyLength + Self.nonceLength, let m = material.baseAddress else {
             unkey()
             return false
         }
         let key = m.assumingMemoryBound(to: UInt8.self)
-        guard EVP_CipherInit_ex2(sealing, nil, key, nil, 1, nil) == 1,
+        guard !withSealing || EVP_CipherInit_ex2(sealing, nil, key, nil, 1, nil) == 1,
               EVP_CipherInit_ex2(opening, nil, key, nil, 0, nil) == 1 else {
             ERR_clear_error()
             unkey()
@@ -76,14 +90,14 @@ public final class AEADState {
         }
         scratch.baseAddress!.copyMemory(from: m + Wire.keyLength, byteCount: Self.nonceLength)
         keyed = true
+        sealKeyed = withSealing
         return true
     }
 
-    /// Refuses every operation until keyed again; the salt is wiped and the
-    /// contexts' key schedules are overwritten with those of a zero key.
     func unkey() {
         verifiedBase = nil
         keyed = false
+        sealKeyed = false
         OPENSSL_cleanse(scratch.baseAddress, Self.zeroKeyOffset)
         let zero = UnsafePointer((scratch.baseAddress! + Self.zeroKeyOffset).assumingMemoryBound(to: UInt8.self))
         _ = EVP_CipherInit_ex2(sealing, nil, zero, nil, 1, nil)
@@ -124,7 +138,7 @@ public final class AEADState {
         guard packet.count >= total, let base = packet.baseAddress else {
             throw CryptoError.bufferTooSmall(needed: total, available: packet.count)
         }
-        guard keyed else { throw CryptoError.noKeys }
+        guard keyed, sealKeyed else { throw CryptoError.noKeys }
         var h = header
         h.suite = suite
         h.write(to: packet)
@@ -201,13 +215,14 @@ extension AEADSuiteCipher {
         guard state.setKeys(material) else { throw CryptoError.failed("AEAD key setup") }
     }
 
-    /// Keys everything (the verify material is all of it).
+    /// Keys opening (verification and decryption are one operation, so the
+    /// verify material is all of it); sealing refuses until `setKeys`.
     public func setVerifyKey(material: UnsafeRawBufferPointer) -> Bool {
         guard material.count >= Self.keyMaterialLength else {
             unkey()
             return false
         }
-        return state.setKeys(UnsafeRawBufferPointer(rebasing: material[0..<Self.keyMaterialLength]))
+        return state.setOpeningKeys(UnsafeRawBufferPointer(rebasing: material[0..<Self.keyMaterialLength]))
     }
 
     public func unkey() { state.unkey() }

@@ -33,12 +33,15 @@ public protocol SuiteCipher: AnyObject {
     /// Keys everything from `Suite.keyMaterialLength` bytes (copied; the caller wipes its copy).
     func setKeys(material: UnsafeRawBufferPointer) throws
     /// Keys verification from the first `verifyKeyMaterialLength` bytes;
-    /// `seal` and `decrypt` refuse until `setKeys` unless that was all of
-    /// the material (`hasCipherKeys` says).
+    /// `decrypt` refuses until `setKeys` unless that was all of the
+    /// material (`hasCipherKeys` says); `seal` refuses until `setKeys`
+    /// (a receiver never seals, and a key setup per forged datagram is a
+    /// cost anyone can cause).
     func setVerifyKey(material: UnsafeRawBufferPointer) -> Bool
     /// Refuses every operation until keyed again.
     func unkey()
-    /// True once every key is set: `seal` and `decrypt` work.
+    /// True once every key `decrypt` needs is set (after `setKeys`, and for
+    /// an AEAD after `setVerifyKey` too).
     var hasCipherKeys: Bool { get }
 
     /// Seals in place: the payload sits at `packet[Suite.payloadStart...]`;

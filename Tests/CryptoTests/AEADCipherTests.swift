@@ -167,6 +167,28 @@ final class AEADCipherTests: XCTestCase {
         XCTAssertThrowsError(try CT.seal(k, header(2), [1])) { XCTAssertEqual($0 as? CryptoError, .noKeys) }
     }
 
+    func testVerifyKeyOpensButDoesNotSeal() throws {
+        try verifyKeyOnly(AES256GCMCipher.self)
+        try verifyKeyOnly(ChaCha20Poly1305Cipher.self)
+    }
+
+    /// A receiver keys a session it has not seen with `setVerifyKey`: that
+    /// opens (and decrypts) its datagrams, but keys no sealing context (one
+    /// key setup per forged datagram, not two), so sealing refuses.
+    private func verifyKeyOnly<C: AEADSuiteCipher>(_ t: C.Type) throws {
+        let sender = try keyed(t)
+        let packet = try CT.seal(sender, header(7), CT.payload(40))
+        let receiver = try C(algorithms: alg)
+        XCTAssertTrue(try SessionKeyDeriver(psk: CT.psk()).setVerifyKey(of: session, in: receiver))
+        XCTAssertTrue(receiver.hasCipherKeys, "\(C.self): decrypt needs nothing more")
+        XCTAssertEqual(CT.open(receiver, packet), CT.payload(40))
+        XCTAssertThrowsError(try CT.seal(receiver, header(8), [0x45])) {
+            XCTAssertEqual($0 as? CryptoError, .noKeys, "\(C.self): verify keys do not seal")
+        }
+        try SessionKeyDeriver(psk: CT.psk()).setKeys(of: session, in: receiver)
+        XCTAssertEqual(try CT.seal(receiver, header(8), CT.payload(40)), try CT.seal(sender, header(8), CT.payload(40)))
+    }
+
     func testPayloadLimits() throws {
         let c = try keyed(ChaCha20Poly1305Cipher.self)
         var buf = [UInt8](repeating: 0, count: 65535)
