@@ -137,7 +137,7 @@ def options():
 def channel():
     def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25,
                uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None,
-               former=(), version=1):
+               former=(), version=2, suite=1):
         if flags is None:
             flags = 2 if peer else 0
         body = struct.pack("<QQIIIII", session, start, skew, keepalive, flags, uid, gid)
@@ -150,6 +150,8 @@ def channel():
         assert len(body) == 336
         body += struct.pack("<I", len(former)) + b"".join(struct.pack("<Q", s) for s in former)
         body += bytes(8 * (32 - len(former)))
+        if version >= 2:  # version 2 adds the cipher suite byte and 3 reserved bytes
+            body += bytes([suite, 0, 0, 0])
         return b"\x01" + struct.pack("<I", version) + body
 
     v4 = (4, 3457, bytes([198, 51, 100, 2]), 0)
@@ -170,7 +172,9 @@ def channel():
         "config-bad-iface": b"\x00" + config(iface=b"tun/0"),
         "config-flag-without-peer": b"\x00" + config(flags=2),
         "config-former": b"\x00" + config(peer=v4, former=(7, 8, 9)),
-        "config-version-2": b"\x00" + config(version=2),
+        "config-version-1": b"\x00" + config(version=1),
+        "config-gcm": b"\x00" + config(peer=v4, suite=2),
+        "config-unknown-suite": b"\x00" + config(suite=9),
         "key": b"\x00\x02" + key,
         "key-short": b"\x00\x02" + key[:31],
         "fds": bytes([3 | 3 << 2]) + b"\x03\x03\x01\x02\x03",
