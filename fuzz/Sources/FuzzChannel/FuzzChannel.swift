@@ -85,7 +85,10 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         require((1...ChannelCodec.maxLogBytes).contains(text.utf8.count), "log text of \(text.utf8.count) bytes")
         require(!text.unicodeScalars.contains(where: ChannelCodec.isControl), "log text with control characters")
     case .config(let c):
-        require(bytes.count > 4 && bytes[1] == 1 && bytes[2] == 0 && bytes[3] == 0 && bytes[4] == 0, "config of another version")
+        // The version this build reads (little-endian u32 after the type byte).
+        let v = ChannelCodec.configVersion
+        require(bytes.count > 4 && bytes[1] == UInt8(v & 0xff) && bytes[2] == UInt8(v >> 8 & 0xff)
+                && bytes[3] == UInt8(v >> 16 & 0xff) && bytes[4] == UInt8(v >> 24), "config of another version")
         require(Tun.isValidName(c.interface), "interface \(c.interface.debugDescription)")
         require(c.chrootPath.hasPrefix("/"), "relative chroot")
     case .fds(let list):
