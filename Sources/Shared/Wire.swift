@@ -40,8 +40,6 @@ public enum Wire {
     public static let offsetSession = 8
     public static let offsetCounter = 16
     public static let offsetTimestamp = 24
-    /// Where the suite body starts.
-    public static let offsetBody = headerLength  // 32
     /// CBC: the IV, then the ciphertext.
     public static let offsetIV = headerLength  // 32
     public static let offsetCiphertext = Suite.payloadStart  // 48

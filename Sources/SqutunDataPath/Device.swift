@@ -52,9 +52,11 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
     private let log: (Int32, String) -> Void
     /// At most one line a minute about device packets too long to send.
     private var oversizeLog = LogLimit(intervalMs: 60_000)
-    /// The drop reasons already logged this run (bits by raw value): a
-    /// peer of another version, suite or mode is said once, whatever it sends.
-    private var loggedOnce: UInt64 = 0
+    /// The drop reasons still to be said this run (bits by raw value): a
+    /// peer of another version, suite or mode is said once, whatever it
+    /// sends; the other reasons are counted only, so their bits start clear.
+    private var unsaid: UInt64 = [DropReason.oldVersion, .wrongSuite, .wrongMode]
+        .reduce(0) { $0 | 1 << UInt64($1.rawValue) }
     /// One batch per direction: slots big enough for the largest datagram.
     /// Received slots fill up to 64 KiB each with UDP GRO (a slot holds up
     /// to 64 coalesced datagrams), so 16 of them take up to ~1000 datagrams
@@ -145,7 +147,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
         switch Cipher.open(packet, with: peer.opener, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
         case .drop(let reason):
             counters.drops[reason.rawValue] &+= 1
-            if loggedOnce & (1 << UInt64(reason.rawValue)) == 0 { logFirst(reason, packet: packet, from: from) }
+            if unsaid & (1 << UInt64(reason.rawValue)) != 0 { logFirst(reason, packet: packet, from: from) }
             return
         case .data(let length):
             io.write(packet.baseAddress! + Suite.payloadStart, length: length)
@@ -176,7 +178,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
         default:
             return
         }
-        loggedOnce |= 1 << UInt64(reason.rawValue)
+        unsaid &= ~(1 << UInt64(reason.rawValue))
         log(LOG_WARNING, line + " (datagrams from \(from) dropped as \(reason.name); said once)")
     }
 
@@ -367,7 +369,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
 
     public func statusText(logLinesDropped: UInt64) -> String {
         let peer = peers[0]
-        return stats().render(interface: interface, suite: SuiteID(rawValue: Cipher.Suite.id)?.name ?? "?",
+        return stats().render(interface: interface, suite: SuiteID.describe(Cipher.Suite.id),
                               peer: peer.address.map { "\($0)" } ?? "none",
                               peerSession: peer.opener.peerSession, ownSession: peer.sealer.session,
                               derivations: peer.opener.derivations, nowMonotonicMs: clock.monotonicMs(),

@@ -21,9 +21,9 @@ public enum DerivationBudget {
 }
 
 /// The receiving side of one peer (PROTOCOL.md §6 and §7), generic over the
-/// cipher suite and the source of session keys. The per-packet entry of
-/// the pair in use (`Opener`) is declared for that pair below, so this
-/// module compiles the checks for it, with the suite's figures as
+/// cipher suite and the source of session keys. With a `SessionKeyDeriver`
+/// the per-packet entry goes through the cipher's `open(_:with:...)` (see
+/// `SuiteCipher`), so this module compiles the checks for each suite, with the suite's figures as
 /// constants and its stored state private: the data path calls plain,
 /// specialised code (a generic entry called from another module would be
 /// unspecialised, and inlining it there costs runtime exclusivity checks
@@ -96,8 +96,8 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// authentic). `fromPeer`: it came from the peer's current address.
     /// `nowMs`: the wall clock (checks 5 and 6); `monotonicMs`: a monotonic
     /// clock for the derivation budget.
-    /// For any suite and key source; the pair in use (`Opener`) has its
-    /// own entry below, compiled for it here.
+    /// For any suite and key source; with a `SessionKeyDeriver` the entry
+    /// below is taken, compiled for the suite here.
     public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                      monotonicMs: UInt64) -> OpenOutcome {
         check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
@@ -204,27 +204,13 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
     }
 }
 
-extension SuiteOpener where Cipher == PacketCipher, Keys == SessionKeyDeriver {
-    /// `open`, specialised for the default suite and the pre-shared key.
+extension SuiteOpener where Keys == SessionKeyDeriver {
+    /// `open` for a pre-shared key (or a keypair's tunnel key), through the
+    /// cipher's `open(_:with:...)` entry, compiled for its suite in this
+    /// module (see `SuiteCipher`), whoever calls it.
     public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                      monotonicMs: UInt64) -> OpenOutcome {
-        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
-    }
-}
-
-extension SuiteOpener where Cipher == AES256GCMCipher, Keys == SessionKeyDeriver {
-    /// `open`, specialised for AES-256-GCM and the pre-shared key.
-    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
-                     monotonicMs: UInt64) -> OpenOutcome {
-        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
-    }
-}
-
-extension SuiteOpener where Cipher == ChaCha20Poly1305Cipher, Keys == SessionKeyDeriver {
-    /// `open`, specialised for ChaCha20-Poly1305 and the pre-shared key.
-    public func open(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
-                     monotonicMs: UInt64) -> OpenOutcome {
-        check(packet, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
+        Cipher.open(packet, with: self, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicMs)
     }
 }
 

@@ -2,8 +2,8 @@ import Shared
 
 /// Seals datagrams of this process's own session (PROTOCOL.md §5), in place
 /// in the caller's buffer, allocating nothing per datagram. Generic over the
-/// cipher suite; `seal` of the suite in use (`Sealer`) is declared for it
-/// below, so this module compiles it for that suite (see `SuiteOpener`).
+/// cipher suite; `seal` goes through the cipher's `seal(_:with:...)`, so
+/// this module compiles it for each suite (see `SuiteCipher`).
 public final class SuiteSealer<Cipher: SuiteCipher> {
     /// The layout of the datagrams it seals.
     public typealias Suite = Cipher.Suite
@@ -28,9 +28,11 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     }
 
     /// The payload sits at `packet[Cipher.Suite.payloadStart...]`; returns the datagram length.
+    /// Through the cipher's `seal(_:with:...)` entry, compiled for its suite
+    /// in this module (see `SuiteCipher`), whoever calls it.
     public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
                      nowMs: UInt64) throws -> Int {
-        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
+        try Cipher.seal(packet, with: self, type: type, payloadLength: payloadLength, nowMs: nowMs)
     }
 
     @inline(__always)
@@ -40,30 +42,6 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
         let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
         nextCounter += 1
         return n
-    }
-}
-
-extension SuiteSealer where Cipher == PacketCipher {
-    /// `seal`, specialised for the default suite.
-    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
-                     nowMs: UInt64) throws -> Int {
-        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
-    }
-}
-
-extension SuiteSealer where Cipher == AES256GCMCipher {
-    /// `seal`, specialised for AES-256-GCM.
-    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
-                     nowMs: UInt64) throws -> Int {
-        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
-    }
-}
-
-extension SuiteSealer where Cipher == ChaCha20Poly1305Cipher {
-    /// `seal`, specialised for ChaCha20-Poly1305.
-    public func seal(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
-                     nowMs: UInt64) throws -> Int {
-        try sealNext(type: type, payloadLength: payloadLength, packet: packet, nowMs: nowMs)
     }
 }
 
