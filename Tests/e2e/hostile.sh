@@ -31,12 +31,7 @@ trap cleanup EXIT
 
 MODE=full
 [ "${1:-}" = "--quick" ] && MODE=quick
-ATTACK=${ATTACK:-$(dirname "$SQUTUN")/squtun-attack}
-if [ ! -x "$ATTACK" ]; then
-    fail "squtun-attack not found at $ATTACK (set ATTACK)"
-    finish
-    exit 1
-fi
+need_attack
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 # nftables is optional (without it the blackhole is the link set down).
 need_pkgs iproute2 iputils-ping iperf3 procps python3

@@ -106,6 +106,13 @@ start_squtun() {
 
 genkey() { rm -f "$1"; "$SQUTUN" genkey "$1"; }
 
+# need_attack: sets ATTACK to the squtun-attack beside $SQUTUN (unless set);
+# without it the script fails with one line and stops.
+need_attack() {
+    ATTACK=${ATTACK:-$(dirname "$SQUTUN")/squtun-attack}
+    [ -x "$ATTACK" ] || { fail "squtun-attack not found at $ATTACK (set ATTACK)"; finish; exit 1; }
+}
+
 # tso_state NS: "on" or "off", the TSO setting of NS's tun0 (ethtool).
 tso_state() { ip netns exec "$1" ethtool -k tun0 | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
 

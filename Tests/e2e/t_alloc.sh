@@ -14,8 +14,7 @@ tun_mode=$(stat -c %a /dev/net/tun)
 trap 'chmod $tun_mode /dev/net/tun; cleanup' EXIT
 chmod 666 /dev/net/tun
 echo "alloc: no allocation per packet on the data path, --cipher $CIPHER"
-ATTACK=${ATTACK:-$(dirname "$SQUTUN")/squtun-attack}
-[ -x "$ATTACK" ] || { fail "squtun-attack not found at $ATTACK (set ATTACK)"; finish; exit 1; }
+need_attack
 make_world
 uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
 RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"

@@ -18,12 +18,7 @@
 T_NAME="$T_NAME/$CIPHER"
 trap cleanup EXIT
 echo "versions: v1 datagrams, wrong mode and unknown key at a running v2 end, --cipher $CIPHER"
-ATTACK=${ATTACK:-$(dirname "$SQUTUN")/squtun-attack}
-if [ ! -x "$ATTACK" ]; then
-    fail "squtun-attack not found at $ATTACK (set ATTACK)"
-    finish
-    exit 1
-fi
+need_attack
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 VECTORS=$(cd "$(dirname "$0")/../vectors" && pwd)
 N=300                   # datagrams of each kind (one log line whatever the count)
