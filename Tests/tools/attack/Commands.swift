@@ -43,34 +43,52 @@ func captureCommand(_ a: Args) throws(AttackError) {
     let replayer = immediate ? try sender(a) : nil
     let model = immediate ? try TargetModel(a) : nil
 
-    let sock = try PacketSocket(interface: iface)
+    // With the virtio header: a GSO run is cut into its datagrams, never
+    // recorded as one.
+    let sock = try PacketSocket(interface: iface, vnetHeader: true)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 70000, alignment: 16)
     defer { buffer.deallocate() }
     var seen = Set<[UInt8]>()
     var captured: [[UInt8]] = []
     var tally = Tally()
+    var runs = 0  // GSO runs cut into datagrams
     let deadline = monoSeconds() + timeout
     while captured.count < want && monoSeconds() < deadline {
         switch sock.receive(into: buffer, timeoutMs: 100) {
         case .timeout: continue
         case .gone(let why): throw .system("capture on \(iface): \(why)")
         case .packet(let length, _):
-            let ip = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+            let all = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+            guard let vnet = VnetHeader(all) else { continue }
+            let ip = UnsafeRawBufferPointer(rebasing: all[VnetHeader.ipOffset...])
             guard let u = UDPView(ip), u.destination.port == dport,
                   src == nil || u.source.address == src else { continue }
-            let d = UnsafeRawBufferPointer(rebasing: ip[u.payloadOffset..<(u.payloadOffset + u.payloadLength)])
-            guard looksGenuine(d, suite) else { continue }
-            // Session, counter and the MAC or tag identify a datagram (and our own copy of it).
-            let key = Array(d[8..<24]) + Array(d[(d.count - 16)...])
-            guard seen.insert(key).inserted else { continue }
-            captured.append(Array(d))
-            if let replayer, let model {
-                tally.count(predict(d, model, .genuineReplay), sent: replayer.send(d))
+            let payload = UnsafeRawBufferPointer(rebasing: ip[u.payloadOffset..<(u.payloadOffset + u.payloadLength)])
+            let step: Int
+            switch vnet.gsoType {
+            case VnetHeader.gsoNone: step = payload.count
+            case VnetHeader.gsoUDPL4 where vnet.gsoSize > 0:
+                step = vnet.gsoSize
+                if payload.count > step { runs += 1 }
+            default: continue  // not UDP segmentation: nothing of ours
+            }
+            var at = 0
+            while at < payload.count && captured.count < want {
+                let d = UnsafeRawBufferPointer(rebasing: payload[at..<min(at + step, payload.count)])
+                at += step
+                guard looksGenuine(d, suite) else { continue }
+                // Session, counter and the MAC or tag identify a datagram (and our own copy of it).
+                let key = Array(d[8..<24]) + Array(d[(d.count - 16)...])
+                guard seen.insert(key).inserted else { continue }
+                captured.append(Array(d))
+                if let replayer, let model {
+                    tally.count(predict(d, model, .genuineReplay), sent: replayer.send(d))
+                }
             }
         }
     }
     try Store.write(captured, to: out)
-    say("captured=\(captured.count)")
+    say("captured=\(captured.count) gso-runs=\(runs)")
     if immediate { say(tally.line) }
     if captured.count < want { throw .system("captured only \(captured.count) of \(want) datagrams in \(timeout) s") }
 }

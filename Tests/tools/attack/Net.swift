@@ -242,22 +242,36 @@ extension PlainSender {
 /// An AF_PACKET socket on one interface, all protocols, link header removed
 /// (SOCK_DGRAM): sees every IP packet the interface receives or sends, with
 /// the kernel's packet type (PACKET_OUTGOING = 4 for sent ones).
+/// With `vnetHeader` (an Ethernet interface) every packet comes with its
+/// Ethernet header (SOCK_RAW: the kernel allows PACKET_VNET_HDR on no other
+/// kind) after a struct virtio_net_hdr (`VnetHeader`): how a GSO
+/// super-packet is to be cut.
 final class PacketSocket {
     let fd: Int32
     let ifindex: Int32
     static let packetOutgoing: UInt8 = 4
 
-    init(interface: String) throws(AttackError) {
+    init(interface: String, vnetHeader: Bool = false) throws(AttackError) {
         let index = if_nametoindex(interface)
         guard index != 0 else { throw .system("no interface \(interface): \(errnoText())") }
         ifindex = Int32(index)
         let ethPAll = UInt16(0x0003)
-        let s = socket(17 /* AF_PACKET */, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+        let kind = vnetHeader ? Int32(SOCK_RAW.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let s = socket(17 /* AF_PACKET */, kind | Int32(SOCK_CLOEXEC.rawValue),
                        Int32(ethPAll.bigEndian))
         guard s >= 0 else { throw .system("AF_PACKET socket: \(errnoText())") }
         fd = s
         var big: Int32 = 16 << 20
         _ = setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
+        if vnetHeader {
+            var one: Int32 = 1
+            guard setsockopt(s, 263 /* SOL_PACKET */, 15 /* PACKET_VNET_HDR */, &one,
+                             socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                let why = errnoText()
+                close(s)
+                throw .system("PACKET_VNET_HDR on \(interface): \(why)")
+            }
+        }
         // struct sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16,
         // pkttype u8, halen u8, addr[8] = 20 bytes.
         var ll = [UInt8](repeating: 0, count: 20)
@@ -310,6 +324,27 @@ final class PacketSocket {
         var len = socklen_t(8)
         guard getsockopt(fd, 263 /* SOL_PACKET */, 6 /* PACKET_STATISTICS */, &st, &len) == 0 else { return 0 }
         return st.1
+    }
+}
+
+/// struct virtio_net_hdr (10 bytes, host order) in front of each frame of
+/// a PacketSocket with `vnetHeader`; `ipOffset` skips it and the Ethernet
+/// header after it. A sender's UDP GSO run (one skb whose
+/// UDP length covers every segment) crosses a veth pair whole: its UDP
+/// payload is `gsoSize`-byte datagrams back to back, the last one shorter.
+struct VnetHeader {
+    static let length = 10
+    static let ipOffset = length + 14
+    static let gsoNone: UInt8 = 0
+    static let gsoUDPL4: UInt8 = 5
+    var gsoType: UInt8
+    var gsoSize: Int
+
+    /// nil unless an IPv4 frame follows.
+    init?(_ p: UnsafeRawBufferPointer) {
+        guard p.count >= Self.ipOffset, p[Self.length + 12] == 0x08, p[Self.length + 13] == 0x00 else { return nil }
+        gsoType = p[1] & 0x7f  // without VIRTIO_NET_HDR_GSO_ECN
+        gsoSize = Int(p[4]) | Int(p[5]) << 8
     }
 }
 
