@@ -55,19 +55,18 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
     /// The drop reasons still to be said this run (bits by raw value): a
     /// peer of another version, suite or mode is said once, whatever it
     /// sends; the other reasons are counted only, so their bits start clear.
-    private var unsaid: UInt64 = [DropReason.oldVersion, .wrongSuite, .wrongMode]
-        .reduce(0) { $0 | 1 << UInt64($1.rawValue) }
-    /// One batch per direction: slots big enough for the largest datagram.
-    /// Received slots fill up to 64 KiB each with UDP GRO (a slot holds up
-    /// to 64 coalesced datagrams), so 16 of them take up to ~1000 datagrams
-    /// per call while keeping the resident set 3 MiB below 64 slots'.
-    private let tx = DatagramBatch()
-    private let rx = DatagramBatch(capacity: 16)
+    private var unsaid: UInt64 = DropNotice.saidOnce
+    /// One batch per direction (`DeviceBatches`).
+    private let tx: DatagramBatch
+    private let rx: DatagramBatch
     /// Payload length of each sealed tx slot (for the byte counter).
     private let txPayload: UnsafeMutablePointer<UInt32>
 
+    /// `batches`: the slots to use, shared by the devices of one thread (a
+    /// server's clients: one set for all of them, not 5 MiB of address
+    /// space each); nil: its own.
     public init(io: IO, net: consuming Net, interface: String, peers: [Peer], clock: DataPathClock = .system,
-                log: @escaping (Int32, String) -> Void) {
+                batches: DeviceBatches? = nil, log: @escaping (Int32, String) -> Void) {
         // Opened payloads are written where they were decrypted: the device
         // I/O's headroom must be inside what the suite leaves free.
         precondition(!peers.isEmpty, "a device without a peer")
@@ -80,6 +79,9 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
         self.peers = peers
         self.clock = clock
         self.log = log
+        let b = batches ?? DeviceBatches()
+        tx = b.tx
+        rx = b.rx
         txPayload = .allocate(capacity: tx.capacity)
         txPayload.initialize(repeating: 0, count: tx.capacity)
     }
@@ -135,20 +137,28 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
     /// slot (comparing means copying the peer's 136-byte address out);
     /// with one peer it holds for every datagram of the slot until one of
     /// them moves the peer there. (With several, it would be per peer.)
+    /// Opens one datagram for the peer and writes what is authentic to the
+    /// device; true if it was authentic. (A server calls it for the client
+    /// the datagram's key id names.)
     @inline(__always)
-    private func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, fromPeer known: inout Bool?,
-                              nowMs: UInt64, monotonicNow: UInt64) {
+    @discardableResult
+    func openDatagram(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, fromPeer known: inout Bool?,
+                      nowMs: UInt64, monotonicNow: UInt64) -> Bool {
         guard let peer = peer(for: packet, from: from) else {
             counters.drops[DropReason.unknownSender.rawValue] &+= 1
-            return
+            return false
         }
         let fromPeer = known ?? (peer.address == from)
         known = fromPeer
         switch Cipher.open(packet, with: peer.opener, fromPeer: fromPeer, nowMs: nowMs, monotonicMs: monotonicNow) {
         case .drop(let reason):
             counters.drops[reason.rawValue] &+= 1
-            if unsaid & (1 << UInt64(reason.rawValue)) != 0 { logFirst(reason, packet: packet, from: from) }
-            return
+            if unsaid & (1 << UInt64(reason.rawValue)) != 0 {
+                unsaid &= ~(1 << UInt64(reason.rawValue))
+                log(LOG_WARNING, DropNotice.line(reason, packet: UnsafeRawBufferPointer(packet), from: from,
+                                                 suite: Suite.id))
+            }
+            return false
         case .data(let length):
             io.write(packet.baseAddress! + Suite.payloadStart, length: length)
         case .keepalive:
@@ -159,27 +169,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
             log(LOG_NOTICE, peer.move(to: from, nowMs: monotonicNow))
             known = true
         }
-    }
-
-    /// The first datagram of a peer that cannot be understood at all (an
-    /// older protocol, another suite or mode): one line a run, naming both
-    /// ends' choice. The other reasons are counted only.
-    private func logFirst(_ reason: DropReason, packet: UnsafeMutableRawBufferPointer, from: SocketAddress) {
-        let line: String
-        switch reason {
-        case .oldVersion:
-            line = "peer speaks protocol v1 (an older squtun); this end speaks v2: upgrade the peer"
-        case .wrongSuite:
-            line = "peer uses \(SuiteID.describe(packet[Wire.offsetSuite])), this end \(SuiteID.describe(Suite.id))"
-        case .wrongMode:
-            line = packet[Wire.offsetFlags] & Wire.flagEthernet != 0
-                ? "peer sends Ethernet frames (TAP mode), this end IP packets (TUN mode)"
-                : "peer sends IP packets (TUN mode), this end Ethernet frames (TAP mode)"
-        default:
-            return
-        }
-        unsaid &= ~(1 << UInt64(reason.rawValue))
-        log(LOG_WARNING, line + " (datagrams from \(from) dropped as \(reason.name); said once)")
+        return true
     }
 
     // MARK: 3. Device → socket

@@ -9,18 +9,21 @@ public struct SuiteCrypto<Cipher: SuiteCipher> {
     public let sealer: SuiteSealer<Cipher>
     public let opener: SuiteOpener<Cipher, SessionKeyDeriver>
 
-    public init(psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [], skewSeconds: Int) throws {
+    public init(psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [], skewSeconds: Int,
+                keyId: UInt32 = 0) throws {
         try self.init(keySource: SessionKeyDeriver(psk: psk), start: start, formerSessions: formerSessions,
-                      skewSeconds: skewSeconds)
+                      skewSeconds: skewSeconds, keyId: keyId)
     }
 
+    /// `keyId`: 0 between point-to-point peers; a server's client's key id
+    /// (the client's own, at the client).
     public init(keySource: SessionKeyDeriver, start: RunStart, formerSessions: [UInt64] = [],
-                skewSeconds: Int) throws {
-        let algorithms = try CryptoAlgorithms()
-        sealer = try SuiteSealer(algorithms: algorithms, keySource: keySource, session: start.session)
+                skewSeconds: Int, keyId: UInt32 = 0, algorithms: CryptoAlgorithms? = nil) throws {
+        let algorithms = try algorithms ?? CryptoAlgorithms()
+        sealer = try SuiteSealer(algorithms: algorithms, keySource: keySource, session: start.session, keyId: keyId)
         opener = try SuiteOpener(algorithms: algorithms, keySource: keySource, ownSession: start.session,
                                  startMs: start.wallMs, startMonotonicMs: start.monotonicMs,
-                                 formerSessions: formerSessions, skewSeconds: skewSeconds)
+                                 formerSessions: formerSessions, skewSeconds: skewSeconds, keyId: keyId)
     }
 }
 
@@ -33,18 +36,18 @@ public enum TunnelCrypto {
     case chacha20Poly1305(SuiteCrypto<ChaCha20Poly1305Cipher>)
 
     public init(suite: SuiteID = .defaultSuite, psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [],
-                skewSeconds: Int) throws {
+                skewSeconds: Int, keyId: UInt32 = 0) throws {
         let keys = try SessionKeyDeriver(psk: psk)
         switch suite {
         case .aes256CBCHMACSHA256:
             self = .aes256CBCHMACSHA256(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                                        skewSeconds: skewSeconds))
+                                                        skewSeconds: skewSeconds, keyId: keyId))
         case .aes256GCM:
             self = .aes256GCM(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                              skewSeconds: skewSeconds))
+                                              skewSeconds: skewSeconds, keyId: keyId))
         case .chacha20Poly1305:
             self = .chacha20Poly1305(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                                     skewSeconds: skewSeconds))
+                                                     skewSeconds: skewSeconds, keyId: keyId))
         }
     }
 

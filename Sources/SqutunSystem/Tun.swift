@@ -81,6 +81,13 @@ public struct Tun: ~Copyable, Sendable {
                   udpOffload: offloads?.contains(.uso4) ?? false)
     }
 
+    /// Wraps the fd of a tun the root helper made without IFF_VNET_HDR (a
+    /// server's client tun): no ioctl, so a seccomp-filtered worker can take
+    /// it at any time. Takes over closing `fd`.
+    public init(adoptingPlain fd: FileDescriptor, name: String) {
+        self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: false, udpOffload: false)
+    }
+
     private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool,
                  udpOffload: Bool) {
         self.name = name

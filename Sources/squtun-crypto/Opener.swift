@@ -32,6 +32,9 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// The layout of the datagrams it opens.
     public typealias Suite = Cipher.Suite
     public let ownSession: UInt64
+    /// The one key id this opener takes (check 1d): 0 between point-to-point
+    /// peers, the client's key id in server mode.
+    public let keyId: UInt32
     /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
     public let formerSessions: [UInt64]
     /// T_start (PROTOCOL.md §6, check 6) as the wall clock reads now: the
@@ -69,8 +72,9 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
                 startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
                 skewSeconds: Int,
                 derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
-                derivationBurst: UInt64 = DerivationBudget.burst) throws {
+                derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0) throws {
         self.ownSession = ownSession
+        self.keyId = keyId
         self.formerSessions = formerSessions
         self.startMs = startMs
         start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
@@ -110,7 +114,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         // suite's length rule (1a–1e): this end's suite, TUN mode, and
         // point-to-point (key id 0 only).
         let h: Header
-        switch Header.parse(UnsafeRawBufferPointer(packet), suite: Suite.self) {
+        switch Header.parse(UnsafeRawBufferPointer(packet), suite: Suite.self, keyId: keyId) {
         case .success(let header): h = header
         case .failure(let e): return .drop(e.dropReason)
         }
@@ -196,11 +200,11 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
                             startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
                             skewSeconds: Int,
                             derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
-                            derivationBurst: UInt64 = DerivationBudget.burst) throws {
+                            derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0) throws {
         try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), ownSession: ownSession,
                       startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
                       skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
-                      derivationBurst: derivationBurst)
+                      derivationBurst: derivationBurst, keyId: keyId)
     }
 }
 

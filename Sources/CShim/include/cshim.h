@@ -6,6 +6,7 @@
 // signals.c, udp_batch.c, checksum.c.
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/epoll.h>
 
 /// getrandom(2) filling the whole buffer; returns 0 or -1 with errno set.
 int squtun_getrandom(void *buf, size_t len);

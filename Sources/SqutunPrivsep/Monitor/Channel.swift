@@ -79,6 +79,10 @@ package struct Channel: ~Copyable {
     /// (after closing any fds that came with it). The caller should exit on
     /// either. EAGAIN (non-blocking, nothing queued) is `.channelIO`.
     package func receive(from sender: ChannelSender) throws(PrivsepError) -> ChannelMessage {
+        try Self.receive(from: sender, on: fd)
+    }
+
+    fileprivate static func receive(from sender: ChannelSender, on fd: FileDescriptor) throws(PrivsepError) -> ChannelMessage {
         // One byte more than the largest message, so an oversized one shows as MSG_TRUNC.
         let size = ChannelCodec.maxMessageBytes + 1
         let outcome: Result<ChannelMessage, PrivsepError> = withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { buffer in
@@ -126,6 +130,23 @@ package struct Channel: ~Copyable {
     /// and nothing else (no close). Valid while this channel is: in the
     /// worker, whose channel lives until the process exits.
     package var logPort: LogPort { LogPort(fd: fd) }
+
+    /// A server worker's view of its end for the data path's loop: send
+    /// and receive, no close. Valid while this channel is (the worker's
+    /// lives until the process exits).
+    package var port: Port { Port(fd: fd) }
+
+    package struct Port {
+        package let fd: FileDescriptor
+
+        package func send(_ message: ChannelMessage, wait: Bool = false) throws(PrivsepError) {
+            try Channel.send(message, on: fd, wait: wait)
+        }
+
+        package func receive(from sender: ChannelSender) throws(PrivsepError) -> ChannelMessage {
+            try Channel.receive(from: sender, on: fd)
+        }
+    }
 
     package struct LogPort: Sendable {
         fileprivate let fd: FileDescriptor

@@ -18,9 +18,12 @@ import Glibc
 
 public enum ChannelCodec {
     /// The monitor version this build speaks (`hello`) and the layout of
-    /// its `config` (fields of `WorkerConfig`, version 2: the suite added).
-    public static let monitorVersion: UInt32 = 1
-    public static let configVersion: UInt32 = 2
+    /// its `config` (fields of `WorkerConfig`; version 2 added the suite,
+    /// 3 the server mode's fields). Monitor version 2 added the server
+    /// mode's messages.
+    public static let monitorVersion: UInt32 = 2
+    public static let configVersion: UInt32 = 3
+    public static let clientNameBytes = 32
     public static let versionBytes = 4
     public static let keyBytes = 32
     public static let maxLogBytes = 1024
@@ -55,6 +58,28 @@ public enum ChannelCodec {
             for passed in list { w.u8(passed.role.rawValue) }
         case .ready, .keyRequest, .fdsRequest:
             break
+        case let .clientKey(keyId, name, secret):
+            guard secret.count == keyBytes else { throw .wrongLength(type: .clientKey, got: 36 + secret.count) }
+            // Valid identifiers are 1...32 bytes without NUL: NUL-padded, no terminator needed.
+            guard ClientID.isValid(name) else { throw .badField(type: .clientKey, field: "invalid client identifier") }
+            w.u32(keyId)
+            for byte in name.utf8 { w.u8(byte) }
+            w.zeros(clientNameBytes - name.utf8.count)
+            secret.withUnsafeBytes { w.bytes($0) }
+        case let .clientForget(keyId):
+            w.u32(keyId)
+        case let .clientTun(keyId, interface, _):
+            w.u32(keyId)
+            try fixedString(interface, WorkerConfig.interfaceBytes, field: "interface name", type: .clientTun, into: &w)
+        case let .clientRefused(keyId, reason):
+            w.u32(keyId)
+            w.u8(reason.rawValue)
+        case let .clientClosed(keyId, reason):
+            w.u32(keyId)
+            w.u8(reason.rawValue)
+        case let .clientTunRequest(keyId, address):
+            w.u32(keyId)
+            try Self.address(address, type: .clientTunRequest, into: &w)
         case let .log(level, text):
             w.u8(level.rawValue)
             let start = w.offset
@@ -74,12 +99,30 @@ public enum ChannelCodec {
         w.u64(c.startTimeMs)
         w.u32(c.skewSeconds)
         w.u32(c.keepaliveSeconds)
-        w.u32(c.peer != nil ? WorkerConfig.flagPeer : 0)
+        w.u32((c.peer != nil ? WorkerConfig.flagPeer : 0) | (c.server ? WorkerConfig.flagServer : 0))
         w.u32(c.uid)
         w.u32(c.gid)
-        // Peer: kind (0 none, 4, 6), port, 16 address bytes, scope, 4 zero bytes.
+        try address(c.peer, type: .config, into: &w)
+        try fixedString(c.chrootPath, WorkerConfig.chrootBytes, field: "chroot path", into: &w)
+        try fixedString(c.interface, WorkerConfig.interfaceBytes, field: "interface name", into: &w)
+        guard c.formerSessions.count <= WorkerConfig.maxFormerSessions else {
+            throw .badField(type: .config, field: "more than \(WorkerConfig.maxFormerSessions) former sessions")
+        }
+        w.u32(UInt32(c.formerSessions.count))
+        for s in c.formerSessions { w.u64(s) }
+        w.zeros(8 * (WorkerConfig.maxFormerSessions - c.formerSessions.count))
+        w.u8(c.suite.rawValue)
+        w.zeros(3)
+        w.u32(c.keyId)
+        w.u32(c.idleTimeoutSeconds)
+        w.u32(c.maxClients)
+    }
+
+    /// A peer's or client's address in 28 bytes: kind (0 none, 4, 6), port,
+    /// 16 address bytes, scope, 4 zero bytes.
+    private static func address(_ a: SocketAddress?, type: ChannelMessageType, into w: inout Writer) throws(ChannelFault) {
         let peerStart = w.offset
-        if let peer = c.peer?.unmapped, let family = peer.family {
+        if let peer = a?.unmapped, let family = peer.family {
             w.u16(family == .ipv4 ? 4 : 6)
             w.u16(peer.port)
             withUnsafeBytes(of: peer.storage) { raw in
@@ -91,27 +134,18 @@ public enum ChannelCodec {
                 }
             }
             w.u32(peer.scopeID)
-        } else if c.peer != nil {
-            throw .badField(type: .config, field: "peer address has no family")
+        } else if a != nil {
+            throw .badField(type: type, field: "address has no family")
         }
         w.zeros(peerStart + WorkerConfig.peerBytes - w.offset)
-        try fixedString(c.chrootPath, WorkerConfig.chrootBytes, field: "chroot path", into: &w)
-        try fixedString(c.interface, WorkerConfig.interfaceBytes, field: "interface name", into: &w)
-        guard c.formerSessions.count <= WorkerConfig.maxFormerSessions else {
-            throw .badField(type: .config, field: "more than \(WorkerConfig.maxFormerSessions) former sessions")
-        }
-        w.u32(UInt32(c.formerSessions.count))
-        for s in c.formerSessions { w.u64(s) }
-        w.zeros(8 * (WorkerConfig.maxFormerSessions - c.formerSessions.count))
-        w.u8(c.suite.rawValue)
-        w.zeros(3)
     }
 
     /// NUL-padded; at least one NUL, so at most size-1 bytes of text.
-    private static func fixedString(_ text: String, _ size: Int, field: String, into w: inout Writer) throws(ChannelFault) {
+    private static func fixedString(_ text: String, _ size: Int, field: String, type: ChannelMessageType = .config,
+                                    into w: inout Writer) throws(ChannelFault) {
         let utf8 = text.utf8
         guard utf8.count < size, !utf8.contains(0) else {
-            throw .badField(type: .config, field: "\(field) is longer than \(size - 1) bytes or contains NUL")
+            throw .badField(type: type, field: "\(field) is longer than \(size - 1) bytes or contains NUL")
         }
         for byte in utf8 { w.u8(byte) }
         w.zeros(size - utf8.count)
@@ -177,6 +211,41 @@ public enum ChannelCodec {
             return .keyRequest
         case .fdsRequest:
             return .fdsRequest
+        case .clientKey:
+            let keyId = r.u32()
+            let nameBytes = r.slice(clientNameBytes)
+            let end = nameBytes.firstIndex(of: 0) ?? clientNameBytes
+            guard nameBytes[end...].allSatisfy({ $0 == 0 }),
+                  let name = String(validating: UnsafeRawBufferPointer(rebasing: nameBytes[..<end]), as: UTF8.self),
+                  ClientID.isValid(name) else {
+                throw .badField(type: .clientKey, field: "invalid client identifier")
+            }
+            return .clientKey(keyId: keyId, name: name, key: SecretBytes(copying: r.slice(keyBytes)))
+        case .clientForget:
+            return .clientForget(keyId: r.u32())
+        case .clientTun:
+            let keyId = r.u32()
+            let interface = try fixedString(r.slice(WorkerConfig.interfaceBytes), field: "interface name", type: .clientTun)
+            guard Tun.isValidName(interface) else { throw .badField(type: .clientTun, field: "invalid interface name") }
+            return .clientTun(keyId: keyId, interface: interface, fd: FileDescriptor(rawValue: fds[0]))
+        case .clientRefused:
+            let keyId = r.u32(), byte = r.u8()
+            guard let reason = ClientRefusal(rawValue: byte) else {
+                throw .badField(type: .clientRefused, field: "unknown reason \(byte)")
+            }
+            return .clientRefused(keyId: keyId, reason: reason)
+        case .clientClosed:
+            let keyId = r.u32(), byte = r.u8()
+            guard let reason = ClientClosure(rawValue: byte) else {
+                throw .badField(type: .clientClosed, field: "unknown reason \(byte)")
+            }
+            return .clientClosed(keyId: keyId, reason: reason)
+        case .clientTunRequest:
+            let keyId = r.u32()
+            guard let address = try decodeAddress(&r, type: .clientTunRequest) else {
+                throw .badField(type: .clientTunRequest, field: "no address")
+            }
+            return .clientTunRequest(keyId: keyId, address: address)
         case .log:
             let levelByte = r.u8()
             guard let level = LogLevel(rawValue: levelByte) else {
@@ -199,31 +268,7 @@ public enum ChannelCodec {
         guard flags & ~WorkerConfig.knownFlags == 0 else {
             throw .badField(type: .config, field: "unknown flag bits \(flags & ~WorkerConfig.knownFlags)")
         }
-        let kind = r.u16(), port = r.u16()
-        let address = r.slice(16)
-        let scope = r.u32()
-        let reserved = r.u32()
-        var peer: SocketAddress?
-        switch kind {
-        case 0:
-            guard port == 0, address.allSatisfy({ $0 == 0 }), scope == 0 else {
-                throw .badField(type: .config, field: "peer bytes set without a peer")
-            }
-        case 4:
-            guard address[4...].allSatisfy({ $0 == 0 }), scope == 0 else {
-                throw .badField(type: .config, field: "IPv4 peer with stray bytes")
-            }
-            var v4 = in_addr()
-            withUnsafeMutableBytes(of: &v4) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: address[0..<4])) }
-            peer = SocketAddress(ipv4: v4, port: port)
-        case 6:
-            var v6 = in6_addr()
-            withUnsafeMutableBytes(of: &v6) { $0.copyMemory(from: address) }
-            peer = SocketAddress(ipv6: v6, port: port, scopeID: scope)
-        default:
-            throw .badField(type: .config, field: "unknown peer address kind \(kind)")
-        }
-        guard reserved == 0 else { throw .badField(type: .config, field: "reserved peer bytes set") }
+        let peer = try decodeAddress(&r, type: .config)
         guard (peer != nil) == (flags & WorkerConfig.flagPeer != 0) else {
             throw .badField(type: .config, field: "peer flag does not match the peer address")
         }
@@ -253,22 +298,61 @@ public enum ChannelCodec {
         guard r.slice(3).allSatisfy({ $0 == 0 }) else {
             throw .badField(type: .config, field: "reserved suite bytes set")
         }
-        return WorkerConfig(session: session, startTimeMs: start, skewSeconds: skew, keepaliveSeconds: keepalive,
-                            uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
-                            formerSessions: former, suite: suite)
+        var config = WorkerConfig(session: session, startTimeMs: start, skewSeconds: skew, keepaliveSeconds: keepalive,
+                                  uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
+                                  formerSessions: former, suite: suite)
+        config.server = flags & WorkerConfig.flagServer != 0
+        config.keyId = r.u32()
+        config.idleTimeoutSeconds = r.u32()
+        config.maxClients = r.u32()
+        if config.server && config.keyId != 0 {
+            throw .badField(type: .config, field: "a server with a client key id")
+        }
+        return config
+    }
+
+    /// The 28-byte address encoding (`address(_:type:into:)`); nil for kind 0.
+    private static func decodeAddress(_ r: inout Reader, type: ChannelMessageType) throws(ChannelFault) -> SocketAddress? {
+        let kind = r.u16(), port = r.u16()
+        let address = r.slice(16)
+        let scope = r.u32()
+        let reserved = r.u32()
+        var peer: SocketAddress?
+        switch kind {
+        case 0:
+            guard port == 0, address.allSatisfy({ $0 == 0 }), scope == 0 else {
+                throw .badField(type: type, field: "address bytes set without an address")
+            }
+        case 4:
+            guard address[4...].allSatisfy({ $0 == 0 }), scope == 0 else {
+                throw .badField(type: type, field: "IPv4 address with stray bytes")
+            }
+            var v4 = in_addr()
+            withUnsafeMutableBytes(of: &v4) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: address[0..<4])) }
+            peer = SocketAddress(ipv4: v4, port: port)
+        case 6:
+            var v6 = in6_addr()
+            withUnsafeMutableBytes(of: &v6) { $0.copyMemory(from: address) }
+            peer = SocketAddress(ipv6: v6, port: port, scopeID: scope)
+        default:
+            throw .badField(type: type, field: "unknown address kind \(kind)")
+        }
+        guard reserved == 0 else { throw .badField(type: type, field: "reserved address bytes set") }
+        return peer
     }
 
     /// Text up to the first NUL; everything after it must be NUL too, so
     /// there is exactly one encoding of each value.
-    private static func fixedString(_ bytes: UnsafeRawBufferPointer, field: String) throws(ChannelFault) -> String {
+    private static func fixedString(_ bytes: UnsafeRawBufferPointer, field: String,
+                                    type: ChannelMessageType = .config) throws(ChannelFault) -> String {
         guard let end = bytes.firstIndex(of: 0) else {
-            throw .badField(type: .config, field: "\(field) is not NUL-terminated")
+            throw .badField(type: type, field: "\(field) is not NUL-terminated")
         }
         guard bytes[end...].allSatisfy({ $0 == 0 }) else {
-            throw .badField(type: .config, field: "\(field) has bytes after its NUL")
+            throw .badField(type: type, field: "\(field) has bytes after its NUL")
         }
         guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[..<end]), as: UTF8.self) else {
-            throw .badField(type: .config, field: "\(field) is not UTF-8")
+            throw .badField(type: type, field: "\(field) is not UTF-8")
         }
         return text
     }

@@ -11,6 +11,11 @@ import Glibc
 //
 // The worker asks, the helper answers: `hello` → `config`, `keyRequest` →
 // `key`, `fdsRequest` → `fds`; `ready` and `log` take no answer.
+// Server mode: the helper tells the worker its clients (`clientKey` for
+// each client of the peers directory, `clientForget` for one gone from
+// it); the worker asks for an authenticated client's tun
+// (`clientTunRequest` → `clientTun` with the descriptor, or
+// `clientRefused`) and says when it closed one (`clientClosed`).
 
 /// Who may send a message type. A receiver rejects the other side's types.
 public enum ChannelSender: Sendable { case helper, worker }
@@ -30,11 +35,19 @@ public enum ChannelMessageType: UInt8, CaseIterable, Sendable {
     case hello = 6
     case keyRequest = 7
     case fdsRequest = 8
+    // Server mode. Helper → worker.
+    case clientKey = 9
+    case clientForget = 10
+    case clientTun = 11
+    case clientRefused = 12
+    // Worker → helper.
+    case clientTunRequest = 13
+    case clientClosed = 14
 
     public var sender: ChannelSender {
         switch self {
-        case .config, .key, .fds: return .helper
-        case .ready, .log, .hello, .keyRequest, .fdsRequest: return .worker
+        case .config, .key, .fds, .clientKey, .clientForget, .clientTun, .clientRefused: return .helper
+        case .ready, .log, .hello, .keyRequest, .fdsRequest, .clientTunRequest, .clientClosed: return .worker
         }
     }
 
@@ -49,12 +62,27 @@ public enum ChannelMessageType: UInt8, CaseIterable, Sendable {
         case .ready, .keyRequest, .fdsRequest: return 0...0
         case .hello: return ChannelCodec.versionBytes...ChannelCodec.versionBytes
         case .log: return 2...(1 + ChannelCodec.maxLogBytes)
+        // key id 4, identifier 32 (NUL-padded), tunnel key 32.
+        case .clientKey: return 68...68
+        case .clientForget: return 4...4
+        // key id 4, interface name 16 (NUL-padded).
+        case .clientTun: return 20...20
+        // key id 4, reason 1.
+        case .clientRefused, .clientClosed: return 5...5
+        // key id 4, the client's address (the config's 28-byte peer encoding).
+        case .clientTunRequest: return 32...32
         }
     }
 
     /// Descriptors that must arrive with it (SCM_RIGHTS): exactly this
     /// many, or for `fds` exactly as many as its count byte declares.
-    public var fdCount: ClosedRange<Int> { self == .fds ? 1...ChannelCodec.maxFDs : 0...0 }
+    public var fdCount: ClosedRange<Int> {
+        switch self {
+        case .fds: return 1...ChannelCodec.maxFDs
+        case .clientTun: return 1...1
+        default: return 0...0
+        }
+    }
 }
 
 /// The level of a forwarded log line (wire values 0...3). The helper maps
@@ -111,6 +139,15 @@ public enum ChannelMessage: Sendable {
     case fds([PassedFD])
     case ready
     case log(level: LogLevel, text: String)
+    /// A client of the peers directory: its key id, identifier and tunnel key.
+    case clientKey(keyId: UInt32, name: String, key: SecretBytes)
+    case clientForget(keyId: UInt32)
+    /// The client's tun: its name, and the descriptor (the receiver's).
+    case clientTun(keyId: UInt32, interface: String, fd: FileDescriptor)
+    case clientRefused(keyId: UInt32, reason: ClientRefusal)
+    /// A client authenticated from `address` has no tun yet.
+    case clientTunRequest(keyId: UInt32, address: SocketAddress)
+    case clientClosed(keyId: UInt32, reason: ClientClosure)
 
     public var type: ChannelMessageType {
         switch self {
@@ -122,12 +159,19 @@ public enum ChannelMessage: Sendable {
         case .fds: return .fds
         case .ready: return .ready
         case .log: return .log
+        case .clientKey: return .clientKey
+        case .clientForget: return .clientForget
+        case .clientTun: return .clientTun
+        case .clientRefused: return .clientRefused
+        case .clientTunRequest: return .clientTunRequest
+        case .clientClosed: return .clientClosed
         }
     }
 
     /// The descriptors to send as SCM_RIGHTS, in order.
     public var fileDescriptors: [FileDescriptor] {
         if case let .fds(list) = self { return list.map(\.fd) }
+        if case let .clientTun(_, _, fd) = self { return [fd] }
         return []
     }
 }
@@ -145,6 +189,43 @@ extension ChannelMessage: Equatable {
         default: return false
         }
     }
+}
+
+/// Why the helper gave an authenticated client no tun (`clientRefused`).
+public enum ClientRefusal: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// No such client in the peers directory (any more).
+    case unknown = 1
+    /// It has a tun already.
+    case hasTun = 2
+    /// --max-clients tuns exist.
+    case tooMany = 3
+    /// Tuns are being made faster than the helper allows.
+    case rateLimited = 4
+    /// The device could not be made.
+    case deviceFailed = 5
+    /// The hook failed (the device was removed again).
+    case hookFailed = 6
+
+    public var description: String {
+        switch self {
+        case .unknown: "not a client of the peers directory"
+        case .hasTun: "it has a tun already"
+        case .tooMany: "as many client tuns as --max-clients allows exist"
+        case .rateLimited: "tuns are being asked for too fast"
+        case .deviceFailed: "the tun could not be made"
+        case .hookFailed: "the hook failed"
+        }
+    }
+}
+
+/// Why the worker closed a client's tun (`clientClosed`).
+public enum ClientClosure: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    /// Nothing authenticated for --idle-timeout seconds.
+    case idle = 1
+    /// The helper said `clientForget`.
+    case forgotten = 2
+
+    public var description: String { self == .idle ? "idle" : "forgotten" }
 }
 
 /// What the helper tells the worker before it starts (message `config`).
@@ -167,12 +248,22 @@ public struct WorkerConfig: Equatable, Sendable {
     public var formerSessions: [UInt64] = []
     /// The cipher suite the data path runs (`--cipher`).
     public var suite: SuiteID = .defaultSuite
+    /// Flag bit 2: a server (its clients come as `clientKey` messages).
+    public var server = false
+    /// A client's own key id (`--id`); 0 between point-to-point peers and
+    /// at a server.
+    public var keyId: UInt32 = 0
+    /// Server: forget a client after this long without an authenticated
+    /// datagram (0: never).
+    public var idleTimeoutSeconds: UInt32 = 0
+    /// Server: the most clients with a tun at once.
+    public var maxClients: UInt32 = 0
 
-    /// The fields of configuration version 2, after the version:
+    /// The fields of configuration version 3, after the version:
     /// 8+8+4+4 + flags 4 + uid 4 + gid 4 + peer 28 + chroot 256 + interface 16
     /// + former-session count 4 + 32 former sessions (unused ones zero)
-    /// + suite 1 + 3 zero bytes.
-    public static let encodedSize = 36 + peerBytes + chrootBytes + interfaceBytes + 4 + 8 * maxFormerSessions + 4
+    /// + suite 1 + 3 zero bytes + key id 4 + idle timeout 4 + max clients 4.
+    public static let encodedSize = 36 + peerBytes + chrootBytes + interfaceBytes + 4 + 8 * maxFormerSessions + 4 + 12
     public static let maxFormerSessions = 32
     public static let peerBytes = 28
     public static let chrootBytes = 256
@@ -197,7 +288,8 @@ public struct WorkerConfig: Equatable, Sendable {
     /// Bit 0 is unused and refused if set (it once said "drop privileges",
     /// which every config says now); bit 1 is the peer's.
     public static let flagPeer: UInt32 = 1 << 1
-    public static let knownFlags = flagPeer
+    public static let flagServer: UInt32 = 1 << 2
+    public static let knownFlags = flagPeer | flagServer
 }
 
 /// Why a message was refused. Any of these makes the receiver exit.

@@ -1,0 +1,150 @@
+import SqutunSystem
+import Glibc
+import CShim
+import Shared
+import squtun_crypto
+
+// A server's data path, run by its worker. One thread, one loop; the steps:
+//
+//  1. Wait (epoll: the socket, the wake pipe, the helper channel, the
+//     status listener, and every client tun; the kernel says which are
+//     ready, nothing scans them all); timeout = the next tick.
+//  2. Socket → client tuns (Server.receive): the key id names the
+//     client, its device opens the datagram and writes it to its tun; an
+//     authenticated client without a tun asks the helper for one.
+//  3. A client tun → socket (Server.send): that client's device reads,
+//     seals and sends to the client's address.
+//  4. Tick (Server.tick, every 100 ms at most): keepalives due, idle clients.
+//  5. The helper's messages (ServerLink): clients added and forgotten,
+//     tuns given or refused; the status listener; signals.
+
+/// What the worker hears from the root helper, decoded (the channel and
+/// its format are privilege separation's: this module only sees these).
+public enum ServerCommand {
+    case add(keyId: UInt32, name: String, key: SecretBytes)
+    case forget(keyId: UInt32)
+    /// The client's tun (the descriptor is the receiver's to close).
+    case tun(keyId: UInt32, fd: FileDescriptor, name: String)
+    case refused(keyId: UInt32, reason: String)
+}
+
+/// Why the worker closed a client's tun, as it tells the helper.
+public enum ServerClosure { case idle, forgotten, gone }
+
+/// The worker's side of the helper channel, as the server loop needs it.
+public protocol ServerLink: AnyObject {
+    /// One message (the channel is readable); nil when the helper is gone.
+    func receive() -> ServerCommand?
+    func requestTun(keyId: UInt32, address: SocketAddress)
+    func closed(keyId: UInt32, reason: ServerClosure)
+}
+
+public final class ServerPath<Cipher: SuiteCipher> {
+    private let server: Server<Cipher>
+    private let link: ServerLink
+    private let poller: Epoll
+    private let wake: FileDescriptor
+    private let channel: FileDescriptor
+    private let control: FileDescriptor?
+    private let statusUID: UInt32
+    private let log: (Int32, String) -> Void
+    private let logLinesDropped: () -> UInt64
+
+    private enum Token: UInt64 { case udp, wake, channel, control }
+    /// Client tuns' tokens: this plus the client's slot.
+    private static var clientBase: UInt64 { 16 }
+
+    public init(server: Server<Cipher>, link: ServerLink, wake: FileDescriptor, channel: FileDescriptor,
+                control: FileDescriptor?, statusUID: UInt32 = 0, log: @escaping (Int32, String) -> Void,
+                logLinesDropped: @escaping () -> UInt64) throws(SystemError) {
+        self.server = server
+        self.link = link
+        self.wake = wake
+        self.channel = channel
+        self.control = control
+        self.statusUID = statusUID
+        self.log = log
+        self.logLinesDropped = logLinesDropped
+        poller = try Epoll()
+        try poller.add(server.net.socket.fd, token: Token.udp.rawValue)
+        try poller.add(wake, token: Token.wake.rawValue)
+        try poller.add(channel, token: Token.channel.rawValue)
+        if let control { try poller.add(control, token: Token.control.rawValue) }
+        server.requestTun = { [link] keyId, address in link.requestTun(keyId: keyId, address: address) }
+    }
+
+    public func run() -> DataPathExit {
+        while true {
+            // 1.
+            let n: Int
+            do { n = try poller.wait(timeoutMs: server.pollTimeout()) } catch {
+                return .fatal("epoll_wait: \(error)")
+            }
+            // 5. Signals first: SIGTERM must win over a flood.
+            if let end = handleSignals() { return end }
+            for i in 0..<n {
+                let (token, events) = poller.event(i)
+                switch token {
+                case Token.udp.rawValue: server.receive()  // 2.
+                case Token.wake.rawValue: wake.drain()
+                case Token.channel.rawValue:
+                    guard let command = link.receive() else { return .channelClosed }
+                    apply(command)
+                case Token.control.rawValue:
+                    if let control {
+                        _ = ControlSocket.acceptAndReply(listener: control, text: statusText(), allowedUID: statusUID)
+                    }
+                default:  // 3.
+                    let slot = Int(token - Self.clientBase)
+                    let gone = events & UInt32(EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+                        ? "its tun is gone" : server.send(slot: slot)
+                    if let gone, let client = server.clients[slot] {
+                        client.device.io.detach()
+                        log(LOG_WARNING, "client \(client.name): \(gone); closed it")
+                        link.closed(keyId: client.keyId, reason: .gone)
+                    }
+                }
+            }
+            // 4.
+            for keyId in server.tick() { link.closed(keyId: keyId, reason: .idle) }
+        }
+    }
+
+    private func apply(_ command: ServerCommand) {
+        switch command {
+        case let .add(keyId, name, key):
+            do { try server.add(keyId: keyId, name: name, key: key) } catch {
+                log(LOG_ERR, "client \(name): cannot set up its keys: \(error)")
+            }
+        case let .forget(keyId):
+            if server.forget(keyId: keyId) != nil { link.closed(keyId: keyId, reason: .forgotten) }
+        case let .tun(keyId, fd, name):
+            // A closed descriptor leaves the epoll set by itself: nothing to remove later.
+            let raw = fd
+            guard let slot = server.attach(keyId: keyId, tun: Tun(adoptingPlain: fd, name: name)) else {
+                link.closed(keyId: keyId, reason: .forgotten)
+                return
+            }
+            do { try poller.add(raw, token: Self.clientBase + UInt64(slot)) } catch {
+                server.clients[slot]?.device.io.detach()
+                log(LOG_ERR, "tun \(name): cannot watch it: \(error)")
+                link.closed(keyId: keyId, reason: .gone)
+            }
+        case let .refused(keyId, reason):
+            server.refused(keyId: keyId)
+            log(LOG_WARNING, "client \(server.client(keyId: keyId)?.name ?? "\(keyId)"): no tun: \(reason)")
+        }
+    }
+
+    private func handleSignals() -> DataPathExit? {
+        let sigs = squtun_take_signals()
+        if sigs == 0 { return nil }
+        for s in [SIGTERM, SIGINT] where sigs & (1 << UInt64(s)) != 0 { return .signal(s) }
+        if sigs & (1 << UInt64(SIGUSR1)) != 0 {
+            for line in statusText().split(separator: "\n") { log(LOG_INFO, String(line)) }
+        }
+        return nil
+    }
+
+    public func statusText() -> String { server.statusText(logLinesDropped: logLinesDropped()) }
+}
