@@ -35,11 +35,12 @@ let package = Package(
         // constants, replay window, drop reasons, MTU maths, clocks, secret bytes.
         .target(name: "Shared", dependencies: ["CShim"]),
         // Configuration: the command line surface, the config file, key files,
-        // the validated settings.
+        // the validated settings, the server's peers directory (whose client
+        // key ids are SHA-256 based: squtun-crypto).
         .target(
             name: "SqutunConfig",
             dependencies: [
-                "Shared", "SqutunSystem", "CShim",
+                "Shared", "SqutunSystem", "squtun-crypto", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -150,6 +150,39 @@ public struct TunnelOptions: ParsableArguments, Sendable {
                                valueName: "name"))
     public var cipher: String?
 
+    // Server mode (docs/CONFIG.md, "Server mode").
+    @Flag(name: .customLong("server"),
+          help: "Serve many clients, each with a tun of its own named by -i's pattern (default: sqc%d).")
+    public var server = false
+
+    @Option(name: .customLong("peers"),
+            help: ArgumentHelp("Server: the directory of client files, one per client, named by its identifier "
+                               + "(absolute; required with --server).", valueName: "dir"))
+    public var peers: String?
+
+    // Its words up to the next option: `--hook /usr/local/sbin/up tun -v -i …`
+    // would end at -v; a config file's `hook` line has no such limit.
+    @Option(name: .customLong("hook"), parsing: .upToNextOption,
+            help: ArgumentHelp("Server: run PROG (absolute path) with ARGs as root when a client's tun is up "
+                               + "or goes down (TUN_EVENT, TUN_DEV_NAME, TUN_CLIENT_ID in its environment).",
+                               valueName: "prog arg"))
+    public var hook: [String] = []
+
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional,
+            help: ArgumentHelp("Server: a client silent this long loses its tun, 0 = never "
+                               + "(max \(ServerSettings.maxIdleTimeoutSeconds)). (default: 0)", valueName: "seconds"))
+    public var idleTimeout: String?
+
+    @Option(name: .customLong("max-clients"), parsing: .unconditional,
+            help: ArgumentHelp("Server: clients with a tun at once, 1-\(ServerSettings.maxClientsLimit). "
+                               + "(default: \(ServerSettings.defaultMaxClients))", valueName: "n"))
+    public var maxClients: String?
+
+    @Option(name: .customLong("id"),
+            help: ArgumentHelp("Client of a server: this end's identifier, its file's name in the server's --peers "
+                               + "(1-32 of A-Z a-z 0-9 . _ -, first a letter or digit).", valueName: "name"))
+    public var id: String?
+
     @Option(name: .customLong("config"),
             help: ArgumentHelp("Read settings from FILE, one 'long-option-name value' per line (squtun(8)); "
                                + "options on the command line override the file's.", valueName: "file"),
@@ -175,10 +208,12 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         }
     }
 
-    /// Every check except the presence of `-i`/`-k` (see the type's comment),
-    /// of the command line only (the config file is read by `resolve()`).
+    /// Every check except the presence of `-i`/`-k`/`--peers` (see the
+    /// type's comment), of the command line only (the config file is read by
+    /// `resolve()`). With `--config`, the checks of options that depend on
+    /// each other (the mode, -r's peer) wait for the file: it may hold the other.
     public func check() throws(ConfigError) {
-        _ = try checkedValues(labels: Labels())
+        _ = try checkedValues(labels: Labels(), complete: config == nil)
     }
 
     /// Reads `--config`'s file if given, fills in what the command line left
@@ -216,19 +251,29 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .control: if control == nil { control = value } else { taken = false }
             case .noOffload: if !noOffload { noOffload = true } else { taken = false }
             case .cipher: if cipher == nil { cipher = value } else { taken = false }
+            case .server: if !server { server = true } else { taken = false }
+            case .peers: if peers == nil { peers = value } else { taken = false }
+            case .hook: if hook.isEmpty { hook = OptionCheck.words(value) } else { taken = false }
+            case .idleTimeout: if idleTimeout == nil { idleTimeout = value } else { taken = false }
+            case .maxClients: if maxClients == nil { maxClients = value } else { taken = false }
+            case .id: if id == nil { id = value } else { taken = false }
             }
             if taken { labels.fromFile[entry.setting] = file.label(entry) }
         }
     }
 
     private func resolveMerged(labels: Labels) throws(ConfigError) -> Invocation {
-        let v = try checkedValues(labels: labels)
+        let v = try checkedValues(labels: labels, complete: true)
         if let link = v.linkMTU {
             return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4, suite: v.suite)
         }
         // With --config, say where else the setting could have been.
-        func when(_ setting: TunnelSetting) -> String {
-            "unless -m is given" + (config.map { " (or as '\(setting.rawValue)' in \($0))" } ?? "")
+        func when(_ setting: TunnelSetting, _ condition: String = "unless -m is given") -> String {
+            condition + (config.map { " (or as '\(setting.rawValue)' in \($0))" } ?? "")
+        }
+        if server {
+            guard let peers else { throw .missingOption(option: "--peers", when: when(.peers, "with --server")) }
+            return .tunnel(serverConfig(peers: peers, values: v))
         }
         guard let interface else { throw .missingOption(option: "-i/--interface", when: when(.interface)) }
         guard let key else { throw .missingOption(option: "-k/--key", when: when(.key)) }
@@ -247,7 +292,74 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             controlSocket: controlSocketPath(interface: interface),
             offload: !noOffload)
         tunnel.cipher = v.suite
+        tunnel.clientID = id
         return .tunnel(tunnel)
+    }
+
+    /// The settings of a server, its options checked (`checkMode`).
+    private func serverConfig(peers: String, values v: Values) -> TunnelConfig {
+        let pattern = interface ?? ServerSettings.defaultTunPattern
+        let name = ServerSettings.name(ofPattern: pattern)
+        let settings = ServerSettings(peersDirectory: peers, hook: hook.isEmpty ? nil : hook,
+                                      idleTimeoutSeconds: v.idleTimeout, maxClients: v.maxClients,
+                                      tunPattern: pattern, serverKeyPath: key, pskPath: psk)
+        var tunnel = TunnelConfig(
+            server: settings, localPort: v.localPort, keepaliveSeconds: v.keepalive, skewSeconds: v.skew,
+            bindAddress: bind, foreground: foreground, user: user ?? TunnelOptions.defaultUser,
+            chrootDirectory: chroot ?? TunnelOptions.defaultChroot, pidfile: pidfilePath(interface: name),
+            controlSocket: controlSocketPath(interface: name), offload: !noOffload)
+        tunnel.cipher = v.suite
+        return tunnel
+    }
+
+    /// The options that belong to one mode only: with --server, those of a
+    /// point-to-point tunnel or a client are refused, and -i is a pattern;
+    /// without it, the server's are refused and -i is a name. One line each.
+    private func checkMode(labels: Labels, maxClients: Int) throws(ConfigError) {
+        guard server else {
+            for setting in TunnelSetting.serverOnly where given(setting) {
+                throw .serverOption(option: labels[setting])
+            }
+            if let interface, interface.utf8.contains(UInt8(ascii: "%")) {
+                throw .badOption(option: labels[.interface], problem: "a tun name pattern (%d) is for --server; "
+                                 + "a tunnel's -i names its device", value: interface)
+            }
+            return
+        }
+        let refused: [(TunnelSetting, String)] = [
+            (.peer, "clients name the server; it answers each at the address it hears it from"),
+            (.remotePort, "clients name the server's port; it answers each at the port it hears it from"),
+            (.peerKey, "a keypair server's client public keys are the files in --peers"),
+            (.id, "--id names this end as a client of a server"),
+        ]
+        for (setting, reason) in refused where given(setting) {
+            throw .notWithServer(option: labels[setting], reason: reason)
+        }
+        if psk != nil && key == nil {
+            throw .optionNeeds(option: labels[.psk], needs: "-k/--key in server mode (a keypair server's "
+                               + "private key; a PSK server's client PSKs are the files in --peers)")
+        }
+        let pattern = interface ?? ServerSettings.defaultTunPattern
+        if !pattern.utf8.contains(UInt8(ascii: "%")) {
+            throw .badOption(option: labels[.interface], problem: "in server mode -i is the clients' tun name "
+                             + "pattern, with %d for the number (e.g. \(ServerSettings.defaultTunPattern))", value: pattern)
+        }
+        try OptionCheck.tunPattern(pattern, option: labels[.interface], maxClients: maxClients)
+    }
+
+    /// Whether a setting of the mode checks has a value (command line or file).
+    private func given(_ setting: TunnelSetting) -> Bool {
+        switch setting {
+        case .peer: peer != nil
+        case .remotePort: remotePort != nil
+        case .peerKey: peerKey != nil
+        case .id: id != nil
+        case .peers: peers != nil
+        case .hook: !hook.isEmpty
+        case .idleTimeout: idleTimeout != nil
+        case .maxClients: maxClients != nil
+        default: false
+        }
     }
 
     /// The option part of each setting's error messages: the command line's
@@ -265,15 +377,19 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         var skew: Int
         var linkMTU: Int?
         var suite: SuiteID
+        var idleTimeout: Int
+        var maxClients: Int
     }
 
-    private func checkedValues(labels: Labels) throws(ConfigError) -> Values {
+    /// Each value checked; with `complete` (nothing more to come from a
+    /// config file) also the options that depend on each other.
+    private func checkedValues(labels: Labels, complete: Bool) throws(ConfigError) -> Values {
         let localPort = try OptionCheck.port(localPort ?? String(TunnelOptions.defaultPort), option: labels[.localPort])
         if let peer { try OptionCheck.setting(.peer, value: peer, label: labels[.peer]) }
         var remote = UInt16(TunnelOptions.defaultPort)
         if let remotePort {
             remote = try OptionCheck.port(remotePort, option: labels[.remotePort])
-            if peer == nil {
+            if peer == nil && complete && !server {
                 let problem = labels.isFromFile(.remotePort) ? "needs a peer (peer in the file, or -p/--peer)"
                                                              : "needs -p/--peer"
                 throw .badOption(option: labels[.remotePort], problem: problem, value: remotePort)
@@ -298,7 +414,14 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         try OptionCheck.setting(.chroot, value: chroot ?? TunnelOptions.defaultChroot, label: labels[.chroot])
         if let pidfile { try OptionCheck.setting(.pidfile, value: pidfile, label: labels[.pidfile]) }
         if let control { try OptionCheck.setting(.control, value: control, label: labels[.control]) }
+        if let peers { try OptionCheck.setting(.peers, value: peers, label: labels[.peers]) }
+        if !hook.isEmpty { try OptionCheck.hook(hook, option: labels[.hook]) }
+        let idle = try OptionCheck.idleTimeoutSeconds(idleTimeout ?? "0", option: labels[.idleTimeout])
+        let clients = try OptionCheck.maxClients(maxClients ?? String(ServerSettings.defaultMaxClients),
+                                                 option: labels[.maxClients])
+        if let id { try OptionCheck.setting(.id, value: id, label: labels[.id]) }
+        if complete { try checkMode(labels: labels, maxClients: clients) }
         return Values(localPort: localPort, remotePort: remote, keepalive: keepalive, skew: skew, linkMTU: linkMTU,
-                      suite: suite)
+                      suite: suite, idleTimeout: idle, maxClients: clients)
     }
 }

@@ -13,6 +13,16 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingOption(option: String, when: String)
     /// `option` (a flag, so there is no value to show) makes sense only with `needs`.
     case optionNeeds(option: String, needs: String)
+    /// `option` belongs to server mode, but `--server` is not given.
+    case serverOption(option: String)
+    /// `option` has no meaning for a server; `reason` says what to do instead.
+    case notWithServer(option: String, reason: String)
+    /// In server mode `-k` holds a PSK: a server's key is a private key.
+    case serverKeyIsPSK(path: String)
+
+    // The server's peers directory (exit 1).
+    /// Missing, not a directory, or not safe: nothing of it can be trusted.
+    case peersDirectory(path: String, problem: String)
 
     // Key files (exit 1).
     case keyFileUnreadable(path: String, reason: String)
@@ -39,7 +49,8 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     /// EX_USAGE from sysexits.h for usage errors; 1 for everything else.
     public var exitCode: Int32 {
         switch self {
-        case .badOption, .missingOption, .optionNeeds, .keyNeedsKeypair: return 64
+        case .badOption, .missingOption, .optionNeeds, .keyNeedsKeypair, .serverOption, .notWithServer,
+             .serverKeyIsPSK: return 64
         default: return 1
         }
     }
@@ -54,25 +65,19 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(option): required \(when)"
         case let .optionNeeds(option, needs):
             return "\(option): only valid together with \(needs)"
-        case let .keyFileUnreadable(path, reason):
-            // Only a missing file is fixed by making one.
-            let hint = reason.hasPrefix("No such file") ? "; make one with: squtun genkey \(path)" : ""
-            return "key file \(SharedError.quote(path)): cannot read: \(reason)\(hint)"
-        case let .keyFileNotRegular(path, kind):
-            return "key file \(SharedError.quote(path)): not a regular file (\(kind))"
-        case let .keyFilePermissions(path, mode):
-            return "key file \(SharedError.quote(path)): permissions \(SharedError.octal(mode)) are too open; run chmod 600 \(SharedError.quote(path))"
-        case let .keyFileOwner(path, owner, you):
-            let fix = you == 0 ? "run chown root \(SharedError.quote(path))" : "run as root: chown \(you) \(SharedError.quote(path))"
-            return "key file \(SharedError.quote(path)): owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
-        case let .keyFileTooLarge(path, size, limit):
-            return "key file \(SharedError.quote(path)): \(size) bytes is too large for a key file (at most \(limit))"
-        case let .keyFileDigitCount(path, found, expected):
-            return "key file \(SharedError.quote(path)): found \(found) hex digits, need exactly \(expected); make one with: squtun genkey"
-        case let .keyFileBadCharacter(path, offset, byte):
-            return "key file \(SharedError.quote(path)): \(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
-        case let .keyFileAllZero(path):
-            return "key file \(SharedError.quote(path)): the key is all zeros; make one with 'squtun genkey'"
+        case let .serverOption(option):
+            return "\(option) is a server option: only valid together with --server"
+        case let .notWithServer(option, reason):
+            return "\(option): not valid with --server (\(reason))"
+        case let .serverKeyIsPSK(path):
+            return "key file \(SharedError.quote(path)) holds a PSK: in server mode -k takes the server's private key; "
+                + "client PSKs are the files in --peers"
+        case let .peersDirectory(path, problem):
+            return "--peers \(SharedError.quote(path)): \(problem)"
+        case let .keyFileUnreadable(path, _), let .keyFileNotRegular(path, _), let .keyFilePermissions(path, _),
+             let .keyFileOwner(path, _, _), let .keyFileTooLarge(path, _, _), let .keyFileDigitCount(path, _, _),
+             let .keyFileBadCharacter(path, _, _), let .keyFileAllZero(path):
+            return "key file \(SharedError.quote(path)): \(keyFileProblem ?? "")"
         case let .keyWrongKind(path, role, holds):
             return Self.wrongKind(subject: path.map { "key file \(SharedError.quote($0))" } ?? "--peer-key's text",
                                   role: role, holds: holds)
@@ -92,6 +97,35 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension ConfigError {
+    /// What is wrong with a key file, without naming it (the text after
+    /// "key file 'PATH': "), for the cases about one key file; nil for the others.
+    /// The peers directory's lines (`PeersDirectory`) name the file their own way.
+    var keyFileProblem: String? {
+        switch self {
+        case let .keyFileUnreadable(path, reason):
+            // Only a missing file is fixed by making one.
+            let hint = reason.hasPrefix("No such file") ? "; make one with: squtun genkey \(path)" : ""
+            return "cannot read: \(reason)\(hint)"
+        case let .keyFileNotRegular(_, kind):
+            return "not a regular file (\(kind))"
+        case let .keyFilePermissions(path, mode):
+            return "permissions \(SharedError.octal(mode)) are too open; run chmod 600 \(SharedError.quote(path))"
+        case let .keyFileOwner(path, owner, you):
+            let fix = you == 0 ? "run chown root \(SharedError.quote(path))" : "run as root: chown \(you) \(SharedError.quote(path))"
+            return "owned by uid \(owner), not by root or you (uid \(you)), so that user can change it; \(fix)"
+        case let .keyFileTooLarge(_, size, limit):
+            return "\(size) bytes is too large for a key file (at most \(limit))"
+        case let .keyFileDigitCount(_, found, expected):
+            return "found \(found) hex digits, need exactly \(expected); make one with: squtun genkey"
+        case let .keyFileBadCharacter(_, offset, byte):
+            return "\(Self.describe(byte)) at byte offset \(offset) is not a hex digit; make one with: squtun genkey"
+        case .keyFileAllZero:
+            return "the key is all zeros; make one with 'squtun genkey'"
+        default:
+            return nil
+        }
+    }
+
     /// Each mistake its own line: what the key holds, what the option takes, where the key belongs.
     static func wrongKind(subject: String, role: KeyRole, holds: KeyKind) -> String {
         let what: String

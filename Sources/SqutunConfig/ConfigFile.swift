@@ -27,6 +27,13 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     case noOffload = "no-offload"
     // Cipher suite (wire protocol v2).
     case cipher
+    // Server mode, and a server's client.
+    case server
+    case peers
+    case hook
+    case idleTimeout = "idle-timeout"
+    case maxClients = "max-clients"
+    case id
 
     /// How the command line spells it, as in its one-line errors.
     public var commandLineLabel: String {
@@ -48,11 +55,20 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
         case .control: return "--control"
         case .noOffload: return "--no-offload"
         case .cipher: return "--cipher"
+        case .server: return "--server"
+        case .peers: return "--peers"
+        case .hook: return "--hook"
+        case .idleTimeout: return "--idle-timeout"
+        case .maxClients: return "--max-clients"
+        case .id: return "--id"
         }
     }
 
     /// A flag is a line of its own name; every other setting needs a value.
-    public var isFlag: Bool { self == .foreground || self == .noOffload }
+    public var isFlag: Bool { self == .foreground || self == .noOffload || self == .server }
+
+    /// The settings only a server takes.
+    public static let serverOnly: [TunnelSetting] = [.peers, .hook, .idleTimeout, .maxClients]
 }
 
 /// A squtun config file (`squtun --config FILE`, `squtun@IFACE.service`):
@@ -65,7 +81,8 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
 ///
 /// One setting per line: a long option name (`TunnelSetting`), blanks, and
 /// the value (the rest of the line, surrounding blanks removed); a flag
-/// stands alone. `#` starts a comment at the beginning of a line or after a
+/// stands alone. A list (`hook PROG ARG...`) is its words, split at blanks
+/// (no quoting: a word cannot hold a blank). `#` starts a comment at the beginning of a line or after a
 /// blank. Each setting at most once. Every error is one line,
 /// `FILE:LINE: NAME: PROBLEM 'VALUE'` (or `FILE:LINE: PROBLEM 'WORD'`), a
 /// usage error like the command line's (exit 64). Values get exactly the

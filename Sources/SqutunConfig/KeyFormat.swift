@@ -173,6 +173,18 @@ extension KeyFile {
         }
     }
 
+    /// A server's `-k` (`ServerSettings.serverKeyPath`): its private key,
+    /// which makes it a keypair server. A PSK is refused: a PSK server has
+    /// no key of its own (its clients' PSKs are the files in --peers).
+    public static func readServerKey(path: String) throws(ConfigError) -> SecretBytes {
+        let key = try readKey(path: path, role: .tunnelKey)
+        guard key.kind == .privateKey else {
+            key.bytes.wipe()
+            throw .serverKeyIsPSK(path: path)
+        }
+        return key.bytes
+    }
+
     /// A public key's text: the prefix and 64 lowercase hex digits.
     public static func publicKeyText(_ key: [UInt8]) -> String {
         let text = key.withUnsafeBytes { encode(SecretBytes(copying: $0), prefix: publicPrefix) }

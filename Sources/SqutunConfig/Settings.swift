@@ -27,11 +27,70 @@ public struct PeerSettings: Equatable, Sendable {
     }
 }
 
+/// Server mode (`--server`): one server, many clients, a tun per client.
+/// The clients are the files of the peers directory (`PeersDirectory`),
+/// read by the root helper; nothing here is read from a file yet.
+public struct ServerSettings: Equatable, Sendable {
+    /// `--peers`: one file per client, named by its identifier (absolute path).
+    public var peersDirectory: String
+    /// `--hook PROG ARG...`: run for each client's tun (up, down); PROG is
+    /// an absolute path. nil: none.
+    public var hook: [String]?
+    /// `--idle-timeout`: a client heard from for this long loses its tun; 0 = never.
+    public var idleTimeoutSeconds: Int
+    /// `--max-clients`: at most this many clients with a tun at once.
+    public var maxClients: Int
+    /// `-i` in server mode: the clients' tun name pattern, with one `%d`
+    /// that the kernel fills with the lowest free number.
+    public var tunPattern: String
+    /// `-k`: the server's private key (a keypair server: client files are
+    /// public keys). nil: a PSK server (client files are PSKs).
+    public var serverKeyPath: String?
+    /// `--psk` beside `-k`: a PSK mixed into every client's tunnel key.
+    public var pskPath: String?
+
+    public static let defaultTunPattern = "sqc%d"
+    public static let defaultMaxClients = 1024
+    public static let maxClientsLimit = 65536
+    public static let maxIdleTimeoutSeconds = 86400
+
+    public init(peersDirectory: String, hook: [String]? = nil, idleTimeoutSeconds: Int = 0,
+                maxClients: Int = ServerSettings.defaultMaxClients, tunPattern: String = ServerSettings.defaultTunPattern,
+                serverKeyPath: String? = nil, pskPath: String? = nil) {
+        self.peersDirectory = peersDirectory
+        self.hook = hook
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.maxClients = maxClients
+        self.tunPattern = tunPattern
+        self.serverKeyPath = serverKeyPath
+        self.pskPath = pskPath
+    }
+
+    /// What the client files hold: public keys for a keypair server, else PSKs.
+    public var clientKeyKind: PeersDirectory.Expecting { serverKeyPath == nil ? .psk : .publicKey }
+
+    /// The server's name: the pattern without its `%d` (`sqc%d`: `sqc`). It
+    /// stands where a point-to-point tunnel has its interface name: the
+    /// default pid file and status socket (`squtun status sqc`), the logs.
+    public static func name(ofPattern pattern: String) -> String {
+        let b = Array(pattern.utf8)
+        guard let i = b.indices.dropLast().first(where: { b[$0] == UInt8(ascii: "%") && b[$0 + 1] == UInt8(ascii: "d") })
+        else { return pattern }
+        return String(decoding: b[..<i] + b[(i + 2)...], as: UTF8.self)
+    }
+}
+
 /// The tunnel's settings after every check.
 public struct TunnelConfig: Equatable, Sendable {
     public var localPort: UInt16
-    /// At least one (the initialisers see to it); in the order given.
+    /// A point-to-point tunnel: at least one (the initialisers see to it),
+    /// in the order given. A server: none (its clients are `server`'s
+    /// peers directory).
     public private(set) var peers: [PeerSettings]
+    /// Server mode; nil for a point-to-point tunnel.
+    public private(set) var server: ServerSettings?
+    /// The tun device; for a server, its name (`ServerSettings.name(ofPattern:)`),
+    /// which is no device: each client's tun is named by the pattern.
     public var interface: String
     /// 0 = off.
     public var keepaliveSeconds: Int
@@ -48,9 +107,11 @@ public struct TunnelConfig: Equatable, Sendable {
     public var offload: Bool
     /// The cipher suite (`--cipher`): both ends must name the same one.
     public var cipher: SuiteID = .defaultSuite
+    /// `--id`: this end is that client of a server; nil: point-to-point.
+    public var clientID: String?
 
-    /// `peers` must not be empty: a tunnel without a peer has no key. The
-    /// sources of settings check that before they get here.
+    /// A point-to-point tunnel. `peers` must not be empty: a tunnel without
+    /// a peer has no key. The sources of settings check that before they get here.
     public init(localPort: UInt16, peers: [PeerSettings], interface: String,
                 keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool,
                 user: String, chrootDirectory: String, pidfile: String, controlSocket: String,
@@ -81,7 +142,27 @@ public struct TunnelConfig: Equatable, Sendable {
                   pidfile: pidfile, controlSocket: controlSocket, offload: offload)
     }
 
-    // The first peer's settings, for code that handles one peer (today all of it).
+    /// A server (`--server`): no peers of its own.
+    public init(server: ServerSettings, localPort: UInt16, keepaliveSeconds: Int, skewSeconds: Int,
+                bindAddress: String?, foreground: Bool, user: String, chrootDirectory: String, pidfile: String,
+                controlSocket: String, offload: Bool = true) {
+        self.localPort = localPort
+        self.peers = []
+        self.server = server
+        self.interface = ServerSettings.name(ofPattern: server.tunPattern)
+        self.keepaliveSeconds = keepaliveSeconds
+        self.skewSeconds = skewSeconds
+        self.bindAddress = bindAddress
+        self.foreground = foreground
+        self.user = user
+        self.chrootDirectory = chrootDirectory
+        self.pidfile = pidfile
+        self.controlSocket = controlSocket
+        self.offload = offload
+    }
+
+    // The first peer's settings, for code that handles one peer: a
+    // point-to-point tunnel only (a server has none).
 
     /// `-p`: the first peer's host.
     public var peer: String? { peers[0].host }

@@ -13,7 +13,10 @@ public enum OptionCheck {
         switch setting {
         case .localPort, .remotePort: _ = try port(value, option: label)
         case .peer: try host(value, option: label)
-        case .interface: try interfaceName(value, option: label)
+        case .interface:
+            // A server's -i is a pattern; which one the mode needs is the resolve's check.
+            if value.utf8.contains(UInt8(ascii: "%")) { try tunPattern(value, option: label) }
+            else { try interfaceName(value, option: label) }
         case .key, .psk:
             if value.isEmpty { throw .badOption(option: label, problem: "empty file name", value: value) }
         case .peerKey:
@@ -21,7 +24,12 @@ public enum OptionCheck {
         case .keepalive: _ = try keepaliveSeconds(value, option: label)
         case .skew: _ = try skewSeconds(value, option: label)
         case .bind: try ipAddress(value, option: label)
-        case .foreground, .noOffload: break
+        case .foreground, .noOffload, .server: break
+        case .peers: try absolutePath(value, option: label)
+        case .hook: try hook(words(value), option: label)
+        case .idleTimeout: _ = try idleTimeoutSeconds(value, option: label)
+        case .maxClients: _ = try maxClients(value, option: label)
+        case .id: try clientID(value, option: label)
         case .user: try userName(value, option: label)
         case .chroot, .pidfile, .control: try absolutePath(value, option: label)
         case .cipher: _ = try cipher(value, option: label)
@@ -72,6 +80,74 @@ public enum OptionCheck {
     /// -c: the allowed clock skew in seconds, up to a day.
     public static func skewSeconds(_ text: String, option: String) throws(ConfigError) -> Int {
         try integer(text, option: option, in: 0...TunnelOptions.maxSkewSeconds)
+    }
+
+    /// --idle-timeout: seconds without a datagram from a client before its
+    /// tun goes, 0 (never) up to a day.
+    public static func idleTimeoutSeconds(_ text: String, option: String) throws(ConfigError) -> Int {
+        try integer(text, option: option, in: 0...ServerSettings.maxIdleTimeoutSeconds)
+    }
+
+    /// --max-clients: clients with a tun at once.
+    public static func maxClients(_ text: String, option: String) throws(ConfigError) -> Int {
+        try integer(text, option: option, in: 1...ServerSettings.maxClientsLimit)
+    }
+
+    /// --id: a client identifier (`ClientID`'s rule).
+    public static func clientID(_ name: String, option: String) throws(ConfigError) {
+        if let problem = ClientID.problem(name) { throw .badOption(option: option, problem: problem, value: name) }
+    }
+
+    /// --hook PROG [ARG...]: run directly (no shell), so PROG is an absolute
+    /// path; the arguments are passed as they are.
+    public static func hook(_ words: [String], option: String) throws(ConfigError) {
+        guard let program = words.first else {
+            throw .badOption(option: option, problem: "no program given", value: "")
+        }
+        try absolutePath(program, option: option)
+    }
+
+    /// A config file's list: its words, split at blanks.
+    public static func words(_ value: String) -> [String] {
+        value.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    /// A server's `-i`: the clients' tun name pattern, one `%d` (the kernel
+    /// puts the lowest free number there) in an interface name of at most
+    /// 15 bytes, counting `%d` as its two bytes, and more than `%d`
+    /// (what is left names the server: `ServerSettings.name(ofPattern:)`).
+    public static func tunPattern(_ pattern: String, option: String) throws(ConfigError) {
+        let bytes = Array(pattern.utf8)
+        let percents = bytes.indices.filter { bytes[$0] == UInt8(ascii: "%") }
+        guard percents.count == 1, percents[0] + 1 < bytes.count, bytes[percents[0] + 1] == UInt8(ascii: "d") else {
+            throw .badOption(option: option, problem: "a tun name pattern needs exactly one %d and no other %",
+                             value: pattern)
+        }
+        if bytes.count > Tun.maxNameLength {
+            throw .badOption(option: option, problem: "tun name pattern longer than \(Tun.maxNameLength) bytes "
+                             + "(%d counts as 2)", value: pattern)
+        }
+        let stem = ServerSettings.name(ofPattern: pattern)
+        if stem.isEmpty || stem == "." || stem == ".." {
+            throw .badOption(option: option, problem: "a tun name pattern needs a name around its %d", value: pattern)
+        }
+        if let bad = stem.utf8.first(where: { !Tun.isNameByte($0) }) {
+            throw .badOption(option: option,
+                             problem: "tun name pattern may only use A-Z a-z 0-9 _ . - and %d (not \(describe(bad)))",
+                             value: pattern)
+        }
+    }
+
+    /// The pattern's names up to `maxClients` clients (numbers 0 to
+    /// maxClients - 1, the kernel taking the lowest free) fit an interface name.
+    public static func tunPattern(_ pattern: String, option: String, maxClients: Int) throws(ConfigError) {
+        let digits = String(maxClients - 1).utf8.count
+        let longest = pattern.utf8.count - 2 + digits
+        if longest > Tun.maxNameLength {
+            throw .badOption(option: option, problem: "with up to \(maxClients) clients the names reach "
+                             + "\(longest) bytes, more than \(Tun.maxNameLength) (a shorter pattern, or a lower --max-clients)",
+                             value: pattern)
+        }
     }
 
     /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
