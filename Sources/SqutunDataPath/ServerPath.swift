@@ -66,10 +66,14 @@ public final class ServerPath<Cipher: SuiteCipher> {
         self.log = log
         self.logLinesDropped = logLinesDropped
         poller = try Epoll()
-        try poller.add(server.net.socket.fd, token: Token.udp.rawValue)
-        try poller.add(wake, token: Token.wake.rawValue)
-        try poller.add(channel, token: Token.channel.rawValue)
-        if let control { try poller.add(control, token: Token.control.rawValue) }
+        do throws(Errno) {
+            try poller.add(server.net.socket.fd, events: .readable, token: Token.udp.rawValue)
+            try poller.add(wake, events: .readable, token: Token.wake.rawValue)
+            try poller.add(channel, events: .readable, token: Token.channel.rawValue)
+            if let control { try poller.add(control, events: .readable, token: Token.control.rawValue) }
+        } catch {
+            throw .epollFailed(operation: "epoll_ctl", errno: error)
+        }
         server.requestTun = { [link] keyId, address in link.requestTun(keyId: keyId, address: address) }
     }
 
@@ -83,7 +87,7 @@ public final class ServerPath<Cipher: SuiteCipher> {
             // 5. Signals first: SIGTERM must win over a flood.
             if let end = handleSignals() { return end }
             for i in 0..<n {
-                let (token, events) = poller.event(i)
+                let token = poller.token(at: i), events = poller.events(at: i)
                 switch token {
                 case Token.udp.rawValue: server.receive()  // 2.
                 case Token.wake.rawValue: wake.drain()
@@ -96,7 +100,7 @@ public final class ServerPath<Cipher: SuiteCipher> {
                     }
                 default:  // 3.
                     let slot = Int(token - Self.clientBase)
-                    let gone = events & UInt32(EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+                    let gone = !events.isDisjoint(with: [.error, .hangUp])
                         ? "its tun is gone" : server.send(slot: slot)
                     if let gone, let client = server.clients[slot] {
                         client.device.io.detach()
@@ -125,7 +129,7 @@ public final class ServerPath<Cipher: SuiteCipher> {
                 link.closed(keyId: keyId, reason: .forgotten)
                 return
             }
-            do { try poller.add(raw, token: Self.clientBase + UInt64(slot)) } catch {
+            do { try poller.add(raw, events: .readable, token: Self.clientBase + UInt64(slot)) } catch {
                 server.clients[slot]?.device.io.detach()
                 log(LOG_ERR, "tun \(name): cannot watch it: \(error)")
                 link.closed(keyId: keyId, reason: .gone)

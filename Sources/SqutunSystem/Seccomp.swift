@@ -92,6 +92,15 @@ public enum Seccomp {
             Rule(syscall: "ppoll", why: "the main loop (glibc poll on arm64; ppoll with a mask)"),
             Rule(syscall: "clock_gettime", why: "timestamps, keepalive timer (when the vDSO cannot serve the clock)"),
             Rule(syscall: "restart_syscall", why: "poll resumed after SIGSTOP/SIGCONT (Ctrl-Z of a -f run)"),
+            // The server's loop (Epoll): one wait over the socket and every
+            // client tun, whose set changes as clients come and go (their
+            // tuns arrive over the channel while the filter is in). These
+            // act only on the worker's own epoll instance and fds it holds:
+            // nothing here opens, names or reaches anything new.
+            Rule(syscall: "epoll_create1", why: "the server loop's epoll instance"),
+            Rule(syscall: "epoll_ctl", why: "a client's tun added to / removed from the server loop"),
+            Rule(syscall: "epoll_wait", why: "the server loop's wait (x86_64 glibc epoll_wait)"),
+            Rule(syscall: "epoll_pwait", why: "the server loop's wait (glibc epoll_wait on arm64)"),
             // Status socket.
             Rule(syscall: "accept4", why: "status connections"),
             Rule(syscall: "getsockopt", why: "SO_PEERCRED of a status client"),

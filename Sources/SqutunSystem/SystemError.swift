@@ -31,6 +31,14 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
     case tunOpenFailed(errno: Errno)
     case tunAttachFailed(name: String, errno: Errno)
     case tunVanished(name: String)
+    /// Server mode: a client tun name pattern that is not letters, digits,
+    /// '-', '_', '.' around exactly one "%d", at most 15 bytes.
+    case badTunPattern(String)
+    /// Server mode: creating a client's tun from `pattern`; `name` once the
+    /// kernel has chosen it.
+    case clientTunFailed(pattern: String, name: String?, operation: String, errno: Errno)
+    /// The server loop's epoll instance.
+    case epollFailed(operation: String, errno: Errno)
 
     // The worker process.
     case spawnFailed(path: String, errno: Errno)
@@ -111,6 +119,20 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot attach to tun device \(name) (TUNSETIFF: \(errno)); \(hint)"
         case let .tunVanished(name):
             return "tun device \(name) was deleted or replaced while squtun attached to it; recreate it with: ip tuntap add dev \(name) mode tun user squtun"
+        case let .badTunPattern(pattern):
+            return "client tun name pattern \(SharedError.quote(pattern)) is invalid: use letters, digits, '-', '_' or '.' around exactly one %d, at most 15 bytes (e.g. sqc%d)"
+        case let .clientTunFailed(pattern, name, operation, errno):
+            let device = name.map { "client tun device \($0) (from \(pattern))" } ?? "a client tun device from \(pattern)"
+            let hint: String
+            switch errno.rawValue {
+            case EPERM, EACCES: hint = "the root helper needs CAP_NET_ADMIN"
+            case ENFILE: hint = "every number for %d is taken: give -i a shorter pattern or remove unused devices"
+            case ENOENT, ENODEV: hint = "load the tun driver with: modprobe tun"
+            default: hint = "check the kernel log"
+            }
+            return "cannot create \(device) (\(operation): \(errno)); \(hint)"
+        case let .epollFailed(operation, errno):
+            return "cannot set up the server's event loop (\(operation): \(errno))"
 
         case let .spawnFailed(path, errno):
             return "cannot start the worker process (posix_spawn \(path): \(errno))"

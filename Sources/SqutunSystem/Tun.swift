@@ -70,11 +70,8 @@ public struct Tun: ~Copyable, Sendable {
     /// protocol. Call before seccomp (no ioctl is allowed after). Takes
     /// over closing `fd`.
     public init(adopting fd: FileDescriptor, name: String) {
-        let flags = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> UInt16 in
-            ifreq.initializeMemory(as: UInt8.self, repeating: 0)
-            guard ioctl(fd.rawValue, Self.TUNGETIFF, ifreq.baseAddress!) == 0 else { return 0 }
-            return ifreq.load(fromByteOffset: 16, as: UInt16.self)
-        }
+        var request = InterfaceRequest(name: "")
+        let flags: UInt16 = (try? request.perform(fd, Self.TUNGETIFF)) != nil ? request.flags : 0
         let vnet = TunFlags(rawValue: flags).contains(.vnetHeader)
         let offloads = vnet ? Self.negotiateOffloads(fd) : nil
         self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: vnet,
@@ -153,21 +150,13 @@ public struct Tun: ~Copyable, Sendable {
         var request: TunFlags = [.tun, .noPacketInfo]
         if present.contains(.multiQueue) { request.insert(.multiQueue) }
         if offload { request.insert(.vnetHeader) }
-        let result = withUnsafeTemporaryAllocation(byteCount: 40, alignment: 8) { ifreq -> Int32 in
-            // struct ifreq: char ifr_name[16]; then a union whose first member is short ifr_flags.
-            ifreq.initializeMemory(as: UInt8.self, repeating: 0)
-            for (i, byte) in name.utf8.enumerated() { ifreq[i] = byte }
-            ifreq.storeBytes(of: request.rawValue, toByteOffset: 16, as: UInt16.self)
-            do throws(Errno) {
-                _ = try retryingEINTR { ioctl(fd.rawValue, TUNSETIFF, ifreq.baseAddress!) }
-                return 0
-            } catch {
-                return error.rawValue
-            }
-        }
-        if result != 0 {
+        var ifreq = InterfaceRequest(name: name)
+        ifreq.flags = request.rawValue
+        do throws(Errno) {
+            try ifreq.perform(fd, TUNSETIFF)
+        } catch {
             fd.close()
-            throw .tunAttachFailed(name: name, errno: Errno(result))
+            throw .tunAttachFailed(name: name, errno: error)
         }
         // Closes the race with `ip link del` between the check and the ioctl:
         // had TUNSETIFF created a new device, its index would differ. Closing

@@ -3,10 +3,9 @@
 // Thin wrappers for Linux calls that Swift's Glibc module does not expose
 // (they sit behind _GNU_SOURCE or in headers Glibc does not import). One C
 // file per concern: secrets.c, privileges.c, process.c, descriptors.c,
-// signals.c, udp_batch.c, checksum.c.
+// signals.c, udp_batch.c, checksum.c, epoll.c.
 #include <stddef.h>
 #include <sys/types.h>
-#include <sys/epoll.h>
 
 /// getrandom(2) filling the whole buffer; returns 0 or -1 with errno set.
 int squtun_getrandom(void *buf, size_t len);
@@ -43,6 +42,15 @@ void squtun_close_from(int lowfd);
 /// every descriptor >= lowfd. `actions` is a posix_spawn_file_actions_t *
 /// (untyped: <spawn.h> here would make this module claim its types).
 int squtun_spawn_closefrom(void *actions, int lowfd);
+
+/// posix_spawn of `path` with `actions` (a posix_spawn_file_actions_t *)
+/// into a clean signal state: an empty signal mask and every signal's
+/// disposition back to the default (the caller may ignore SIGPIPE or block
+/// signals; a child must not inherit that). With `own_group`, the child
+/// leads a new process group, so that it and everything it starts can be
+/// killed together. Returns 0 or an errno value (exec failures included).
+int squtun_spawn_clean(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                       const void *actions, int own_group);
 
 // ---- Descriptors, Unix sockets, capabilities, signals -------------------
 #include <stdint.h>
@@ -147,5 +155,27 @@ uint16_t squtun_csum_fold(uint64_t acc);
 /// returns 1 if another open file description already held one, 0 if not,
 /// -1 with errno set on failure.
 int squtun_share_lock(int fd);
+
+/// pidfd_open(2) (no glibc wrapper before 2.36): an fd that polls readable
+/// once the child `pid` has ended. -1 with errno set (ENOSYS before 5.3).
+int squtun_pidfd_open(pid_t pid);
+
+// ---- epoll(7): integers in and out, no struct epoll_event (its layout
+// differs between architectures). ----------------------------------------
+
+/// Most events one squtun_epoll_wait returns.
+#define SQUTUN_EPOLL_MAX 64
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int squtun_epoll_create(void);
+
+/// epoll_ctl(2): op 1 add, 2 delete, 3 modify; `token` comes back with
+/// every event of `fd`. 0 or -1 with errno set.
+int squtun_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+
+/// epoll_wait(2) of up to `max` (1...SQUTUN_EPOLL_MAX) events: event i's
+/// token in tokens[i], its mask in events[i]. Returns how many, 0 on
+/// timeout, or -1 with errno set (EINTR is the caller's to retry).
+int squtun_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int max, int timeout_ms);
 
 #endif
