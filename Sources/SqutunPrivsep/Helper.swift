@@ -2,6 +2,7 @@ import SqutunSystem
 import Glibc
 import Shared
 import SqutunConfig
+import squtun_crypto
 
 /// The root helper: the process the user starts as root. It
 ///  1. checks and opens everything (Prepared: key, peer, user, chroot,
@@ -23,6 +24,7 @@ package enum Helper {
     package static let stopGraceMs: Int32 = 1_500
 
     package static func run(_ config: TunnelConfig) throws -> Never {
+        if config.server != nil { try ServerHelper.run(config) }
         try Prepared.run(config, privileged: true, start: start)
     }
 
@@ -39,11 +41,12 @@ package enum Helper {
         // asked for once setup ends is released: the supervisor keeps
         // nothing of the data path. The provisions take over closing the
         // tun's and the socket's fds (after sending them to the worker).
-        let workerConfig = WorkerConfig(
+        var workerConfig = WorkerConfig(
             session: p.start.session, startTimeMs: p.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds),
             uid: user.uid, gid: user.gid, peer: peer, chrootPath: config.chrootDirectory,
             interface: config.interface, formerSessions: p.formerSessions, suite: config.cipher)
+        workerConfig.keyId = config.clientID.map(ClientKeyID.keyId(for:)) ?? 0
         let key = p.psk
         let provisions = WorkerProvisions(
             config: workerConfig, key: key,

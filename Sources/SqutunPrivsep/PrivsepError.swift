@@ -11,6 +11,10 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
     case missingDescriptor(PassedFDRole)
     /// The setup: the settings name more peers than the data path runs.
     case tooManyPeers(count: Int, limit: Int)
+    /// `--server` started by a user other than root.
+    case serverNeedsRoot
+    /// `-k` of a keypair server is not a private key.
+    case serverKeyNotPrivate(path: String)
 
     // The helper/worker channel (Channel.swift).
     case channelIO(operation: String, errno: Errno)
@@ -23,6 +27,8 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
         case let .unexpectedAnswer(request, got): "worker: asked the helper for \(request), got a \(got) message"
         case let .missingDescriptor(role): "worker: the helper's descriptors lack the \(role) descriptor"
         case let .tooManyPeers(count, limit): "\(count) peers configured; a tunnel runs at most \(limit)"
+        case .serverNeedsRoot: "--server needs root: the server's root helper creates a tun for each client"
+        case let .serverKeyNotPrivate(path): "\(path): in server mode -k takes the server's private key (squtun genkey --keypair)"
         case let .channelIO(operation, errno):
             "helper/worker channel: \(operation) failed (\(errno)); the other squtun process has probably exited"
         case .channelClosed:

@@ -64,14 +64,7 @@ package struct PreparedPeer {
             }
             peers.append(PreparedPeer(settings: settings, psk: psk, address: address, keyFileShare: share?.fd))
         }
-        var user: (String, UInt32, UInt32)?
-        if privileged {
-            let (uid, gid) = try Privileges.lookupUser(config.user)
-            // Checked again by the worker's drop; said here, before anything starts.
-            if uid == 0 || gid == 0 { throw SystemError.targetIsRoot(uid: uid, gid: gid) }
-            try Privileges.checkChrootDirectory(config.chrootDirectory)
-            user = (config.user, uid, gid)
-        }
+        let user = privileged ? try workerUser(config) : nil
         let start = try RunStart.now()
         // OpenSSL must work with this key before we go on (and before any fork).
         // The root helper leaves that to its worker, the only process that
@@ -95,6 +88,15 @@ package struct PreparedPeer {
             }
         }
         return Prepared(config: config, peers: peers, user: user, tun: tun, udp: udp, start: start)
+    }
+
+    /// The worker's user and chroot, checked (root start only).
+    package static func workerUser(_ config: TunnelConfig) throws -> (name: String, uid: UInt32, gid: UInt32) {
+        let (uid, gid) = try Privileges.lookupUser(config.user)
+        // Checked again by the worker's drop; said here, before anything starts.
+        if uid == 0 || gid == 0 { throw SystemError.targetIsRoot(uid: uid, gid: gid) }
+        try Privileges.checkChrootDirectory(config.chrootDirectory)
+        return (config.user, uid, gid)
     }
 
     /// The peer's tunnel key T, read first of everything (for the root
@@ -133,19 +135,11 @@ extension Prepared {
         let prepared = try prepare(config, privileged: privileged)
         let daemon = config.foreground ? nil : try Daemonize.detach()
         func withRunFiles(_ prepared: consuming Prepared) throws -> Int32 {
-            let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
-            if let note = pidFile.note { Log.notice(note) }
-            // Under a seccomp filter (the single process) there is no
-            // unlink: the pid file is emptied through the fd it holds, and
-            // the next start takes over both files (PidFile, ControlSocket).
-            defer { if Seccomp.isInstalled { pidFile.vacate() } else { pidFile.remove() } }
-            let log = SessionLog.update(path: SessionLog.path(forPidFile: config.pidfile), start: prepared.start)
-            if let warning = log.warning { Log.warning(warning) }
-            prepared.start = log.start
-            prepared.formerSessions = log.former
-            let control = try ControlSocket.listen(path: config.controlSocket)
-            defer { if !Seccomp.isInstalled { ControlSocket.removeFile(path: config.controlSocket) } }
-            return try start(prepared, control, pidFile.descriptor, daemon)
+            let files = try RunFiles.open(config, start: prepared.start)
+            defer { files.close(config) }
+            prepared.start = files.start
+            prepared.formerSessions = files.formerSessions
+            return try start(prepared, files.control, files.pidFile.descriptor, daemon)
         }
         do {
             exit(try withRunFiles(prepared))
@@ -153,6 +147,42 @@ extension Prepared {
             daemon?.fail("\(error)")
             Log.error("\(error)")
             exit(1)
+        }
+    }
+}
+
+/// What a running tunnel end holds beside its devices: the pid file, its
+/// session log read (this run's start and the former sessions), the
+/// status socket. Both kinds of start open them the same way.
+package struct RunFiles {
+    package let pidFile: PidFile
+    package let control: FileDescriptor
+    package let start: RunStart
+    package let formerSessions: [UInt64]
+
+    package static func open(_ config: TunnelConfig, start: RunStart) throws -> RunFiles {
+        let pidFile = try PidFile.acquire(path: config.pidfile, interface: config.interface)
+        if let note = pidFile.note { Log.notice(note) }
+        let log = SessionLog.update(path: SessionLog.path(forPidFile: config.pidfile), start: start)
+        if let warning = log.warning { Log.warning(warning) }
+        do {
+            let control = try ControlSocket.listen(path: config.controlSocket)
+            return RunFiles(pidFile: pidFile, control: control, start: log.start, formerSessions: log.former)
+        } catch {
+            _ = pidFile.remove()
+            throw error
+        }
+    }
+
+    /// Under a seccomp filter (the single process) there is no unlink: the
+    /// pid file is emptied through the fd it holds, and the next start
+    /// takes over both files (PidFile, ControlSocket).
+    package func close(_ config: TunnelConfig) {
+        if Seccomp.isInstalled {
+            pidFile.vacate()
+        } else {
+            ControlSocket.removeFile(path: config.controlSocket)
+            _ = pidFile.remove()
         }
     }
 }

@@ -13,8 +13,11 @@ package struct Supervisor: ~Copyable {
     private let worker: pid_t
     private let channel: Channel
     private let wake: FileDescriptor
-    private var monitor = Monitor()
+    private var monitor: Monitor
     private var provisions: WorkerProvisions
+    /// A server's clients: SIGHUP reads its peers directory again instead
+    /// of reaching the worker.
+    private let server: ServerMonitor?
     /// The worker's last error line: the reason if it dies during startup.
     private var lastError: String?
     private var stopping = false
@@ -26,6 +29,21 @@ package struct Supervisor: ~Copyable {
         self.channel = channel
         self.wake = wake
         self.provisions = provisions
+        server = provisions.server
+        monitor = Monitor(table: provisions.server == nil ? Monitor.table : Monitor.serverTable)
+    }
+
+    /// A server, once its worker is ready: every client of the peers
+    /// directory to the worker. False (logged) if the worker could not take them.
+    package func sendClients(_ loaded: [ServerMonitor.Loaded]) -> Bool {
+        guard let server else { return true }
+        do throws(PrivsepError) {
+            try server.sendAll(loaded, on: channel)
+            return true
+        } catch {
+            Log.error("cannot give the worker its clients: \(error)")
+            return false
+        }
     }
 
     /// How the worker's setup ended.
@@ -105,6 +123,12 @@ package struct Supervisor: ~Copyable {
         let sigs = Signals.take()
         for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] where Signals.has(sigs, s) {
             if s == SIGTERM || s == SIGINT { stopping = true }
+            if s == SIGHUP, let server, hungUpAt == nil, monitor.phase == .running {
+                do throws(PrivsepError) { try server.rescan(on: channel) } catch {
+                    return .misbehaved("\(error)")
+                }
+                continue
+            }
             kill(worker, s)
         }
         if fds[1].revents != 0 { wake.drain() }
@@ -137,6 +161,13 @@ package struct Supervisor: ~Copyable {
     private func killAndReap() {
         kill(worker, SIGKILL)
         _ = reap(blocking: true)
+        server?.workerGone()
+    }
+
+    /// Ends a worker that could not be given what it needs: killed, status 1.
+    package func stop() -> Int32 {
+        killAndReap()
+        return 1
     }
 
     /// The worker's wait status once it has exited.
@@ -149,6 +180,8 @@ package struct Supervisor: ~Copyable {
     }
 
     private func exitCode(_ status: Spawn.ChildStatus) -> Int32 {
+        // A server's client tuns went with the worker: their hooks' `down`.
+        server?.workerGone()
         let code: Int32
         switch status {
         case .exited(0): code = 0

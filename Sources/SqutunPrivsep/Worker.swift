@@ -56,6 +56,7 @@ package enum Worker {
         #if DEBUG
         WorkerFault.duringSetup(channel: channel)
         #endif
+        if config.server { return try WorkerServer.run(channel, config: config) }
         let psk = try ask(channel, .keyRequest) { if case .key(let key) = $0 { key } else { nil } }
         let passed = try ask(channel, .fdsRequest) { if case .fds(let list) = $0 { list } else { nil } }
         func take(_ role: PassedFDRole) -> FileDescriptor? { passed.first { $0.role == role }?.fd }
@@ -69,13 +70,9 @@ package enum Worker {
         let udp = try UDPSocket(adopting: udpFD)
 
         // 2. OpenSSL, before the chroot.
-        // The helper read both clocks a moment ago; the monotonic one, which
-        // the channel does not carry, is found again from the time since.
-        let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
-        let since = wallNow >= config.startTimeMs ? wallNow - config.startTimeMs : 0
-        let start = RunStart(session: config.session, wallMs: config.startTimeMs, monotonicMs: monotonicNow &- since)
+        let start = config.runStart
         let crypto = try TunnelCrypto(suite: config.suite, psk: psk, start: start, formerSessions: config.formerSessions,
-                                      skewSeconds: Int(config.skewSeconds))
+                                      skewSeconds: Int(config.skewSeconds), keyId: config.keyId)
         // The PSK stays: the opener derives keys for the peer's next session.
 
         // 3. Signals.
@@ -103,7 +100,7 @@ package enum Worker {
 
 /// One request and its answer, which `expected` takes apart; any other
 /// answer is an error (its descriptors closed).
-private func ask<Answer>(_ channel: borrowing Channel, _ request: ChannelMessage,
+func ask<Answer>(_ channel: borrowing Channel, _ request: ChannelMessage,
                          expected: (ChannelMessage) -> Answer?) throws(PrivsepError) -> Answer {
     try channel.send(request)
     let answer = try channel.receive(from: .helper)
@@ -112,6 +109,17 @@ private func ask<Answer>(_ channel: borrowing Channel, _ request: ChannelMessage
         throw .unexpectedAnswer(request: request.type, got: answer.type)
     }
     return wanted
+}
+
+extension WorkerConfig {
+    /// This run's start on both clocks. The helper read both a moment ago;
+    /// the monotonic one, which the channel does not carry, is found again
+    /// from the time since.
+    var runStart: RunStart {
+        let wallNow = WallClock.nowMs(), monotonicNow = MonotonicClock.nowMs()
+        let since = wallNow >= startTimeMs ? wallNow - startTimeMs : 0
+        return RunStart(session: session, wallMs: startTimeMs, monotonicMs: monotonicNow &- since)
+    }
 }
 
 extension DataPath {

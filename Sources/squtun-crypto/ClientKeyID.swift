@@ -25,7 +25,7 @@ public enum ClientKeyID {
 
     /// SHA-256 through the same SHA256_* calls as the HMAC (HMACKey.swift);
     /// they cannot fail for a message in memory, checked all the same.
-    static func sha256(_ message: [UInt8]) -> [UInt8] {
+    public static func sha256(_ message: [UInt8]) -> [UInt8] {
         var ctx = SHA256_CTX()
         var digest = [UInt8](repeating: 0, count: 32)
         let ok = SHA256_Init(&ctx) == 1 && message.withUnsafeBytes { SHA256_Update(&ctx, $0.baseAddress, $0.count) } == 1

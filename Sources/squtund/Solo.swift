@@ -4,6 +4,7 @@ import SqutunPrivsep
 import Glibc
 import Shared
 import SqutunConfig
+import squtun_crypto
 
 /// Started by a non-root user who owns the tun device (SquTUN's
 /// `su squtun -c 'squtun …'`): one process, the same data path and the same
@@ -12,13 +13,15 @@ import SqutunConfig
 /// the syslog socket, the pid file (emptied at exit through its fd).
 enum Solo {
     static func run(_ config: TunnelConfig) throws -> Never {
+        if config.server != nil { throw PrivsepError.serverNeedsRoot }
         try Prepared.run(config, privileged: false, start: start)
     }
 
     private static func start(_ p: consuming Prepared, control: FileDescriptor, pidFile: FileDescriptor, daemon: Daemonize?) throws -> Int32 {
         let config = p.config, peer = p.peer
         let crypto = try TunnelCrypto(suite: config.cipher, psk: p.psk, start: p.start, formerSessions: p.formerSessions,
-                                      skewSeconds: config.skewSeconds)
+                                      skewSeconds: config.skewSeconds,
+                                      keyId: config.clientID.map(ClientKeyID.keyId(for:)) ?? 0)
         let wake = try Signals.install()
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")

@@ -224,8 +224,16 @@ public enum ClientClosure: UInt8, CaseIterable, Sendable, CustomStringConvertibl
     case idle = 1
     /// The helper said `clientForget`.
     case forgotten = 2
+    /// Its tun went away (deleted under the worker).
+    case gone = 3
 
-    public var description: String { self == .idle ? "idle" : "forgotten" }
+    public var description: String {
+        switch self {
+        case .idle: "idle"
+        case .forgotten: "forgotten"
+        case .gone: "its tun is gone"
+        }
+    }
 }
 
 /// What the helper tells the worker before it starts (message `config`).

@@ -22,11 +22,15 @@ package struct WorkerProvisions {
     package var config: WorkerConfig
     package var key: SecretBytes?
     package var fds: [PassedFD]
+    /// A server's clients and their tuns (the helper's, for the worker's
+    /// requests about them).
+    package var server: ServerMonitor?
 
-    package init(config: WorkerConfig, key: SecretBytes?, fds: [PassedFD]) {
+    package init(config: WorkerConfig, key: SecretBytes?, fds: [PassedFD], server: ServerMonitor? = nil) {
         self.config = config
         self.key = key
         self.fds = fds
+        self.server = server
     }
 
     /// Wipes the key and closes the descriptors not handed over.
@@ -121,6 +125,33 @@ package struct Monitor {
         MonitorEntry(.log, phases: [.setup, .running], once: false, handle: { message, _, _ throws(PrivsepError) in
             guard case let .log(level, text) = message else { return .refused(.notARequest(message.type)) }
             return .log(level, text)
+        }),
+    ]
+
+    /// A server's worker: no tunnel key (its clients' keys come after
+    /// `ready`, one `clientKey` each), no tun at setup; once running, a tun
+    /// for an authenticated client (ServerMonitor checks the client, the
+    /// count and the rate) and word of a tun it closed.
+    package static let serverTable: [MonitorEntry] = [
+        MonitorEntry(.hello, phases: [.setup], once: true, handle: answerHello),
+        MonitorEntry(.fdsRequest, phases: [.setup], once: true, after: [.hello], handle: answerFDs),
+        MonitorEntry(.ready, phases: [.setup], once: true, after: [.hello, .fdsRequest],
+                     handle: { _, _, _ throws(PrivsepError) in .ready }),
+        MonitorEntry(.log, phases: [.setup, .running], once: false, handle: { message, _, _ throws(PrivsepError) in
+            guard case let .log(level, text) = message else { return .refused(.notARequest(message.type)) }
+            return .log(level, text)
+        }),
+        MonitorEntry(.clientTunRequest, phases: [.running], once: false, handle: { message, provisions, channel throws(PrivsepError) in
+            guard case let .clientTunRequest(keyId, address) = message, let server = provisions.server else {
+                return .refused(.notARequest(message.type))
+            }
+            return try server.tunRequest(keyId: keyId, address: address, on: channel)
+        }),
+        MonitorEntry(.clientClosed, phases: [.running], once: false, handle: { message, provisions, _ throws(PrivsepError) in
+            guard case let .clientClosed(keyId, reason) = message, let server = provisions.server else {
+                return .refused(.notARequest(message.type))
+            }
+            return server.closed(keyId: keyId, reason: reason)
         }),
     ]
 

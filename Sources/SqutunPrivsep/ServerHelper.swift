@@ -1,0 +1,73 @@
+import SqutunSystem
+import Glibc
+import Shared
+import SqutunConfig
+
+/// The root helper of a server (`--server`, docs/SERVER.md). As the
+/// point-to-point helper (Helper.swift), in this order: checks and opens
+/// everything (the worker's user and chroot, the peers directory — every
+/// client with its tunnel key —, the UDP socket), detaches unless -f,
+/// takes the pid file and the status socket, spawns the worker and answers
+/// its setup (config and descriptors: no key, no tun). Then, unlike it:
+/// gives the worker its clients (`clientKey` each), makes a client's tun
+/// when the worker asks and the monitor allows (ServerMonitor), runs the
+/// hook, and on SIGHUP reads the peers directory again.
+package enum ServerHelper {
+    package static func run(_ config: TunnelConfig) throws -> Never {
+        guard let settings = config.server else { preconditionFailure("not a server") }
+        let user = try Prepared.workerUser(config)
+        let ipv6 = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family } == .ipv6
+        let monitor = ServerMonitor(settings: settings, suite: config.cipher, uid: user.uid, gid: user.gid,
+                                    ipv6Underlay: ipv6)
+        let clients = try monitor.load()
+        let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
+        let start = try RunStart.now()
+        let daemon = config.foreground ? nil : try Daemonize.detach()
+        do {
+            let files = try RunFiles.open(config, start: start)
+            defer { files.close(config) }
+            exit(try serve(config, user: user, monitor: monitor, clients: clients, udp: udp, files: files, daemon: daemon))
+        } catch {
+            daemon?.fail("\(error)")
+            Log.error("\(error)")
+            exit(1)
+        }
+    }
+
+    private static func serve(_ config: TunnelConfig, user: (name: String, uid: UInt32, gid: UInt32),
+                              monitor: ServerMonitor, clients: [ServerMonitor.Loaded], udp: consuming UDPSocket,
+                              files: RunFiles, daemon: Daemonize?) throws -> Int32 {
+        guard let settings = config.server else { preconditionFailure("not a server") }
+        let wake = try Signals.install()
+        let pair = try Channel.makePair()
+        let mine = pair.helper, theirs = pair.worker
+        let worker = try Spawn.worker(channel: theirs, extraEnvironment: WorkerFault.passThrough())
+        theirs.close()
+        var workerConfig = WorkerConfig(
+            session: files.start.session, startTimeMs: files.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
+            keepaliveSeconds: UInt32(config.keepaliveSeconds), uid: user.uid, gid: user.gid, peer: nil,
+            chrootPath: config.chrootDirectory, interface: config.interface, formerSessions: files.formerSessions,
+            suite: config.cipher)
+        workerConfig.server = true
+        workerConfig.idleTimeoutSeconds = UInt32(settings.idleTimeoutSeconds)
+        workerConfig.maxClients = UInt32(settings.maxClients)
+        let provisions = WorkerProvisions(config: workerConfig, key: nil,
+                                          fds: [PassedFD(.udp, udp.release()), PassedFD(.control, files.control)],
+                                          server: monitor)
+        var supervisor = Supervisor(worker: worker, channel: mine, wake: wake, provisions: provisions)
+        switch supervisor.waitForReady() {
+        case .ready:
+            guard supervisor.sendClients(clients) else { return supervisor.stop() }
+            Log.notice("server on port \(config.localPort) is up: worker pid \(worker) as \(user.name) in "
+                + "\(config.chrootDirectory), clients of \(settings.peersDirectory), tuns \(settings.tunPattern)")
+            daemon?.succeed()
+            return supervisor.supervise()
+        case .failed(let why):
+            throw PrivsepError.workerFailed(why)
+        case .killed(let why):
+            daemon?.fail(why)
+            Log.error(why)
+            return 2
+        }
+    }
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Server mode end to end: one server, three clients on three hosts
+# (network namespaces), each client authorized by a file in the peers
+# directory. Each client gets its own tun on the server (made by the root
+# helper on the first authenticated datagram) and the hook's addresses;
+# client-to-client traffic goes through the server's routing; a client
+# changes address mid-ping and resumes; a client's file removed + SIGHUP
+# cuts off that client only (its tun gone, the hook's down event run)
+# while the others keep pinging; the file restored + SIGHUP, it comes back
+# without restarting anything; an unknown identifier gets no tun; stopping
+# the server removes every client tun and runs every down event.
+. "$(dirname "$0")/lib.sh"
+need_pkgs iproute2 iputils-ping procps
+
+NS_S="sqt-s-$E2E_ID"
+CLIENTS=(alice bob carol)
+ns_c() { echo "sqt-c$1-$E2E_ID"; }     # client i's namespace (i = 1..3)
+under_s() { echo "198.51.100.$((8 * $1 + 1))"; }  # the server's end of client i's link
+under_c() { echo "198.51.100.$((8 * $1 + 2))"; }  # client i's address
+under_c2() { echo "198.51.100.$((8 * $1 + 3))"; } # client i's second address (roaming)
+inner_s() { echo "10.88.$1.1"; }        # the server's side of client i's tun
+inner_c() { echo "10.88.$1.2"; }        # client i's tun
+PORT=3456
+
+server_cleanup() {
+    cleanup
+    local i
+    ip netns del "$NS_S" 2>/dev/null
+    for i in 1 2 3 4; do ip netns del "$(ns_c $i)" 2>/dev/null; done
+}
+trap server_cleanup EXIT
+
+need_user "$TEST_USER"
+mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
+ip netns del "$NS_S" 2>/dev/null; ip netns add "$NS_S"; ip -n "$NS_S" link set lo up
+ip netns exec "$NS_S" sysctl -qw net.ipv4.ip_forward=1
+MTU=$("$SQUTUN" -m 1500)
+for i in 1 2 3 4; do
+    ns=$(ns_c $i)
+    ip netns del "$ns" 2>/dev/null; ip netns add "$ns"; ip -n "$ns" link set lo up
+    # The second address stays when the first is deleted (roaming below).
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.promote_secondaries=1 net.ipv4.conf.default.promote_secondaries=1
+    ip link add "sqs$i$E2E_ID" netns "$NS_S" type veth peer name "sqc$i$E2E_ID" netns "$ns"
+    ip -n "$NS_S" addr add "$(under_s $i)/29" dev "sqs$i$E2E_ID"
+    ip -n "$ns" addr add "$(under_c $i)/29" dev "sqc$i$E2E_ID"
+    ip -n "$NS_S" link set "sqs$i$E2E_ID" up
+    ip -n "$ns" link set "sqc$i$E2E_ID" up
+    ip -n "$ns" tuntap add dev tun0 mode tun user "$TEST_USER"
+    ip -n "$ns" addr add "$(inner_c $i)" peer "$(inner_s $i)" dev tun0
+    ip -n "$ns" link set tun0 mtu "$MTU" up
+    # Every other client is reached through the server.
+    ip -n "$ns" route add 10.88.0.0/16 dev tun0
+done
+
+# The peers directory: one PSK file per client, root's, mode 0600.
+PEERS=$WORK/peers
+mkdir -m 700 "$PEERS"
+for i in 1 2 3; do genkey "$PEERS/${CLIENTS[$((i - 1))]}"; cp "$PEERS/${CLIENTS[$((i - 1))]}" "$WORK/key$i"; done
+genkey "$WORK/key4"   # dave: no file in the peers directory
+
+# The hook: addresses from the identifier; every event appended to a log.
+HOOK=$WORK/hook
+HOOKLOG=$WORK/hook.log
+cat > "$HOOK" <<EOF
+#!/bin/sh
+echo "\$TUN_EVENT \$TUN_CLIENT_ID \$TUN_DEV_NAME \$TUN_CLIENT_ADDRESS \$TUN_CLIENT_PORT" >> "$HOOKLOG"
+case "\$TUN_CLIENT_ID" in alice) n=1 ;; bob) n=2 ;; carol) n=3 ;; *) exit 1 ;; esac
+[ "\$TUN_EVENT" = up ] && ip addr add 10.88.\$n.1 peer 10.88.\$n.2 dev "\$TUN_DEV_NAME"
+echo "configured \$TUN_DEV_NAME for \$TUN_CLIENT_ID"
+exit 0
+EOF
+chmod 755 "$HOOK"
+: > "$HOOKLOG"
+
+SERVER_TUN_PATTERN="sqt$((E2E_ID % 1000))c%d"
+ip netns exec "$NS_S" "$SQUTUN" --server --peers "$PEERS" -l $PORT -i "$SERVER_TUN_PATTERN" --hook "$HOOK" -a 2 \
+    -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s.pid" --control "$WORK/s.sock" >> "$WORK/s.log" 2>&1 &
+PID_s=$!; PIDS+=($PID_s)
+check "server up" wait_for 10 test -S "$WORK/s.sock"
+start_client() { # i [name]
+    local i=$1 name=${2:-${CLIENTS[$(($1 - 1))]}}
+    ip netns exec "$(ns_c $i)" "$SQUTUN" -p "$(under_s $i)" -r $PORT -l $PORT -i tun0 -k "$WORK/key$i" --id "$name" -a 2 \
+        -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/c$i.pid" --control "$WORK/c$i.sock" >> "$WORK/c$i.log" 2>&1 &
+    eval "PID_c$i=$!"; PIDS+=($!)
+}
+cping() { ip netns exec "$(ns_c "$1")" ping -c "${3:-1}" -W 1 -i 0.2 -q "$2" > /dev/null 2>&1; }
+sstatus() { ip netns exec "$NS_S" "$SQUTUN" status "${SERVER_TUN_PATTERN%\%d}" --control "$WORK/s.sock" 2>&1; }
+client_tun() { # name → the server's tun for it, from the status
+    sstatus | awk -v n="$1" '$1 == "client:" { c = ($2 == n) } c && $1 == "interface:" { print $2; exit }'
+}
+
+for i in 1 2 3; do start_client $i; done
+for i in 1 2 3; do
+    check "${CLIENTS[$((i - 1))]}: ping through its own tun" wait_for 10 cping $i "$(inner_s $i)"
+done
+for i in 1 2 3; do
+    name=${CLIENTS[$((i - 1))]}
+    tun=$(client_tun "$name")
+    check "$name: has a tun on the server ($tun), named by the pattern" \
+        test -n "$tun" -a -e "/proc/$PID_s" -a "${tun#"${SERVER_TUN_PATTERN%\%d}"}" != "$tun"
+    check "$name: its tun is owned by $TEST_USER" \
+        test "$(ip netns exec "$NS_S" cat "/sys/class/net/$tun/owner" 2>/dev/null)" = "$(id -u "$TEST_USER")"
+    check "$name: hook ran for up with its tun and address" \
+        grep -q "^up $name $tun $(under_c $i) $PORT\$" "$HOOKLOG"
+done
+check "three client tuns on the server" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 3
+check "client to client through the server: alice → bob" cping 1 "$(inner_c 2)" 3
+check "client to client through the server: carol → alice" cping 3 "$(inner_c 1)" 3
+
+# An identifier with no file: counted, no tun, nothing derived.
+start_client 4 dave
+sleep 3
+check "dave (no file): no tun on the server" test -z "$(client_tun dave)"
+check "dave (no file): counted as unknown-key" \
+    test "$(sstatus | awk '$1 == "drop-unknown-key:" {print $2; exit}')" -gt 0
+check "dave (no file): still three client tuns" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 3
+
+# Roaming: alice moves to her second address mid-ping.
+ip netns exec "$(ns_c 1)" ping -i 0.1 -c 60 -W 1 "$(inner_s 1)" > "$WORK/roam.ping" 2>&1 &
+roam=$!
+sleep 2
+ip -n "$(ns_c 1)" addr add "$(under_c2 1)/29" dev "sqc1$E2E_ID"
+ip -n "$(ns_c 1)" addr del "$(under_c 1)/29" dev "sqc1$E2E_ID"
+wait $roam
+received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/roam.ping")
+check "alice moved to $(under_c2 1) mid-ping: ${received:-0} of 60 answered (>= 50)" test "${received:-0}" -ge 50
+check "the server follows alice to her new address" \
+    wait_for 5 sh -c "ip netns exec $NS_S $SQUTUN status ${SERVER_TUN_PATTERN%\%d} --control $WORK/s.sock | grep -q 'peer: $(under_c2 1):$PORT'"
+
+# Forgetting: bob's file removed, SIGHUP: only bob is cut off.
+bobtun=$(client_tun bob)
+ip netns exec "$(ns_c 3)" ping -i 0.1 -c 80 -W 1 "$(inner_s 3)" > "$WORK/carol.ping" 2>&1 &
+carolping=$!
+mv "$PEERS/bob" "$WORK/bob.saved"
+kill -HUP "$PID_s"
+check "SIGHUP: bob's tun $bobtun is gone" wait_for 5 sh -c "! ip netns exec $NS_S test -e /sys/class/net/$bobtun"
+check "SIGHUP: hook ran down for bob" wait_for 5 grep -q "^down bob $bobtun" "$HOOKLOG"
+check "SIGHUP: bob is cut off" sh -c "! ip netns exec $(ns_c 2) ping -c 2 -W 1 -q $(inner_s 2) > /dev/null 2>&1"
+check "SIGHUP: alice still pings" cping 1 "$(inner_s 1)" 3
+wait $carolping
+received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/carol.ping")
+check "SIGHUP: carol pinged throughout: ${received:-0} of 80 answered (>= 79)" test "${received:-0}" -ge 79
+check "SIGHUP: two client tuns left" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 2
+check "server and bob's squtun still running" alive "$PID_s" 
+check "bob's squtun still running" alive "$PID_c2"
+
+# The file back, SIGHUP: bob comes back by himself (his keepalives).
+mv "$WORK/bob.saved" "$PEERS/bob"
+kill -HUP "$PID_s"
+check "bob's file restored, SIGHUP: bob pings again (nothing restarted)" wait_for 15 cping 2 "$(inner_s 2)"
+check "bob has a tun again" test -n "$(client_tun bob)"
+
+# Stopping the server removes every client tun and runs every down event.
+tuns=$(sstatus | awk '$1 == "interface:" && $2 != "none" {print $2}')
+kill -TERM "$PID_s"
+check "server stopped" wait_for 5 dead "$PID_s"
+gone=1
+for t in $tuns; do ip netns exec "$NS_S" test -e "/sys/class/net/$t" && gone=0; done
+check "server stopped: no client tun left ($(echo $tuns))" test $gone = 1
+check "server stopped: hook ran down for alice and carol" \
+    test "$(grep -cE '^down (alice|carol) ' "$HOOKLOG")" -ge 2
+finish
