@@ -59,6 +59,7 @@ enum ChildScenarios {
         case "abort": try crash(abort: true)
         case "fatal-error": try crash(abort: false)
         case "stop-cont": try stopContinue()
+        case "epoll-under-filter": try epollUnderFilter()
         case let s where s.hasPrefix("forbidden-single-"):
             try forbidden(String(s.dropFirst("forbidden-single-".count)), mode: .singleProcess)
         case let s where s.hasPrefix("forbidden-"): try forbidden(String(s.dropFirst("forbidden-".count)))
