@@ -208,4 +208,45 @@ final class HookTests: XCTestCase {
         XCTAssertEqual(run("/usr/bin/env", environment: [("A", "b\u{0}c")]).result, .spawnFailed(Errno(EINVAL)))
         XCTAssertEqual(run("/usr/bin/printf", ["x\u{0}y"]).result, .spawnFailed(Errno(EINVAL)))
     }
+
+    /// The packaged example hook (etc/squtun/server-hook.example), run as
+    /// the helper runs it, on a real client tun: "up" gives the device the
+    /// server's end of the client's /30 and routes the client's networks;
+    /// a client without a line in the table is refused.
+    func testTheExampleServerHookConfiguresAClientTun() throws {
+        try XCTSkipIf(geteuid() != 0, "needs root to create a tun device")
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("etc/squtun/server-hook.example").path
+        let table = directory + "/clients"
+        let fd = open(table, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        XCTAssertNoThrow(try FileDescriptor(rawValue: fd).writeAll("""
+            # identifier  number  networks
+            alice   16001
+            bob     16002   192.0.2.64/26   # bob's LAN
+
+            """))
+        close(fd)
+        let made = try ClientTun.create(pattern: TestSupport.uniqueName("sqh") + "n%d", uid: 65534, gid: 65534, mtu: 1400)
+        defer { made.fd.close() }
+        func event(_ id: String, _ event: String) -> (result: HookResult, lines: [String], ms: UInt64) {
+            run(example, [table], environment: [Self.path, ("TUN_DEV_NAME", made.name), ("TUN_CLIENT_ID", id),
+                                                 ("TUN_CLIENT_ADDRESS", "198.51.100.9"), ("TUN_CLIENT_PORT", "40001"),
+                                                 ("TUN_EVENT", event)])
+        }
+        let up = event("bob", "up")
+        XCTAssertEqual(up.result, .exited(0), "\(up.lines)")
+        XCTAssertEqual(up.lines, ["bob (198.51.100.9 port 40001) on \(made.name): 10.99.250.9 <-> 10.99.250.10, routes 192.0.2.64/26"])
+        let addresses = TestSupport.ip("-o", "-4", "addr", "show", "dev", made.name).output
+        XCTAssertTrue(addresses.contains("inet 10.99.250.9/30"), addresses)
+        let routes = TestSupport.ip("-4", "route", "show", "dev", made.name).output
+        XCTAssertTrue(routes.contains("192.0.2.64/26 via 10.99.250.10"), routes)
+
+        let down = event("bob", "down")
+        XCTAssertEqual(down.result, .exited(0), "\(down.lines)")
+        XCTAssertEqual(down.lines, ["bob left \(made.name) (10.99.250.10)"])
+        let stranger = event("carol", "up")
+        XCTAssertEqual(stranger.result, .exited(1))
+        XCTAssertEqual(stranger.lines, ["carol has no line in \(table)"])
+        XCTAssertEqual(event("../x", "up").result, .exited(1))
+    }
 }
