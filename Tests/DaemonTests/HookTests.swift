@@ -1,5 +1,6 @@
 import XCTest
 import Shared
+import CShim
 @testable import SqutunSystem
 #if canImport(Glibc)
 import Glibc
@@ -124,6 +125,21 @@ final class HookTests: XCTestCase {
             survivors = liveMembers(ofGroup: pid)
         }
         XCTAssertEqual(survivors, [], "processes of the hook's group survived")
+    }
+
+    /// Signals arriving all the time (the helper handles SIGCHLD, SIGHUP,
+    /// ...) interrupt the wait, and do not stretch it past the deadline.
+    func testSignalsDoNotStretchTheTimeout() {
+        XCTAssertEqual([SIGALRM].withUnsafeBufferPointer { squtun_signals_install($0.baseAddress, 1, -1) }, 0)
+        var every20ms = itimerval(it_interval: timeval(tv_sec: 0, tv_usec: 20_000), it_value: timeval(tv_sec: 0, tv_usec: 20_000))
+        XCTAssertEqual(setitimer(Int32(ITIMER_REAL.rawValue), &every20ms, nil), 0)
+        let run = run(script("sleeps", "sleep 30"), timeoutMs: 500)
+        var off = itimerval()
+        XCTAssertEqual(setitimer(Int32(ITIMER_REAL.rawValue), &off, nil), 0)
+        signal(SIGALRM, SIG_DFL)
+        _ = squtun_take_signals()
+        XCTAssertEqual(run.result, .timedOut)
+        XCTAssertLessThan(run.ms, 1500)
     }
 
     /// Processes in process group `group` that are not zombies, from /proc/N/stat.
