@@ -70,8 +70,19 @@ public enum Hook {
         defer { output.read.close() }
         _ = fcntl(output.read.rawValue, F_SETFL, fcntl(output.read.rawValue, F_GETFL) | O_NONBLOCK)
 
+        // Above 2: a pipe end that is itself 1 or 2 (a caller started with
+        // stdout closed) would keep close-on-exec through dup2 onto itself.
+        var writeEnd = output.write
+        if writeEnd.rawValue <= 2 {
+            defer { output.write.close() }
+            do throws(Errno) {
+                writeEnd = try output.write.duplicate(atLeast: 3)
+            } catch {
+                return .spawnFailed(error)
+            }
+        }
         let pid: pid_t
-        switch spawn(program: program, arguments: arguments, environment: entries, output: output.write) {
+        switch spawn(program: program, arguments: arguments, environment: entries, output: writeEnd) {
         case let .success(started): pid = started
         case let .failure(error): return .spawnFailed(error)
         }
@@ -91,8 +102,6 @@ public enum Hook {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        // (The helper's 0-2 are always open, so the pipe is never 1 or 2,
-        // where dup2 onto itself would keep close-on-exec.)
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 1)
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 2)
         let closing = squtun_spawn_closefrom(&actions, 3)
