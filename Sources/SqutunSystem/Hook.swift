@@ -70,19 +70,8 @@ public enum Hook {
         defer { output.read.close() }
         _ = fcntl(output.read.rawValue, F_SETFL, fcntl(output.read.rawValue, F_GETFL) | O_NONBLOCK)
 
-        // Above 2: a pipe end that is itself 1 or 2 (a caller started with
-        // stdout closed) would keep close-on-exec through dup2 onto itself.
-        var writeEnd = output.write
-        if writeEnd.rawValue <= 2 {
-            defer { output.write.close() }
-            do throws(Errno) {
-                writeEnd = try output.write.duplicate(atLeast: 3)
-            } catch {
-                return .spawnFailed(error)
-            }
-        }
         let pid: pid_t
-        switch spawn(program: program, arguments: arguments, environment: entries, output: writeEnd) {
+        switch spawn(program: program, arguments: arguments, environment: entries, output: output.write) {
         case let .success(started): pid = started
         case let .failure(error): return .spawnFailed(error)
         }
@@ -102,6 +91,9 @@ public enum Hook {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // A pipe end that is itself 1 (a helper started with stdin and
+        // stdout closed): glibc's dup2 action onto the same number clears
+        // close-on-exec (POSIX requires it), so the hook still has it.
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 1)
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 2)
         let closing = squtun_spawn_closefrom(&actions, 3)

@@ -142,6 +142,14 @@ final class HookTests: XCTestCase {
         XCTAssertLessThan(run.ms, 1500)
     }
 
+    /// A helper started with stdin and stdout closed: the hook's pipe gets
+    /// fds 0 and 1, and the hook still has its output on 1 and 2.
+    func testAHelperWithoutStdioStillGivesTheHookItsOutput() {
+        let result = ChildProcess.run("hook-stdio-closed")
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        XCTAssertTrue(result.output.contains("hook said: [out, err]"), result.output)
+    }
+
     /// Processes in process group `group` that are not zombies, from /proc/N/stat.
     private func liveMembers(ofGroup group: pid_t) -> [pid_t] {
         guard let dir = opendir("/proc") else { return [-1] }
@@ -264,5 +272,22 @@ final class HookTests: XCTestCase {
         XCTAssertEqual(stranger.result, .exited(1))
         XCTAssertEqual(stranger.lines, ["carol has no line in \(table)"])
         XCTAssertEqual(event("../x", "up").result, .exited(1))
+    }
+}
+
+extension ChildScenarios {
+    static func hookWithStdioClosed() throws {
+        close(0)
+        close(1)
+        // What the hook's pipe will be: the two lowest free numbers.
+        let probe = try FileDescriptor.makePipe()
+        try check(probe.read.rawValue == 0 && probe.write.rawValue == 1, "pipe is \(probe)")
+        probe.read.close()
+        probe.write.close()
+        var lines: [String] = []
+        let result = Hook.run(program: "/bin/sh", arguments: ["-c", "echo out; echo err >&2"],
+                              environment: [HookTests.path], timeoutMs: 5000) { lines.append($0) }
+        try check(result == .exited(0), "hook \(result): \(lines)")
+        say("hook said: [\(lines.joined(separator: ", "))]")
     }
 }
