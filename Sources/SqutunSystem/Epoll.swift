@@ -31,6 +31,8 @@ public struct Epoll: ~Copyable {
     }
 
     private let owned: OwnedDescriptor
+    /// One block: `capacity` tokens, then `capacity` event masks.
+    private let block: UnsafeMutableRawPointer
     private let tokens: UnsafeMutablePointer<UInt64>
     private let masks: UnsafeMutablePointer<UInt32>
     /// Most events one `wait` reports.
@@ -50,16 +52,13 @@ public struct Epoll: ~Copyable {
         guard raw >= 0 else { throw .epollFailed(operation: "epoll_create1", errno: .current) }
         owned = OwnedDescriptor(FileDescriptor(rawValue: raw))
         self.capacity = capacity
-        tokens = .allocate(capacity: capacity)
-        tokens.initialize(repeating: 0, count: capacity)
-        masks = .allocate(capacity: capacity)
-        masks.initialize(repeating: 0, count: capacity)
+        let tokenBytes = capacity * MemoryLayout<UInt64>.stride
+        block = .allocate(byteCount: tokenBytes + capacity * MemoryLayout<UInt32>.stride, alignment: 8)
+        tokens = block.initializeMemory(as: UInt64.self, repeating: 0, count: capacity)
+        masks = (block + tokenBytes).initializeMemory(as: UInt32.self, repeating: 0, count: capacity)
     }
 
-    deinit {
-        tokens.deallocate()
-        masks.deallocate()
-    }
+    deinit { block.deallocate() }
 
     /// Watches `fd` for `events`; `token` comes back with each of them.
     /// EEXIST if it is watched already.

@@ -12,7 +12,8 @@ public enum HookResult: Equatable, Sendable, CustomStringConvertible {
     case timedOut
     /// posix_spawn failed (ENOENT, EACCES, ENOEXEC: the program could not be
     /// run), or the run could not be set up; EINVAL: an argument or the
-    /// environment held a NUL byte, or a name held '='.
+    /// environment held a NUL byte, or a name held '='; ECHILD: something
+    /// else in the process reaped the hook, so how it ended is unknown.
     case spawnFailed(Errno)
 
     /// Exit status 0: the only success.
@@ -90,8 +91,9 @@ public enum Hook {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        // (The helper's 0-2 are always open, so the pipe is never 1 or 2,
-        // where dup2 onto itself would keep close-on-exec.)
+        // A pipe end that is itself 1 (a helper started with stdin and
+        // stdout closed): glibc's dup2 action onto the same number clears
+        // close-on-exec (POSIX requires it), so the hook still has it.
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 1)
         posix_spawn_file_actions_adddup2(&actions, output.rawValue, 2)
         let closing = squtun_spawn_closefrom(&actions, 3)
@@ -137,7 +139,10 @@ public enum Hook {
                 let left = Int32(clamping: deadline - now)
                 var watched = [pollfd(fd: outputOpen ? output.rawValue : -1, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)]
-                _ = try? retryingEINTR { poll(&watched, 2, exitFD >= 0 ? left : min(left, 20)) }
+                // Not retried on EINTR with the same timeout (the helper's
+                // SIGCHLD handler interrupts it): the loop works out what
+                // is left of the time first.
+                _ = poll(&watched, 2, exitFD >= 0 ? left : min(left, 20))
                 if outputOpen && watched[0].revents != 0 {
                     switch readOnce(into: chunk) {
                     case let .bytes(n): lines.add(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
@@ -173,8 +178,13 @@ public enum Hook {
         private func reap(block: Bool) -> HookResult? {
             while true {
                 var status: Int32 = 0
-                let r = (try? retryingEINTR { waitpid(pid, &status, block ? 0 : WNOHANG) }) ?? -1
-                if r <= 0 { return r == 0 ? nil : .spawnFailed(.current) }
+                let r: Int32
+                do throws(Errno) {
+                    r = try retryingEINTR { waitpid(pid, &status, block ? 0 : WNOHANG) }
+                } catch {
+                    return .spawnFailed(error)  // ECHILD: something else reaped it
+                }
+                if r == 0 { return nil }
                 let signal = status & 0x7f
                 if signal == 0 { return .exited((status >> 8) & 0xff) }
                 if signal != 0x7f { return .signaled(signal) }

@@ -59,6 +59,8 @@ enum ChildScenarios {
         case "abort": try crash(abort: true)
         case "fatal-error": try crash(abort: false)
         case "stop-cont": try stopContinue()
+        case "epoll-under-filter": try epollUnderFilter()
+        case "hook-stdio-closed": try hookWithStdioClosed()
         case let s where s.hasPrefix("forbidden-single-"):
             try forbidden(String(s.dropFirst("forbidden-single-".count)), mode: .singleProcess)
         case let s where s.hasPrefix("forbidden-"): try forbidden(String(s.dropFirst("forbidden-".count)))

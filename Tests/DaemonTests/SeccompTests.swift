@@ -159,6 +159,20 @@ final class SeccompTests: XCTestCase {
         XCTAssertTrue(output.contains("resumed"), output)
     }
 
+    /// The server loop's epoll calls are in the worker's list, and work
+    /// under the real filter (the whole sequence, in a filtered child).
+    func testEpollWorksUnderTheWorkerFilter() {
+        let worker = Set(Seccomp.allowList().map(\.syscall))
+        for call in ["epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait"] {
+            XCTAssertTrue(worker.contains(call), call)
+        }
+        XCTAssertFalse(worker.contains("epoll_create"), "only epoll_create1 (close-on-exec)")
+        let result = ChildProcess.run("epoll-under-filter")
+        XCTAssertEqual(result.status, .exited(0), result.output)
+        XCTAssertTrue(result.output.contains("filter installed"), result.output)
+        XCTAssertTrue(result.output.contains("epoll works"), result.output)
+    }
+
     func testForbiddenCallsKillTheProcess() {
         for call in ["socket", "openat", "execve", "mmap-exec", "kill", "setuid", "ioctl"] {
             let result = ChildProcess.run("forbidden-\(call)")

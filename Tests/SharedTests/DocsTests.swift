@@ -9,10 +9,18 @@ final class DocsTests: XCTestCase {
 
     private func userDocuments() throws -> [String] {
         var paths = ["README.md", "bench/README.md", "docs/squtun.8", "etc/network/squtun-ifupdown",
-                     "systemd/squtun@.service", "debian/squtun.tmpfiles"]
+                     "systemd/squtun@.service", "systemd/squtun-server.service", "debian/squtun.tmpfiles"]
+        func names(in dir: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(dir).path)
+        }
         for dir in ["docs", "etc/network/interfaces.d", "etc/squtun"] {
-            let names = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(dir).path)
-            paths += names.filter { $0.hasSuffix(".md") || $0.hasSuffix(".example") }.map { "\(dir)/\($0)" }
+            for name in try names(in: dir) where name.hasSuffix(".md") || name.hasSuffix(".example") {
+                // An example directory (etc/squtun/peers.example): its files.
+                var isDirectory: ObjCBool = false
+                _ = FileManager.default.fileExists(atPath: root.appendingPathComponent("\(dir)/\(name)").path,
+                                                   isDirectory: &isDirectory)
+                paths += isDirectory.boolValue ? try names(in: "\(dir)/\(name)").map { "\(dir)/\(name)/\($0)" } : ["\(dir)/\(name)"]
+            }
         }
         return paths
     }
