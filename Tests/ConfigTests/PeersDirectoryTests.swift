@@ -209,6 +209,27 @@ final class PeersDirectoryTests: XCTestCase {
         ])
     }
 
+    /// A server's -k: a private key, never a PSK.
+    func testServerKeyIsAPrivateKey() throws {
+        put("server.key", Self.privateA + "\n")
+        XCTAssertEqual(hex(try KeyFile.readServerKey(path: dir + "/server.key")), String(repeating: "c3", count: 32))
+        put("server.psk", Self.pskA)
+        XCTAssertThrowsError(try KeyFile.readServerKey(path: dir + "/server.psk")) { error in
+            let e = error as? ConfigError
+            XCTAssertEqual(e?.description, "key file '\(dir)/server.psk' holds a PSK: in server mode -k takes the "
+                           + "server's private key; client PSKs are the files in --peers")
+            XCTAssertEqual(e?.isUsageError, true)
+        }
+        put("server.pub", Self.publicA, mode: 0o644)
+        XCTAssertThrowsError(try KeyFile.readServerKey(path: dir + "/server.pub")) { error in
+            XCTAssertEqual(error as? ConfigError, .keyWrongKind(path: dir + "/server.pub", role: .tunnelKey, holds: .publicKey))
+        }
+        put("open.key", Self.privateA, mode: 0o644)
+        XCTAssertThrowsError(try KeyFile.readServerKey(path: dir + "/open.key")) { error in
+            XCTAssertEqual(error as? ConfigError, .keyFilePermissions(path: dir + "/open.key", mode: 0o100644))
+        }
+    }
+
     // MARK: The directory itself
 
     func testUnusableDirectoryIsOneError() throws {
