@@ -165,9 +165,14 @@ public struct TunnelConfig: Equatable, Sendable {
     // point-to-point tunnel only (a server has none).
 
     /// `-p`: the first peer's host.
-    public var peer: String? { peers[0].host }
+    public var peer: String? { firstPeer.host }
     /// `-r`: the first peer's port.
-    public var remotePort: UInt16 { peers[0].port }
+    public var remotePort: UInt16 { firstPeer.port }
     /// `-k`: the first peer's key file.
-    public var keyPath: String { peers[0].keyPath }
+    public var keyPath: String { firstPeer.keyPath }
+
+    private var firstPeer: PeerSettings {
+        precondition(server == nil, "a server has no peer of its own: read config.server")
+        return peers[0]
+    }
 }
