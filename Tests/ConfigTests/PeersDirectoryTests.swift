@@ -10,7 +10,8 @@ import Glibc
 /// each rule breaks one file, which gets its one line while the others are
 /// served; an unusable directory is one error.
 final class PeersDirectoryTests: XCTestCase {
-    private var dir = ""
+    private var temporary: TemporaryDirectory!
+    private var dir: String { temporary.path }
     private let me = getuid()
 
     static let pskA = String(repeating: "1f", count: 32)
@@ -21,15 +22,11 @@ final class PeersDirectoryTests: XCTestCase {
     static let privateA = "squtun-private-" + String(repeating: "c3", count: 32)
 
     override func setUpWithError() throws {
-        var template = Array("/tmp/squtun-peers-test.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        XCTAssertNotNil(made)
-        dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        temporary = try TemporaryDirectory("squtun-peers-test")
     }
 
     override func tearDown() {
-        chmod(dir, 0o700)
-        try? FileManager.default.removeItem(atPath: dir)
+        temporary.remove()
     }
 
     /// A file `name` in the directory holding `text`, with exactly `mode`

@@ -11,17 +11,15 @@ import Glibc
 /// settings, and every combination the modes refuse, each one line and a
 /// usage error, from the command line and from a config file.
 final class ServerOptionsTests: XCTestCase {
-    private var dir = ""
+    private var temporary: TemporaryDirectory!
+    private var dir: String { temporary.path }
 
     override func setUpWithError() throws {
-        var template = Array("/tmp/squtun-server-options.XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        XCTAssertNotNil(made)
-        dir = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        temporary = try TemporaryDirectory("squtun-server-options")
     }
 
     override func tearDown() {
-        try? FileManager.default.removeItem(atPath: dir)
+        temporary.remove()
     }
 
     private func write(_ text: String) -> String {
@@ -30,26 +28,9 @@ final class ServerOptionsTests: XCTestCase {
         return path
     }
 
-    private func tunnel(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> TunnelConfig {
-        guard case .tunnel(let c) = try TunnelOptions.parse(args).resolve() else {
-            XCTFail("\(args) is not a tunnel invocation", file: file, line: line)
-            throw ConfigError.missingOption(option: "-i", when: "")
-        }
-        return c
-    }
+    private func tunnel(_ args: [String]) throws -> TunnelConfig { try CommandLineRun.tunnel(args) }
 
-    /// The one-line message and exit status of `args` as the CLI reports
-    /// them (ArgumentParser's parse and validate, then resolve), or nil if accepted.
-    private func failure(_ args: [String]) -> (message: String, usage: Bool)? {
-        do {
-            _ = try TunnelOptions.parse(args).resolve()
-            return nil
-        } catch let error as ConfigError {
-            return (error.description, error.isUsageError)
-        } catch {
-            return (TunnelOptions.message(for: error), TunnelOptions.exitCode(for: error) == .validationFailure)
-        }
-    }
+    private func failure(_ args: [String]) -> (message: String, usage: Bool)? { CommandLineRun.failure(args) }
 
     private func assertRefused(_ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
         guard let f = failure(args) else { return XCTFail("\(args): accepted", file: file, line: line) }
