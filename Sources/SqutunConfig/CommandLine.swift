@@ -74,12 +74,14 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     public var remotePort: String?
 
     @Option(name: [.customShort("i"), .long],
-            help: ArgumentHelp("Tun interface name (required unless -m).", valueName: "iface"))
+            help: ArgumentHelp("Tun interface name (required unless -m); with --server, the clients' tun name "
+                               + "pattern with one %d (default: \(ServerSettings.defaultTunPattern)).", valueName: "iface"))
     public var interface: String?
 
     @Option(name: [.customShort("k"), .long],
             help: ArgumentHelp("Key file, mode 0600 (required unless -m): a PSK (64 hex digits, squtun genkey) "
-                               + "or this host's private key (squtun genkey --keypair NAME: NAME.key).",
+                               + "or this host's private key (squtun genkey --keypair NAME: NAME.key); with "
+                               + "--server, optional: the server's private key.",
                                valueName: "file"))
     public var key: String?
 

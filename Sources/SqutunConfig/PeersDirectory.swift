@@ -49,12 +49,14 @@ public enum PeersDirectory {
     /// Reads the directory at `path`: its valid clients sorted by name, and
     /// one line per refused entry (starting with the entry's path), sorted.
     /// `owner` is the uid the directory and the files must have: root, but
-    /// a test may name another. Throws only for an unusable directory.
-    public static func scan(path: String, expecting: Expecting, owner: UInt32 = 0) throws(ConfigError)
+    /// a test may name another (and a smaller `maxEntries`). Throws only
+    /// for an unusable directory.
+    public static func scan(path: String, expecting: Expecting, owner: UInt32 = 0,
+                            maxEntries: Int = PeersDirectory.maxEntries) throws(ConfigError)
         -> (clients: [ClientFile], problems: [String]) {
         let dir = try openDirectory(path: path, owner: owner)
         defer { closedir(dir) }
-        var (names, problems) = readNames(dir, path: path)
+        var (names, problems) = readNames(dir, path: path, limit: maxEntries)
         names.sort { $0.lexicographicallyPrecedes($1) }
         var accepted: [ClientFile] = []
         var byKeyId: [UInt32: String] = [:]
@@ -62,6 +64,7 @@ public enum PeersDirectory {
             let name = String(decoding: raw, as: UTF8.self)
             let shown = show(entry(path, name))
             if !name.utf8.elementsEqual(raw) || !ClientID.isValid(name) {
+                let shown = show(Array(entry(path, "").utf8) + raw)
                 let problem = ClientID.problem(name) ?? "not an identifier"
                 problems.append((raw, "\(shown): \(problem), so no client's --id; "
                                  + "rename it, or start its name with '.' to keep it unread"))
@@ -116,16 +119,17 @@ public enum PeersDirectory {
     }
 
     /// The names of the directory's entries, bounded; those starting with
-    /// '.' left out. A directory with more entries than `maxEntries` gives a
+    /// '.' left out. A directory with more entries than `limit` gives a
     /// line, and the rest is not read.
-    static func readNames(_ dir: OpaquePointer, path: String) -> (names: [[UInt8]], problems: [([UInt8], String)]) {
+    static func readNames(_ dir: OpaquePointer, path: String, limit: Int)
+        -> (names: [[UInt8]], problems: [([UInt8], String)]) {
         var names: [[UInt8]] = []
         var problems: [([UInt8], String)] = []
         var count = 0
         while let entry = readdir(dir) {
             count += 1
-            if count > maxEntries {
-                problems.append(([], "\(show(path)): more than \(maxEntries) entries; the rest are not read"))
+            if count > limit {
+                problems.append(([], "\(show(path)): more than \(limit) entries; the rest are not read"))
                 break
             }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -241,11 +245,21 @@ public enum PeersDirectory {
     }
 
     /// A path as the lines show it: as it is when that is unambiguous,
-    /// quoted (and escaped) when it has a blank, a quote or an unprintable byte.
-    static func show(_ path: String) -> String {
-        let plain = path.utf8.allSatisfy { (0x21..<0x7f).contains($0) && $0 != UInt8(ascii: "'") && $0 != UInt8(ascii: "\\") }
-        return plain ? path : SharedError.quote(path)
+    /// else quoted, with a blank as itself and any other byte that is not
+    /// printable ASCII (or is a quote or a backslash) as \xNN: one line
+    /// whatever the name, its bytes as they are (not UTF-8 repaired).
+    static func show(_ path: [UInt8]) -> String {
+        func plain(_ b: UInt8) -> Bool { (0x21..<0x7f).contains(b) && b != UInt8(ascii: "'") && b != UInt8(ascii: "\\") }
+        if path.allSatisfy(plain) { return String(decoding: path, as: UTF8.self) }
+        var out = "'"
+        for b in path {
+            if plain(b) || b == UInt8(ascii: " ") { out.unicodeScalars.append(Unicode.Scalar(b)) }
+            else { out += "\\x" + SharedError.hex2(b) }
+        }
+        return out + "'"
     }
+
+    static func show(_ path: String) -> String { show(Array(path.utf8)) }
 
     static func hex(_ keyId: UInt32) -> String {
         let digits = String(keyId, radix: 16)

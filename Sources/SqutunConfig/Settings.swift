@@ -117,18 +117,10 @@ public struct TunnelConfig: Equatable, Sendable {
                 user: String, chrootDirectory: String, pidfile: String, controlSocket: String,
                 offload: Bool = true) {
         precondition(!peers.isEmpty, "a tunnel has at least one peer")
-        self.localPort = localPort
-        self.peers = peers
-        self.interface = interface
-        self.keepaliveSeconds = keepaliveSeconds
-        self.skewSeconds = skewSeconds
-        self.bindAddress = bindAddress
-        self.foreground = foreground
-        self.user = user
-        self.chrootDirectory = chrootDirectory
-        self.pidfile = pidfile
-        self.controlSocket = controlSocket
-        self.offload = offload
+        self.init(peers: peers, server: nil, localPort: localPort, interface: interface,
+                  keepaliveSeconds: keepaliveSeconds, skewSeconds: skewSeconds, bindAddress: bindAddress,
+                  foreground: foreground, user: user, chrootDirectory: chrootDirectory, pidfile: pidfile,
+                  controlSocket: controlSocket, offload: offload)
     }
 
     /// A tunnel with one peer, as the command line and the config file give it.
@@ -146,10 +138,20 @@ public struct TunnelConfig: Equatable, Sendable {
     public init(server: ServerSettings, localPort: UInt16, keepaliveSeconds: Int, skewSeconds: Int,
                 bindAddress: String?, foreground: Bool, user: String, chrootDirectory: String, pidfile: String,
                 controlSocket: String, offload: Bool = true) {
+        self.init(peers: [], server: server, localPort: localPort,
+                  interface: ServerSettings.name(ofPattern: server.tunPattern), keepaliveSeconds: keepaliveSeconds,
+                  skewSeconds: skewSeconds, bindAddress: bindAddress, foreground: foreground, user: user,
+                  chrootDirectory: chrootDirectory, pidfile: pidfile, controlSocket: controlSocket, offload: offload)
+    }
+
+    /// Either kind: `peers` empty exactly when `server` is given.
+    private init(peers: [PeerSettings], server: ServerSettings?, localPort: UInt16, interface: String,
+                 keepaliveSeconds: Int, skewSeconds: Int, bindAddress: String?, foreground: Bool, user: String,
+                 chrootDirectory: String, pidfile: String, controlSocket: String, offload: Bool) {
         self.localPort = localPort
-        self.peers = []
+        self.peers = peers
         self.server = server
-        self.interface = ServerSettings.name(ofPattern: server.tunPattern)
+        self.interface = interface
         self.keepaliveSeconds = keepaliveSeconds
         self.skewSeconds = skewSeconds
         self.bindAddress = bindAddress
@@ -165,9 +167,14 @@ public struct TunnelConfig: Equatable, Sendable {
     // point-to-point tunnel only (a server has none).
 
     /// `-p`: the first peer's host.
-    public var peer: String? { peers[0].host }
+    public var peer: String? { firstPeer.host }
     /// `-r`: the first peer's port.
-    public var remotePort: UInt16 { peers[0].port }
+    public var remotePort: UInt16 { firstPeer.port }
     /// `-k`: the first peer's key file.
-    public var keyPath: String { peers[0].keyPath }
+    public var keyPath: String { firstPeer.keyPath }
+
+    private var firstPeer: PeerSettings {
+        precondition(server == nil, "a server has no peer of its own: read config.server")
+        return peers[0]
+    }
 }

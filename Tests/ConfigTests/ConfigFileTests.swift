@@ -84,6 +84,12 @@ final class ConfigFileTests: XCTestCase {
             control /run/squtun/squtun-tun0.sock\r
             no-offload
             cipher chacha20-poly1305
+            server
+            peers /etc/squtun/peers
+            hook /usr/local/sbin/squtun-hook  --verbose\tx
+            idle-timeout 300
+            max-clients 64
+            id laptop-01
             """
         let file = try ConfigFile.parse(text, path: "f")
         XCTAssertEqual(file.entries.map(\.setting), TunnelSetting.allCases)
@@ -97,6 +103,9 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(file[.psk]?.line, 9)
         XCTAssertEqual(file[.pidfile]?.value, "/run/squtun/a#b.pid", "a '#' inside a word is not a comment")
         XCTAssertEqual(file[.control]?.value, "/run/squtun/squtun-tun0.sock", "CRLF line ends are fine")
+        XCTAssertEqual(file[.server]?.value, nil, "a flag")
+        XCTAssertEqual(file[.hook]?.value, "/usr/local/sbin/squtun-hook  --verbose\tx")
+        XCTAssertEqual(file[.id]?.value, "laptop-01")
     }
 
     func testEmptyAndCommentOnlyFiles() throws {

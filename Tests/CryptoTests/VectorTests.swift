@@ -9,7 +9,9 @@ import Shared
 /// v2 blocks: every block names its `suite:`. A `seal-…` block of the CBC
 /// suite gives k_enc/k_mac/k_iv/iv, of an AEAD suite key/nonce_salt/nonce,
 /// and the exact `packet`. A `keypair-…` block gives X25519 inputs and the
-/// tunnel key T, derived from both sides. Every
+/// tunnel key T, derived from both sides. A `keyid-…` block gives a
+/// client identifier (`id`), its `key_id`, and for some the SHA-256 it
+/// comes from (`sha256`). Every
 /// other block is a receive sequence for a fresh opener of its suite.
 final class VectorTests: XCTestCase {
     struct Block {
@@ -19,6 +21,7 @@ final class VectorTests: XCTestCase {
         var suite: SuiteID? { fields["suite"].flatMap(SuiteID.init(name:)) }
         var isSeal: Bool { name.hasPrefix("seal-") }
         var isKeypair: Bool { name.hasPrefix("keypair-") }
+        var isKeyId: Bool { name.hasPrefix("keyid-") }
     }
 
     static let root = URL(fileURLWithPath: #filePath)
@@ -114,6 +117,23 @@ final class VectorTests: XCTestCase {
         }
     }
 
+    func testKeyIdVectors() throws {
+        let blocks = try documentBlocks().filter(\.isKeyId)
+        XCTAssertGreaterThanOrEqual(blocks.count, 4)
+        XCTAssertTrue(blocks.contains { $0.fields["sha256"] != nil }, "no key id vector shows its hash")
+        for b in blocks {
+            let id = try XCTUnwrap(b.fields["id"], b.name)
+            XCTAssertTrue(ClientID.isValid(id), "\(b.name): \(id) is no identifier")
+            let text = try XCTUnwrap(b.fields["key_id"], b.name)
+            XCTAssertTrue(text.hasPrefix("0x") && text.count == 10, "\(b.name): key_id \(text)")
+            XCTAssertEqual(ClientKeyID.keyId(for: id), UInt32(text.dropFirst(2), radix: 16), b.name)
+            if let digest = b.fields["sha256"] {
+                XCTAssertEqual(Self.hexString(ClientKeyID.sha256(Array(ClientKeyID.label.utf8) + Array(id.utf8))),
+                               digest, b.name)
+            }
+        }
+    }
+
     func testUnknownSuiteNameIsNoSuite() {
         // A block whose suite is not one of the three is an error, not a skip.
         let bad = Self.parse("```vector\nname: seal-x\nsuite: aes-128-gcm\n```\n")
@@ -124,7 +144,7 @@ final class VectorTests: XCTestCase {
 
     func checkPresence(_ blocks: [Block]) throws {
         XCTAssertGreaterThanOrEqual(blocks.count, 20)
-        for b in blocks where !b.isKeypair { XCTAssertNotNil(b.suite, "\(b.name): no known suite") }
+        for b in blocks where !b.isKeypair && !b.isKeyId { XCTAssertNotNil(b.suite, "\(b.name): no known suite") }
         // Every suite has a seal vector.
         for s in SuiteID.allCases {
             XCTAssertTrue(blocks.contains { $0.isSeal && $0.suite == s }, "no seal vector for \(s.name)")
@@ -207,7 +227,7 @@ final class VectorTests: XCTestCase {
     func checkReceive(_ blocks: [Block]) throws -> Int {
         let alg = try CryptoAlgorithms()
         var checked = 0
-        for b in blocks where !b.isSeal && !b.isKeypair {
+        for b in blocks where !b.isSeal && !b.isKeypair && !b.isKeyId {
             switch b.suite {
             case .aes256CBCHMACSHA256: checked += try receive(b, alg, PacketCipher.self)
             case .aes256GCM: checked += try receive(b, alg, AES256GCMCipher.self)

@@ -58,6 +58,7 @@ AEAD_OVERHEAD = HEADER_LEN + TAG_LEN             # 48
 SALT = b"squtun protocol v2"
 INFO_PREFIX = b"squtun v2 session keys"
 KP_SALT = b"squtun v2 keypair"
+KEY_ID_LABEL = b"squtun v2 key id"
 KP_INFO_PREFIX = b"squtun v2 tunnel key"
 
 
@@ -216,6 +217,53 @@ RFC7748_B = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8
 RFC7748_SHARED = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
 
 
+# ---------------------------------------------------------------- server mode: client key ids
+
+def is_identifier(name):
+    """1 to 32 bytes of A-Z a-z 0-9 . _ -, the first a letter or a digit."""
+    b = name.encode()
+    word = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return 1 <= len(b) <= 32 and b[0] in word and all(c in word + b"._-" for c in b)
+
+
+def key_id_digest(name):
+    return hashlib.sha256(KEY_ID_LABEL + name.encode()).digest()
+
+
+def key_id(name):
+    """A client's key id: the digest's first 4 bytes, big-endian; 0 is the
+    point-to-point key id, so a client whose bytes are 0 gets 1."""
+    return struct.unpack(">I", key_id_digest(name)[:4])[0] or 1
+
+
+def key_id_block(name, show_hash=False):
+    f = {"id": name}
+    if show_hash:
+        f["sha256"] = key_id_digest(name).hex()
+    f["key_id"] = f"0x{key_id(name):08x}"
+    return f
+
+
+# Identifiers of the key id vectors: plain ones, the longest kind, two that
+# share a key id (found by a birthday search over client-N), and one whose
+# digest starts with four zero bytes (found by a search over zero-HEX).
+KEY_ID_VECTORS = [("keyid-alice", "alice", True), ("keyid-bob", "bob", False),
+                  ("keyid-dotted", "laptop-01.example", False),
+                  ("keyid-32-bytes", "office_router.42-abcdefghijklmno", False),
+                  ("keyid-shared-1", "client-29758", False), ("keyid-shared-2", "client-72069", False)]
+
+
+def check_key_id(f):
+    name = f["id"]
+    ok = is_identifier(name) and f["key_id"] == f"0x{key_id(name):08x}"
+    if "sha256" in f:
+        digest = key_id_digest(name)
+        ok = ok and f["sha256"] == digest.hex()
+        # The hash shown is the one the key id comes from.
+        ok = ok and int(f["key_id"], 16) == (int.from_bytes(digest[:4], "big") or 1)
+    return ok
+
+
 def set_byte(pkt, index, value):
     return pkt[:index] + bytes([value]) + pkt[index + 1:]
 
@@ -353,6 +401,9 @@ def build_vectors():
     own_a = hashlib.sha256(b"squtun keypair vector a").digest()
     own_b = hashlib.sha256(b"squtun keypair vector b").digest()
     v.append(("keypair-psk", keypair_block(own_a, own_b, WRONG_PSK)))
+    # Server mode: client key ids (printed in section 4, "Server mode: key ids").
+    for name, ident, show in KEY_ID_VECTORS:
+        v.append((name, key_id_block(ident, show)))
     return v
 
 
@@ -436,6 +487,8 @@ def check(path):
                 ok = check_seal(f)
             elif name.startswith("keypair-"):
                 ok = check_keypair(f)
+            elif name.startswith("keyid-"):
+                ok = check_key_id(f)
             else:
                 r = receiver_of(f)
                 ok = len(steps) > 0 and all(
