@@ -275,7 +275,7 @@ final class ChannelTests: XCTestCase {
     // MARK: Pure codec
 
     func testEncodedSizes() throws {
-        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 4 + 336 + 4 + 8 * 32 + 4)
+        XCTAssertEqual(try encode(.config(ChannelTests.sampleConfig)).count, 1 + 4 + 336 + 4 + 8 * 32 + 4 + 12)
         XCTAssertEqual(try encode(.key(key())).count, 33)
         let five = FileDescriptor(rawValue: 5), six = FileDescriptor(rawValue: 6), seven = FileDescriptor(rawValue: 7)
         XCTAssertEqual(try encode(fds([five, six, seven])), [3, 3, 1, 2, 3])
@@ -292,7 +292,7 @@ final class ChannelTests: XCTestCase {
     func testConfigByteLayout() throws {
         let bytes = try encode(.config(ChannelTests.sampleConfig))
         XCTAssertEqual(bytes[0], 1)
-        XCTAssertEqual(Array(bytes[1..<5]), [2, 0, 0, 0], "configuration version 2, first")
+        XCTAssertEqual(Array(bytes[1..<5]), [3, 0, 0, 0], "configuration version 3, first")
         XCTAssertEqual(Array(bytes[5..<13]), [0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01], "session, little-endian")
         XCTAssertEqual(Array(bytes[29..<33]), [2, 0, 0, 0], "flags: peer (bit 0, once \"drop privileges\", unused)")
         XCTAssertEqual(Array(bytes[41..<45]), [4, 0, 0x80, 0x0d], "peer kind 4, port 3456")
@@ -300,12 +300,89 @@ final class ChannelTests: XCTestCase {
         XCTAssertEqual(Array(bytes[69..<90]), Array("/var/lib/squtun/empty".utf8))
         XCTAssertEqual(bytes[90], 0)
         XCTAssertEqual(Array(bytes[325..<329]), Array("tun0".utf8))
-        XCTAssertEqual(Array(bytes[601..<605]), [1, 0, 0, 0], "suite 1 (the default), 3 zero bytes, last")
+        XCTAssertEqual(Array(bytes[601..<605]), [1, 0, 0, 0], "suite 1 (the default), 3 zero bytes")
+        XCTAssertEqual(Array(bytes[605..<617]), [UInt8](repeating: 0, count: 12), "key id, idle timeout, max clients: 0")
+        XCTAssertEqual(bytes.count, 617)
         var gcm = ChannelTests.sampleConfig
         gcm.suite = .aes256GCM
         let encoded = try encode(.config(gcm))
         XCTAssertEqual(Array(encoded[601..<605]), [2, 0, 0, 0])
         XCTAssertEqual(try decode(encoded), .config(gcm))
+        // A client's key id; a server's flag, idle timeout and client limit.
+        var client = ChannelTests.sampleConfig
+        client.keyId = 0x0102_0304
+        XCTAssertEqual(Array(try encode(.config(client))[605..<609]), [4, 3, 2, 1])
+        XCTAssertEqual(try decode(try encode(.config(client))), .config(client))
+        var server = ChannelTests.sampleConfig
+        server.peer = nil
+        server.server = true
+        server.idleTimeoutSeconds = 300
+        server.maxClients = 1024
+        let serverBytes = try encode(.config(server))
+        XCTAssertEqual(Array(serverBytes[29..<33]), [4, 0, 0, 0], "flags: server (bit 2)")
+        XCTAssertEqual(Array(serverBytes[609..<617]), [0x2c, 1, 0, 0, 0, 4, 0, 0])
+        XCTAssertEqual(try decode(serverBytes), .config(server))
+        // A server never has a client's key id.
+        var both = server
+        both.keyId = 7
+        assertFault(try encode(.config(both)), .badField(type: .config, field: "a server with a client key id"))
+    }
+
+    /// The server mode's messages: exact layouts, round trips, and each
+    /// field a hostile peer could get wrong refused.
+    func testServerMessages() throws {
+        let secret = key()
+        let addKey = try encode(.clientKey(keyId: 0x0a0b_0c0d, name: "alice", key: secret))
+        XCTAssertEqual(addKey.count, 1 + 68)
+        XCTAssertEqual(Array(addKey[0..<10]), [9, 0x0d, 0x0c, 0x0b, 0x0a] + Array("alice".utf8))
+        XCTAssertEqual(Array(addKey[10..<37]), [UInt8](repeating: 0, count: 27), "identifier NUL-padded to 32")
+        XCTAssertEqual(try decode(addKey), .clientKey(keyId: 0x0a0b_0c0d, name: "alice", key: secret))
+        let longest = String(repeating: "x", count: 32)
+        XCTAssertEqual(try decode(try encode(.clientKey(keyId: 1, name: longest, key: secret))),
+                       .clientKey(keyId: 1, name: longest, key: secret))
+        XCTAssertThrowsError(try encode(.clientKey(keyId: 1, name: "../etc", key: secret)))
+        var badName = addKey
+        badName[5] = UInt8(ascii: "/")
+        assertFault(badName, .badField(type: .clientKey, field: "invalid client identifier"))
+        var stray = addKey
+        stray[20] = 1  // a byte after the name's NUL padding began
+        assertFault(stray, .badField(type: .clientKey, field: "invalid client identifier"))
+        assertFault(Array(addKey.dropLast()), .wrongLength(type: .clientKey, got: 67))
+
+        XCTAssertEqual(try encode(.clientForget(keyId: 5)), [10, 5, 0, 0, 0])
+        XCTAssertEqual(try decode([10, 5, 0, 0, 0]), .clientForget(keyId: 5))
+        XCTAssertEqual(try encode(.clientRefused(keyId: 5, reason: .tooMany)), [12, 5, 0, 0, 0, 3])
+        XCTAssertEqual(try decode([12, 5, 0, 0, 0, 6]), .clientRefused(keyId: 5, reason: .hookFailed))
+        assertFault([12, 5, 0, 0, 0, 0], .badField(type: .clientRefused, field: "unknown reason 0"))
+        XCTAssertEqual(try decode([14, 5, 0, 0, 0, 1]), .clientClosed(keyId: 5, reason: .idle))
+        assertFault([14, 5, 0, 0, 0, 9], .badField(type: .clientClosed, field: "unknown reason 9"))
+
+        // The tun comes with exactly one descriptor, under a valid name.
+        let tun = try encode(.clientTun(keyId: 5, interface: "sqc0", fd: FileDescriptor(rawValue: 9)))
+        XCTAssertEqual(tun.count, 21)
+        XCTAssertEqual(try decode(tun, fds: [9]), .clientTun(keyId: 5, interface: "sqc0", fd: FileDescriptor(rawValue: 9)))
+        assertFault(tun, .wrongFDCount(type: .clientTun, got: 0))
+        assertFault(tun, fds: [9, 10], .wrongFDCount(type: .clientTun, got: 2))
+        var badTun = tun
+        badTun[6] = UInt8(ascii: "/")
+        assertFault(badTun, fds: [9], .badField(type: .clientTun, field: "invalid interface name"))
+
+        // The request carries the client's address (the config's peer encoding).
+        let address = SocketAddress.parse(literal: "198.51.100.7", port: 3456)!
+        let request = try encode(.clientTunRequest(keyId: 5, address: address))
+        XCTAssertEqual(request.count, 33)
+        XCTAssertEqual(Array(request[5..<13]), [4, 0, 0x80, 0x0d, 198, 51, 100, 7])
+        XCTAssertEqual(try decode(request), .clientTunRequest(keyId: 5, address: address))
+        var noAddress = request
+        for i in 5..<33 { noAddress[i] = 0 }
+        assertFault(noAddress, .badField(type: .clientTunRequest, field: "no address"))
+
+        // Each side's messages only from that side.
+        XCTAssertEqual(ChannelMessageType.clientTunRequest.sender, .worker)
+        XCTAssertEqual(ChannelMessageType.clientClosed.sender, .worker)
+        for type: ChannelMessageType in [.clientKey, .clientForget, .clientTun, .clientRefused] {
+            XCTAssertEqual(type.sender, .helper)
+        }
     }
 
     func testConfigSuiteByteIsChecked() throws {
@@ -324,17 +401,17 @@ final class ChannelTests: XCTestCase {
     func testConfigVersionMismatch() throws {
         var other = try encode(.config(ChannelTests.sampleConfig))
         other[1] = 1
-        assertFault(other, .unsupportedVersion(type: .config, got: 1, supported: 2))
-        assertFault([1, 0, 0, 0, 1], .unsupportedVersion(type: .config, got: 0x0100_0000, supported: 2))
-        assertFault([1, 2, 0, 0, 0], .wrongLength(type: .config, got: 4))
-        assertFault([1, 2, 0], .wrongLength(type: .config, got: 2))
-        XCTAssertEqual(PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)).description,
-                       "helper/worker channel: the other squtun process sent a version 1 config message; this one reads version 2 (are helper and worker different squtun builds?); stopping")
+        assertFault(other, .unsupportedVersion(type: .config, got: 1, supported: 3))
+        assertFault([1, 0, 0, 0, 1], .unsupportedVersion(type: .config, got: 0x0100_0000, supported: 3))
+        assertFault([1, 3, 0, 0, 0], .wrongLength(type: .config, got: 4))
+        assertFault([1, 3, 0], .wrongLength(type: .config, got: 2))
+        XCTAssertEqual(PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 3)).description,
+                       "helper/worker channel: the other squtun process sent a version 1 config message; this one reads version 3 (are helper and worker different squtun builds?); stopping")
         // Over the socket, as the worker receives it.
         let p = try pair()
         XCTAssertEqual(other.withUnsafeBytes { squtun_send_fds(p.helper.fd.rawValue, $0.baseAddress, $0.count, nil, 0, 0) }, other.count)
         XCTAssertThrowsError(try p.worker.receive(from: .helper)) { error in
-            XCTAssertEqual(error as? PrivsepError, .channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)))
+            XCTAssertEqual(error as? PrivsepError, .channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 3)))
         }
     }
 
@@ -385,9 +462,9 @@ final class ChannelTests: XCTestCase {
     func testDecodeFaults() throws {
         let config = try encode(.config(ChannelTests.sampleConfig))
         assertFault([], .empty)
-        for type: UInt8 in [0, 9, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
-        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 603))
-        assertFault(config + [0], .wrongLength(type: .config, got: 605))
+        for type: UInt8 in [0, 15, 0x7f, 0xff] { assertFault([type], .unknownType(type)) }
+        assertFault(Array(config.dropLast()), .wrongLength(type: .config, got: 615))
+        assertFault(config + [0], .wrongLength(type: .config, got: 617))
         assertFault([2] + [UInt8](repeating: 1, count: 31), .wrongLength(type: .key, got: 31))
         assertFault([2] + [UInt8](repeating: 1, count: 33), .wrongLength(type: .key, got: 33))
         assertFault([3], .wrongLength(type: .fds, got: 0))
@@ -420,7 +497,8 @@ final class ChannelTests: XCTestCase {
             return b
         }
         func field(_ text: String) -> ChannelFault { .badField(type: .config, field: text) }
-        assertFault(patched([(29, 0x06)]), field("unknown flag bits 4"))
+        assertFault(patched([(29, 0x0a)]), field("unknown flag bits 8"))
+        assertFault(patched([(29, 0x06)]), field("a server with a peer"))
         // The former "drop privileges" bit: every worker drops them, a config that says so is refused.
         assertFault(patched([(29, 0x03)]), field("unknown flag bits 1"))
         assertFault(patched([(29, 0x00)]), field("peer flag does not match the peer address"))

@@ -53,9 +53,21 @@ final class MonitorTests: XCTestCase {
             "ready S- once after [SqutunPrivsep.ChannelMessageType.hello, SqutunPrivsep.ChannelMessageType.keyRequest, SqutunPrivsep.ChannelMessageType.fdsRequest]",
             "log SR any after []",
         ])
-        // Every request type has a row; no answer type has one.
+        let serverRows = Monitor.serverTable.map { "\($0.request) \($0.phases.contains(.setup) ? "S" : "-")\($0.phases.contains(.running) ? "R" : "-") \($0.once ? "once" : "any") after \($0.after)" }
+        XCTAssertEqual(serverRows, [
+            "hello S- once after []",
+            "fdsRequest S- once after [SqutunPrivsep.ChannelMessageType.hello]",
+            "ready S- once after [SqutunPrivsep.ChannelMessageType.hello, SqutunPrivsep.ChannelMessageType.fdsRequest]",
+            "log SR any after []",
+            "clientTunRequest -R any after []",
+            "clientClosed -R any after []",
+        ])
+        // Every request type has a row in one of the tables; no answer type has one.
         let requests = Set(ChannelMessageType.allCases.filter { $0.sender == .worker })
-        XCTAssertEqual(Set(Monitor.table.map(\.request)), requests)
+        XCTAssertEqual(Set(Monitor.table.map(\.request)).union(Monitor.serverTable.map(\.request)), requests)
+        XCTAssertTrue(Set(Monitor.table.map(\.request)).isDisjoint(with: [.clientTunRequest, .clientClosed]),
+                      "a point-to-point worker asks for no client tun")
+        XCTAssertFalse(Monitor.serverTable.contains { $0.request == .keyRequest }, "a server's worker gets no key at setup")
     }
 
     /// The worker's setup, served: each answer arrives, the key is wiped

@@ -19,9 +19,10 @@ import Glibc
 public enum ChannelCodec {
     /// The monitor version this build speaks (`hello`) and the layout of
     /// its `config` (fields of `WorkerConfig`; version 2 added the suite,
-    /// 3 the server mode's fields). Monitor version 2 added the server
-    /// mode's messages.
-    public static let monitorVersion: UInt32 = 2
+    /// 3 the server mode's fields). The server mode's messages are new
+    /// types, which an older build refuses as unknown: helper and worker
+    /// are one binary, and the config version already tells two builds apart.
+    public static let monitorVersion: UInt32 = 1
     public static let configVersion: UInt32 = 3
     public static let clientNameBytes = 32
     public static let versionBytes = 4
@@ -242,7 +243,7 @@ public enum ChannelCodec {
             return .clientClosed(keyId: keyId, reason: reason)
         case .clientTunRequest:
             let keyId = r.u32()
-            guard let address = try decodeAddress(&r, type: .clientTunRequest) else {
+            guard let address = try decodeAddress(&r, type: .clientTunRequest, what: "client") else {
                 throw .badField(type: .clientTunRequest, field: "no address")
             }
             return .clientTunRequest(keyId: keyId, address: address)
@@ -268,7 +269,7 @@ public enum ChannelCodec {
         guard flags & ~WorkerConfig.knownFlags == 0 else {
             throw .badField(type: .config, field: "unknown flag bits \(flags & ~WorkerConfig.knownFlags)")
         }
-        let peer = try decodeAddress(&r, type: .config)
+        let peer = try decodeAddress(&r, type: .config, what: "peer")
         guard (peer != nil) == (flags & WorkerConfig.flagPeer != 0) else {
             throw .badField(type: .config, field: "peer flag does not match the peer address")
         }
@@ -308,11 +309,12 @@ public enum ChannelCodec {
         if config.server && config.keyId != 0 {
             throw .badField(type: .config, field: "a server with a client key id")
         }
+        if config.server && peer != nil { throw .badField(type: .config, field: "a server with a peer") }
         return config
     }
 
     /// The 28-byte address encoding (`address(_:type:into:)`); nil for kind 0.
-    private static func decodeAddress(_ r: inout Reader, type: ChannelMessageType) throws(ChannelFault) -> SocketAddress? {
+    private static func decodeAddress(_ r: inout Reader, type: ChannelMessageType, what: String) throws(ChannelFault) -> SocketAddress? {
         let kind = r.u16(), port = r.u16()
         let address = r.slice(16)
         let scope = r.u32()
@@ -321,11 +323,11 @@ public enum ChannelCodec {
         switch kind {
         case 0:
             guard port == 0, address.allSatisfy({ $0 == 0 }), scope == 0 else {
-                throw .badField(type: type, field: "address bytes set without an address")
+                throw .badField(type: type, field: "\(what) bytes set without a \(what)")
             }
         case 4:
             guard address[4...].allSatisfy({ $0 == 0 }), scope == 0 else {
-                throw .badField(type: type, field: "IPv4 address with stray bytes")
+                throw .badField(type: type, field: "IPv4 \(what) with stray bytes")
             }
             var v4 = in_addr()
             withUnsafeMutableBytes(of: &v4) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: address[0..<4])) }
@@ -335,9 +337,9 @@ public enum ChannelCodec {
             withUnsafeMutableBytes(of: &v6) { $0.copyMemory(from: address) }
             peer = SocketAddress(ipv6: v6, port: port, scopeID: scope)
         default:
-            throw .badField(type: type, field: "unknown address kind \(kind)")
+            throw .badField(type: type, field: "unknown \(what) address kind \(kind)")
         }
-        guard reserved == 0 else { throw .badField(type: type, field: "reserved address bytes set") }
+        guard reserved == 0 else { throw .badField(type: type, field: "reserved \(what) bytes set") }
         return peer
     }
 

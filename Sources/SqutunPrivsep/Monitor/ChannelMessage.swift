@@ -186,6 +186,13 @@ extension ChannelMessage: Equatable {
         case let (.fds(x), .fds(y)): return x == y
         case (.keyRequest, .keyRequest), (.fdsRequest, .fdsRequest), (.ready, .ready): return true
         case let (.log(l1, t1), .log(l2, t2)): return l1 == l2 && t1 == t2
+        case let (.clientKey(k1, n1, s1), .clientKey(k2, n2, s2)):
+            return k1 == k2 && n1 == n2 && s1.withUnsafeBytes { x in s2.withUnsafeBytes { y in x.elementsEqual(y) } }
+        case let (.clientForget(x), .clientForget(y)): return x == y
+        case let (.clientTun(k1, i1, f1), .clientTun(k2, i2, f2)): return k1 == k2 && i1 == i2 && f1 == f2
+        case let (.clientRefused(k1, r1), .clientRefused(k2, r2)): return k1 == k2 && r1 == r2
+        case let (.clientTunRequest(k1, a1), .clientTunRequest(k2, a2)): return k1 == k2 && a1 == a2
+        case let (.clientClosed(k1, r1), .clientClosed(k2, r2)): return k1 == k2 && r1 == r2
         default: return false
         }
     }
