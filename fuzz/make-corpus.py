@@ -137,7 +137,7 @@ def options():
 def channel():
     def config(session=1795000000500000000, start=1795000000600, skew=30, keepalive=25,
                uid=104, gid=65534, peer=None, chroot=b"/var/lib/squtun/empty", iface=b"tun0", flags=None,
-               former=(), version=2, suite=1):
+               former=(), version=3, suite=1, key_id=0, idle=0, max_clients=0):
         if flags is None:
             flags = 2 if peer else 0
         body = struct.pack("<QQIIIII", session, start, skew, keepalive, flags, uid, gid)
@@ -152,6 +152,8 @@ def channel():
         body += bytes(8 * (32 - len(former)))
         if version >= 2:  # version 2 adds the cipher suite byte and 3 reserved bytes
             body += bytes([suite, 0, 0, 0])
+        if version >= 3:  # version 3: a client's key id, a server's idle timeout and client limit
+            body += struct.pack("<III", key_id, idle, max_clients)
         return b"\x01" + struct.pack("<I", version) + body
 
     v4 = (4, 3457, bytes([198, 51, 100, 2]), 0)
@@ -175,6 +177,22 @@ def channel():
         "config-version-1": b"\x00" + config(version=1),
         "config-gcm": b"\x00" + config(peer=v4, suite=2),
         "config-unknown-suite": b"\x00" + config(suite=9),
+        "config-version-2": b"\x00" + config(version=2),
+        "config-client": b"\x00" + config(peer=v4, key_id=0x1234abcd),
+        "config-server": b"\x00" + config(flags=4, iface=b"sqc", idle=300, max_clients=1024),
+        "config-server-with-key-id": b"\x00" + config(flags=4, key_id=5),
+        "config-server-with-peer": b"\x00" + config(flags=6, peer=v4),
+        "client-key": b"\x00\x09" + struct.pack("<I", 0x0a0b0c0d) + b"alice".ljust(32, b"\0") + key,
+        "client-key-32": b"\x00\x09" + struct.pack("<I", 1) + b"x" * 32 + key,
+        "client-key-bad-name": b"\x00\x09" + struct.pack("<I", 1) + b"../etc".ljust(32, b"\0") + key,
+        "client-forget": b"\x00\x0a" + struct.pack("<I", 7),
+        "client-tun": bytes([1 | 1 << 2]) + b"\x0b" + struct.pack("<I", 7) + b"sqc0".ljust(16, b"\0"),
+        "client-tun-no-fd": b"\x00\x0b" + struct.pack("<I", 7) + b"sqc0".ljust(16, b"\0"),
+        "client-refused": b"\x00\x0c" + struct.pack("<IB", 7, 3),
+        "client-refused-bad": b"\x00\x0c" + struct.pack("<IB", 7, 0),
+        "client-tun-request": b"\x00\x0d" + struct.pack("<I", 7) + struct.pack("<HH", 4, 3456) + bytes([198, 51, 100, 7]).ljust(16, b"\0") + bytes(8),
+        "client-tun-request-mapped": b"\x00\x0d" + struct.pack("<I", 7) + struct.pack("<HH", 6, 3456) + bytes.fromhex("00000000000000000000ffffc6336407") + bytes(8),
+        "client-closed": b"\x00\x0e" + struct.pack("<IB", 7, 1),
         "key": b"\x00\x02" + key,
         "key-short": b"\x00\x02" + key[:31],
         "fds": bytes([3 | 3 << 2]) + b"\x03\x03\x01\x02\x03",
@@ -193,7 +211,7 @@ def channel():
         "log-control": b"\x00\x05\x00a\x1bb",
         "log-bad-level": b"\x00\x05\x07x",
         "log-max": b"\x00\x05\x03" + b"x" * 1024,
-        "unknown-type": b"\x00\x09",
+        "unknown-type": b"\x00\x0f",
         "unknown-type-high": b"\x00\xff",
         "empty": b"\x00",
     }

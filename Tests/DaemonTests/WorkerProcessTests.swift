@@ -231,8 +231,8 @@ final class WorkerProcessTests: XCTestCase {
         bytes[1] = 1
         let end = try answerWrongly(at: .hello, with: bytes)
         XCTAssertEqual(end.status, .exited(1))
-        XCTAssertEqual(end.logs, [PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 2)).description])
-        XCTAssertTrue(end.logs.first?.contains("version 1 config message; this one reads version 2") == true, "\(end.logs)")
+        XCTAssertEqual(end.logs, [PrivsepError.channelMessage(.unsupportedVersion(type: .config, got: 1, supported: 3)).description])
+        XCTAssertTrue(end.logs.first?.contains("version 1 config message; this one reads version 3") == true, "\(end.logs)")
     }
 
     /// An answer without the tun descriptor: the worker closes what it

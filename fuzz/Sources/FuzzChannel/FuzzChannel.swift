@@ -93,7 +93,12 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         require(c.chrootPath.hasPrefix("/"), "relative chroot")
     case .fds(let list):
         require(list.count == fdCount && Set(list.map(\.role)).count == list.count, "fds \(list) for \(fdCount) descriptors")
-    case .hello, .keyRequest, .fdsRequest, .ready:
+    case let .clientKey(_, name, key):
+        require(ClientID.isValid(name), "client identifier \(name.debugDescription)")
+        require(key.count == ChannelCodec.keyBytes, "client key of \(key.count) bytes")
+    case let .clientTun(_, interface, _):
+        require(Tun.isValidName(interface), "client tun \(interface.debugDescription)")
+    case .hello, .keyRequest, .fdsRequest, .ready, .clientForget, .clientRefused, .clientClosed, .clientTunRequest:
         break
     }
 
@@ -115,7 +120,13 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     require(again == message, "round trip changed the \(message.type) message")
     if !encoded.elementsEqual(bytes) {
-        guard case .config(let c) = message, let peer = c.peer, peer.family == .ipv6, peer.isMappedIPv4 else {
+        // A mapped IPv4 address is written as IPv4: its one other encoding.
+        let address: SocketAddress? = switch message {
+        case .config(let c): c.peer
+        case .clientTunRequest(_, let a): a
+        default: nil
+        }
+        guard let peer = address, peer.family == .ipv6, peer.isMappedIPv4 else {
             fail("\(message.type) message has a second encoding (\(bytes.count) vs \(length) bytes)")
         }
     }

@@ -48,6 +48,18 @@ private func checkValid(_ check: () throws(ConfigError) -> Void, _ what: String)
 }
 
 private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
+    if let s = c.server {
+        // A server: no peer; its clients are the peers directory's files.
+        require(c.peers.isEmpty, "a server with \(c.peers.count) peers")
+        require(c.clientID == nil, "a server with a client identifier")
+        require(s.peersDirectory.hasPrefix("/"), "relative peers directory \(s.peersDirectory)")
+        require(s.tunPattern.utf8.count <= 15 && s.tunPattern.contains("%d"), "tun pattern \(s.tunPattern)")
+        require((1...ServerSettings.maxClientsLimit).contains(s.maxClients), "max clients \(s.maxClients)")
+        require((0...ServerSettings.maxIdleTimeoutSeconds).contains(s.idleTimeoutSeconds), "idle timeout \(s.idleTimeoutSeconds)")
+        require(s.hook?.first.map { $0.hasPrefix("/") } ?? true, "relative hook \(s.hook ?? [])")
+        return
+    }
+    require(c.clientID.map(ClientID.isValid) ?? true, "client identifier \(c.clientID ?? "")")
     require(c.peers.count == 1, "\(c.peers.count) peers from one command line")
     require(c.localPort >= 1 && c.remotePort >= 1, "port 0 in \(c)")
     require(o.remotePort == nil || c.peer != nil, "-r without -p accepted")
