@@ -13,7 +13,7 @@ extension Server {
         for slot in 0..<clients.count where clients[slot]?.device.io.hasTun == true { tuns += 1 }
         var text = "mode: server\n"
             + "cipher: \(SuiteID.describe(Cipher.Suite.id))\n"
-            + "clients: \(clientCount)\n"
+            + "clients-authorized: \(clientCount)\n"
             + "client-tuns: \(tuns)\n"
         for r in DropReason.allCases { text += "drop-\(r.name): \(counters.dropped(r))\n" }
         text += "log-lines-dropped: \(logLinesDropped)\n"

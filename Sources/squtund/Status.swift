@@ -10,7 +10,7 @@ import SqutunConfig
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the peer, the last authenticated packet, traffic and drop counters of a running tunnel.",
-        usage: "squtun status <iface> [--pidfile <path> | --control <path>]",
+        usage: "squtun status <iface> [--json] [--pidfile <path> | --control <path>]",
         discussion: """
             Reads the daemon's control socket, which only root (or the user a single-process \
             squtun runs as) can open (default: \(TunnelOptions.controlTemplate)).
@@ -20,8 +20,12 @@ struct Status: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("Tun interface of the tunnel.", valueName: "iface"))
+    @Argument(help: ArgumentHelp("Tun interface of the tunnel (a server: its name, the tun pattern without %d).",
+                                 valueName: "iface"))
     var interface: String
+
+    @Flag(help: "The same as one JSON object (a server's clients as a list), for monitoring.")
+    var json = false
 
     /// The root command's options: `--control PATH` given anywhere on the
     /// line lands here (ArgumentParser's way to share a parent's options).
@@ -44,7 +48,8 @@ struct Status: ParsableCommand {
         do {
             let text = try ControlSocket.connectAndRead(path: path, interface: interface)
             // The worker wrote it: nothing in it may act on root's terminal.
-            try Output.stdout(Sanitize.text(text))
+            let clean = Sanitize.text(text)
+            try Output.stdout(json ? StatusJSON.convert(clean) : clean)
         } catch let error as SystemError {
             Output.error(error.description)
             throw ExitCode.failure

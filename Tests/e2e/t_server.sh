@@ -8,7 +8,10 @@
 # cuts off that client only (its tun gone, the hook's down event run)
 # while the others keep pinging; the file restored + SIGHUP, it comes back
 # without restarting anything; an unknown identifier gets no tun; stopping
-# the server removes every client tun and runs every down event.
+# the server removes every client tun and runs every down event. Then the
+# same world with --idle-timeout (a silent client loses its tun, the others
+# keep theirs), and a keypair server (client files are public keys, only
+# .pub files exchanged).
 . "$(dirname "$0")/lib.sh"
 need_pkgs iproute2 iputils-ping procps
 
@@ -104,6 +107,15 @@ for i in 1 2 3; do
         grep -q "^up $name $tun $(under_c $i) $PORT\$" "$HOOKLOG"
 done
 check "three client tuns on the server" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 3
+# The same for monitoring: one JSON object, the clients a list; a client's own status too.
+json_clients() {
+    ip netns exec "$NS_S" "$SQUTUN" status "${SERVER_TUN_PATTERN%\%d}" --json --control "$WORK/s.sock" 2>&1 |
+        python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["mode"], " ".join(sorted(c["client"] + "=" + c["interface"] for c in d["clients"])))'
+}
+check "status --json lists the clients: $(json_clients)" \
+    test "$(json_clients)" = "server alice=$(client_tun alice) bob=$(client_tun bob) carol=$(client_tun carol)"
+check "a client's status --json is one object with its peer" sh -c \
+    "ip netns exec $(ns_c 1) $SQUTUN status tun0 --json --control $WORK/c1.sock | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"peer\"] == \"$(under_s 1):$PORT\" and d[\"rx-packets\"] > 0'"
 check "client to client through the server: alice → bob" cping 1 "$(inner_c 2)" 3
 check "client to client through the server: carol → alice" cping 3 "$(inner_c 1)" 3
 
@@ -159,4 +171,64 @@ for t in $tuns; do ip netns exec "$NS_S" test -e "/sys/class/net/$t" && gone=0; 
 check "server stopped: no client tun left ($(echo $tuns))" test $gone = 1
 check "server stopped: hook ran down for alice and carol" \
     test "$(grep -cE '^down (alice|carol) ' "$HOOKLOG")" -ge 2
+
+start_server() { # extra options...
+    ip netns exec "$NS_S" "$SQUTUN" --server --peers "$PEERS" -l $PORT -i "$SERVER_TUN_PATTERN" --hook "$HOOK" -a 2 "$@" \
+        -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s.pid" --control "$WORK/s.sock" >> "$WORK/s.log" 2>&1 &
+    PID_s=$!; PIDS+=($PID_s)
+    wait_for 10 test -S "$WORK/s.sock"
+}
+stop_clients() { local i; for i in 1 2 3 4; do stop_pid "$(eval "echo \${PID_c$i:-0}")"; done; }
+
+# Idle: a client that sends nothing authenticated for --idle-timeout loses
+# its tun (hook down); the others, with keepalives every 2 s, keep theirs.
+: > "$HOOKLOG"
+check "server with --idle-timeout 4 up" start_server --idle-timeout 4
+check "alice and carol ping through the restarted server (clients not restarted)" \
+    wait_for 15 sh -c "ip netns exec $(ns_c 1) ping -c 1 -W 1 -q $(inner_s 1) > /dev/null && ip netns exec $(ns_c 3) ping -c 1 -W 1 -q $(inner_s 3) > /dev/null"
+carol_tun=$(client_tun carol)
+alice_tun=$(client_tun alice)
+alice_hooks=$(grep -c " alice " "$HOOKLOG")
+stop_pid "$PID_c3"
+check "carol silent: her tun $carol_tun closed after the idle timeout" \
+    wait_for 10 sh -c "! ip netns exec $NS_S test -e /sys/class/net/$carol_tun"
+check "carol silent: hook ran down for her" grep -q "^down carol $carol_tun" "$HOOKLOG"
+check "alice (keepalives) keeps her tun $alice_tun past the idle timeout (no hook event since)" \
+    test "$(client_tun alice)" = "$alice_tun" -a "$(grep -c " alice " "$HOOKLOG")" = "$alice_hooks"
+start_client 3
+check "carol back: pings again" wait_for 15 cping 3 "$(inner_s 3)"
+stop_pid "$PID_s"
+stop_clients
+
+# A keypair server: each host makes its keypair; the peers directory holds
+# the clients' .pub files, each client gets the server's .pub.
+rm -f "$PEERS"/*
+(cd "$WORK" && "$SQUTUN" genkey --keypair server > /dev/null)
+for i in 1 2; do
+    name=${CLIENTS[$((i - 1))]}
+    (cd "$WORK" && "$SQUTUN" genkey --keypair "$name" > /dev/null)
+    cp "$WORK/$name.pub" "$PEERS/$name"
+done
+check "keypair server up" start_server -k "$WORK/server.key"
+for i in 1 2; do
+    name=${CLIENTS[$((i - 1))]}
+    ip netns exec "$(ns_c $i)" "$SQUTUN" -p "$(under_s $i)" -r $PORT -l $PORT -i tun0 -k "$WORK/$name.key" \
+        --peer-key "$WORK/server.pub" --id "$name" -a 2 \
+        -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/c$i.pid" --control "$WORK/c$i.sock" >> "$WORK/c$i.log" 2>&1 &
+    eval "PID_c$i=$!"; PIDS+=($!)
+done
+check "keypair: alice pings through her tun" wait_for 10 cping 1 "$(inner_s 1)"
+check "keypair: bob pings through his tun" wait_for 10 cping 2 "$(inner_s 2)"
+# Carol with a keypair the server does not know under her name: bob's file
+# renamed to carol would be a different key; here carol's own key, no file.
+(cd "$WORK" && "$SQUTUN" genkey --keypair carol > /dev/null)
+ip netns exec "$(ns_c 3)" "$SQUTUN" -p "$(under_s 3)" -r $PORT -l $PORT -i tun0 -k "$WORK/carol.key" \
+    --peer-key "$WORK/server.pub" --id bob -a 2 \
+    -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/c3.pid" --control "$WORK/c3.sock" >> "$WORK/c3.log" 2>&1 &
+PID_c3=$!; PIDS+=($PID_c3)
+sleep 3
+check "keypair: carol claiming to be bob gets nothing (bob's tun unchanged, bob still pings)" cping 2 "$(inner_s 2)" 2
+check "keypair: carol claiming to be bob is counted as bad-mac in bob's block" \
+    test "$(sstatus | awk '$1 == "client:" { c = ($2 == "bob") } c && $1 == "drop-unknown-sender:" { print $2; exit }')" -gt 0 -o \
+         "$(sstatus | awk '$1 == "client:" { c = ($2 == "bob") } c && $1 == "drop-bad-mac:" { print $2; exit }')" -gt 0
 finish
