@@ -64,8 +64,12 @@ public final class Server<Cipher: SuiteCipher> {
     let clock: DataPathClock
     private let log: (Int32, String) -> Void
     private var lastTickMs: UInt64 = 0
-    /// Called for an authenticated client with no tun: ask the helper.
-    public var requestTun: (UInt32, SocketAddress) -> Void = { _, _ in }
+    /// Called for an authenticated client with no tun: ask the helper
+    /// (false: the request did not go out).
+    public var requestTun: (UInt32, SocketAddress) -> Bool = { _, _ in false }
+    /// A request the helper has not answered for this long is made again
+    /// (the helper may have been busy running hooks).
+    public static var unansweredAfterMs: UInt64 { 30_000 }
 
     public init(net: SharedSocket, start: RunStart, formerSessions: [UInt64], skewSeconds: Int, keepaliveMs: UInt64,
                 idleTimeoutMs: UInt64, clock: DataPathClock = .system,
@@ -184,9 +188,9 @@ public final class Server<Cipher: SuiteCipher> {
         device.peers[0].opener.clockRead(wallMs: nowMs, monotonicMs: monotonicNow)
         var known: Bool?
         if device.openDatagram(packet, from: from, fromPeer: &known, nowMs: nowMs, monotonicNow: monotonicNow),
-           !device.io.hasTun, client.askedAtMs == nil, monotonicNow >= client.quietUntilMs {
-            client.askedAtMs = monotonicNow
-            requestTun(keyId, from)
+           !device.io.hasTun, monotonicNow >= client.quietUntilMs,
+           client.askedAtMs.map({ monotonicNow &- $0 >= Self.unansweredAfterMs }) ?? true {
+            client.askedAtMs = requestTun(keyId, from) ? monotonicNow : nil
         }
     }
 

@@ -35,7 +35,8 @@ public enum ServerClosure { case idle, forgotten, gone }
 public protocol ServerLink: AnyObject {
     /// One message (the channel is readable); nil when the helper is gone.
     func receive() -> ServerCommand?
-    func requestTun(keyId: UInt32, address: SocketAddress)
+    /// False if the request could not be sent (it is asked again later).
+    func requestTun(keyId: UInt32, address: SocketAddress) -> Bool
     func closed(keyId: UInt32, reason: ServerClosure)
 }
 

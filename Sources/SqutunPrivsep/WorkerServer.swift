@@ -72,9 +72,13 @@ final class ChannelServerLink: ServerLink {
         }
     }
 
-    func requestTun(keyId: UInt32, address: SocketAddress) {
-        do { try port.send(.clientTunRequest(keyId: keyId, address: address)) } catch {
-            Log.error("worker: cannot ask the helper for a tun: \(error)")
+    func requestTun(keyId: UInt32, address: SocketAddress) -> Bool {
+        do {
+            try port.send(.clientTunRequest(keyId: keyId, address: address))
+            return true
+        } catch {
+            Log.warning("worker: cannot ask the helper for a tun now (\(error)); asking again later")
+            return false
         }
     }
 

@@ -30,6 +30,8 @@ package final class ServerMonitor {
     let gid: UInt32
     let mtu: Int
     private(set) var clients: [UInt32: Known] = [:]
+    /// Clients forgotten whose tun the worker has not yet said it closed.
+    private var closing: [UInt32: Known] = [:]
     private var bucket = TokenBucket(perSecond: ServerMonitor.tunsPerSecond, burst: ServerMonitor.tunBurst)
     private var tuns = 0
 
@@ -142,8 +144,8 @@ package final class ServerMonitor {
         guard let known = clients.removeValue(forKey: keyId) else { return }
         try channel.send(.clientForget(keyId: keyId), wait: false)
         Log.notice("client \(known.name): forgotten (its file is gone or its key changed)")
-        // Its tun is the worker's to close; the hook's `down` runs now, with the device going.
-        if let tun = known.tun { down(known.name, tun: tun, address: known.address) }
+        // Its tun is the worker's to close: the hook's `down` runs when it says it did.
+        if known.tun != nil { closing[keyId] = known }
     }
 
     // MARK: Requests
@@ -186,10 +188,17 @@ package final class ServerMonitor {
     }
 
     /// `clientClosed`: the worker closed a client's tun (idle, forgotten, gone).
+    /// The device must be gone (the helper keeps no copy of a tun's fd, so
+    /// the worker's close removed it): a worker that says so while it
+    /// keeps the tun gets no room for another one.
     package func closed(keyId: UInt32, reason: ClientClosure) -> MonitorOutcome {
-        guard var known = clients[keyId], let tun = known.tun else { return .answered }
-        known.tun = nil
-        clients[keyId] = known
+        let forgotten = closing[keyId]
+        guard let known = forgotten ?? clients[keyId], let tun = known.tun else { return .answered }
+        guard if_nametoindex(tun) == 0 else {
+            Log.warning("worker said it closed \(tun) of client \(known.name), which still exists: still counted")
+            return .answered
+        }
+        if forgotten != nil { closing[keyId] = nil } else { clients[keyId]?.tun = nil }
         Log.notice("client \(known.name): \(tun) closed (\(reason))")
         down(known.name, tun: tun, address: known.address)
         return .answered
@@ -202,6 +211,8 @@ package final class ServerMonitor {
             clients[keyId]?.tun = nil
             down(known.name, tun: tun, address: known.address)
         }
+        for (_, known) in closing { if let tun = known.tun { down(known.name, tun: tun, address: known.address) } }
+        closing = [:]
     }
 
     private func down(_ name: String, tun: String, address: SocketAddress?) {
