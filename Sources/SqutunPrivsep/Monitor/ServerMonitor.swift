@@ -34,6 +34,8 @@ package final class ServerMonitor {
     private var closing: [UInt32: Known] = [:]
     private var bucket = TokenBucket(perSecond: ServerMonitor.tunsPerSecond, burst: ServerMonitor.tunBurst)
     private var tuns = 0
+    /// Requests refused for their rate, not logged one by one.
+    package private(set) var refusedUnlogged: UInt64 = 0
 
     package init(settings: ServerSettings, suite: SuiteID, uid: UInt32, gid: UInt32, ipv6Underlay: Bool) {
         self.settings = settings
@@ -153,6 +155,17 @@ package final class ServerMonitor {
     /// `clientTunRequest`: a tun for an authenticated client, or why not.
     package func tunRequest(keyId: UInt32, address: SocketAddress, on channel: borrowing Channel) throws(PrivsepError)
         -> MonitorOutcome {
+        // Every request spends a token first, so that a hostile worker's
+        // stream of them costs neither tuns nor log lines beyond the rate.
+        guard bucket.take(nowMs: MonotonicClock.nowMs()) else {
+            refusedUnlogged &+= 1
+            try channel.send(.clientRefused(keyId: keyId, reason: .rateLimited), wait: false)
+            return .answered
+        }
+        if refusedUnlogged > 0 {
+            Log.warning("worker asked for tuns faster than \(Self.tunsPerSecond) a second: \(refusedUnlogged) requests refused")
+            refusedUnlogged = 0
+        }
         guard var known = clients[keyId] else {
             Log.warning("worker asked for a tun for key id \(keyId), which no file in \(settings.peersDirectory) has: refused")
             try channel.send(.clientRefused(keyId: keyId, reason: .unknown), wait: false)
@@ -165,7 +178,6 @@ package final class ServerMonitor {
         }
         if known.tun != nil { return try refuse(.hasTun) }
         if tuns >= settings.maxClients { return try refuse(.tooMany) }
-        if !bucket.take(nowMs: MonotonicClock.nowMs()) { return try refuse(.rateLimited) }
         let made: (fd: FileDescriptor, name: String)
         do {
             made = try ClientTun.create(pattern: settings.tunPattern, uid: uid, gid: gid, mtu: mtu)
