@@ -137,7 +137,8 @@ final class CLITests: XCTestCase {
     func testStatusHelpNamesControl() throws {
         let r = try Squtun.run(["status", "--help"])
         XCTAssertEqual(r.status, 0)
-        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--pidfile <path> | --control <path>]"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("USAGE: squtun status <iface> [--json] [--pidfile <path> | --control <path>]"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("--json "), r.stdout)
         XCTAssertTrue(r.stdout.contains("--control <path>: that socket"), r.stdout)
         XCTAssertTrue(r.stdout.contains("--pidfile <path>: the socket that goes with that pid file"), r.stdout)
     }
