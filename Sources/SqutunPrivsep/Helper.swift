@@ -55,20 +55,9 @@ package enum Helper {
         // The offloads belong to the device and outlive the worker.
         defer { if offloads { Tun.clearOffloads(name: config.interface) } }
         var supervisor = Supervisor(worker: worker, channel: mine, wake: wake, provisions: provisions)
-        switch supervisor.waitForReady() {
-        case .ready:
-            Log.notice("tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"
+        return try supervisor.run(
+            daemon: daemon,
+            upLine: "tunnel on \(config.interface) is up: worker pid \(worker) as \(user.name) in \(config.chrootDirectory)"
                 + (peer.map { ", peer \($0)" } ?? ", waiting for the peer"))
-            daemon?.succeed()
-            return supervisor.supervise()
-        case .failed(let why):
-            throw PrivsepError.workerFailed(why)
-        case .killed(let why):
-            // As after ready: a worker that breaks the protocol is status 2
-            // (a waiting starting command still gets the line, and 1).
-            daemon?.fail(why)
-            Log.error(why)
-            return 2
-        }
     }
 }

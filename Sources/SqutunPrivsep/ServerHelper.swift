@@ -55,19 +55,10 @@ package enum ServerHelper {
                                           fds: [PassedFD(.udp, udp.release()), PassedFD(.control, files.control)],
                                           server: monitor)
         var supervisor = Supervisor(worker: worker, channel: mine, wake: wake, provisions: provisions)
-        switch supervisor.waitForReady() {
-        case .ready:
-            guard supervisor.sendClients(clients) else { return supervisor.stop() }
-            Log.notice("server on port \(config.localPort) is up: worker pid \(worker) as \(user.name) in "
-                + "\(config.chrootDirectory), clients of \(settings.peersDirectory), tuns \(settings.tunPattern)")
-            daemon?.succeed()
-            return supervisor.supervise()
-        case .failed(let why):
-            throw PrivsepError.workerFailed(why)
-        case .killed(let why):
-            daemon?.fail(why)
-            Log.error(why)
-            return 2
-        }
+        return try supervisor.run(
+            daemon: daemon,
+            upLine: "server on port \(config.localPort) is up: worker pid \(worker) as \(user.name) in "
+                + "\(config.chrootDirectory), clients of \(settings.peersDirectory), tuns \(settings.tunPattern)",
+            clients: clients)
     }
 }

@@ -33,9 +33,31 @@ package struct Supervisor: ~Copyable {
         monitor = Monitor(table: provisions.server == nil ? Monitor.table : Monitor.serverTable)
     }
 
+    /// The helper's life once the worker runs: its setup served, then (a
+    /// server's clients given to it) `upLine` logged, the starting command
+    /// told, supervision until it is gone. The exit status.
+    package mutating func run(daemon: Daemonize?, upLine: String,
+                              clients: [ServerMonitor.Loaded] = []) throws -> Int32 {
+        switch waitForReady() {
+        case .ready:
+            guard sendClients(clients) else { return stop() }
+            Log.notice(upLine)
+            daemon?.succeed()
+            return supervise()
+        case .failed(let why):
+            throw PrivsepError.workerFailed(why)
+        case .killed(let why):
+            // As after ready: a worker that breaks the protocol is status 2
+            // (a waiting starting command still gets the line, and 1).
+            daemon?.fail(why)
+            Log.error(why)
+            return 2
+        }
+    }
+
     /// A server, once its worker is ready: every client of the peers
     /// directory to the worker. False (logged) if the worker could not take them.
-    package func sendClients(_ loaded: [ServerMonitor.Loaded]) -> Bool {
+    private func sendClients(_ loaded: [ServerMonitor.Loaded]) -> Bool {
         guard let server else { return true }
         do throws(PrivsepError) {
             try server.sendAll(loaded, on: channel)

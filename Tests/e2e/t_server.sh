@@ -192,7 +192,7 @@ alice_hooks=$(grep -c " alice " "$HOOKLOG")
 stop_pid "$PID_c3"
 check "carol silent: her tun $carol_tun closed after the idle timeout" \
     wait_for 10 sh -c "! ip netns exec $NS_S test -e /sys/class/net/$carol_tun"
-check "carol silent: hook ran down for her" grep -q "^down carol $carol_tun" "$HOOKLOG"
+check "carol silent: hook ran down for her" wait_for 5 grep -q "^down carol $carol_tun" "$HOOKLOG"
 check "alice (keepalives) keeps her tun $alice_tun past the idle timeout (no hook event since)" \
     test "$(client_tun alice)" = "$alice_tun" -a "$(grep -c " alice " "$HOOKLOG")" = "$alice_hooks"
 start_client 3
