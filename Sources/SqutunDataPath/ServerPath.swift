@@ -135,9 +135,9 @@ public final class ServerPath<Cipher: SuiteCipher> {
                 log(LOG_ERR, "tun \(name): cannot watch it: \(error)")
                 link.closed(keyId: keyId, reason: .gone)
             }
-        case let .refused(keyId, reason):
+        case let .refused(keyId, _):
+            // The helper logged why.
             server.refused(keyId: keyId)
-            log(LOG_WARNING, "client \(server.client(keyId: keyId)?.name ?? "\(keyId)"): no tun: \(reason)")
         }
     }
 

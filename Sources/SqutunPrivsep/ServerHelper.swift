@@ -23,10 +23,14 @@ package enum ServerHelper {
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         let start = try RunStart.now()
         let daemon = config.foreground ? nil : try Daemonize.detach()
-        do {
+        // The run files are closed before `exit`, which runs no `defer` of its caller.
+        func withRunFiles(_ udp: consuming UDPSocket) throws -> Int32 {
             let files = try RunFiles.open(config, start: start)
             defer { files.close(config) }
-            exit(try serve(config, user: user, monitor: monitor, clients: clients, udp: udp, files: files, daemon: daemon))
+            return try serve(config, user: user, monitor: monitor, clients: clients, udp: udp, files: files, daemon: daemon)
+        }
+        do {
+            exit(try withRunFiles(udp))
         } catch {
             daemon?.fail("\(error)")
             Log.error("\(error)")

@@ -169,6 +169,7 @@ check "server stopped" wait_for 5 dead "$PID_s"
 gone=1
 for t in $tuns; do ip netns exec "$NS_S" test -e "/sys/class/net/$t" && gone=0; done
 check "server stopped: no client tun left ($(echo $tuns))" test $gone = 1
+check "server stopped: pid file and status socket removed" test ! -e "$WORK/s.pid" -a ! -e "$WORK/s.sock"
 check "server stopped: hook ran down for alice and carol" \
     test "$(grep -cE '^down (alice|carol) ' "$HOOKLOG")" -ge 2
 
