@@ -256,13 +256,19 @@ final class ConfigFileTests: XCTestCase {
                        "--config: larger than \(ConfigFile.maxFileSize) bytes, not a config file '\(big)'")
     }
 
-    func testShippedExampleParses() throws {
-        // etc/squtun/tun0.conf.example, the file the package installs.
+    /// A file of the source tree (an example the package installs), by its
+    /// path from the top; skipped where the tree is not there.
+    private func shipped(_ relative: String) throws -> String {
         var here = #filePath
         for _ in 0..<3 { here = String(here[..<here.lastIndex(of: "/")!]) }
-        let example = here + "/etc/squtun/tun0.conf.example"
-        guard access(example, R_OK) == 0 else { throw XCTSkip("no \(example)") }
-        let c = try tunnel(["--config", example])
+        let path = here + "/" + relative
+        guard access(path, R_OK) == 0 else { throw XCTSkip("no \(path)") }
+        return path
+    }
+
+    func testShippedExampleParses() throws {
+        // etc/squtun/tun0.conf.example, the file the package installs.
+        let c = try tunnel(["--config", shipped("etc/squtun/tun0.conf.example")])
         XCTAssertEqual(c.interface, "tun0")
         XCTAssertEqual(c.keyPath, "/etc/squtun/tun0.key")
     }
@@ -272,10 +278,7 @@ final class ConfigFileTests: XCTestCase {
     /// it parses as it stands, and again with every setting it shows
     /// commented out (`#name value`) turned on.
     func testShippedServerExampleParses() throws {
-        var here = #filePath
-        for _ in 0..<3 { here = String(here[..<here.lastIndex(of: "/")!]) }
-        let example = here + "/etc/squtun/server.conf.example"
-        guard access(example, R_OK) == 0 else { throw XCTSkip("no \(example)") }
+        let example = try shipped("etc/squtun/server.conf.example")
         let c = try tunnel(["--config", example])
         let server = try XCTUnwrap(c.server, "the example is a server's")
         XCTAssertEqual(server.peersDirectory, "/etc/squtun/peers")
