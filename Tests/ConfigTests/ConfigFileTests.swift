@@ -256,14 +256,59 @@ final class ConfigFileTests: XCTestCase {
                        "--config: larger than \(ConfigFile.maxFileSize) bytes, not a config file '\(big)'")
     }
 
-    func testShippedExampleParses() throws {
-        // etc/squtun/tun0.conf.example, the file the package installs.
+    /// A file of the source tree (an example the package installs), by its
+    /// path from the top; skipped where the tree is not there.
+    private func shipped(_ relative: String) throws -> String {
         var here = #filePath
         for _ in 0..<3 { here = String(here[..<here.lastIndex(of: "/")!]) }
-        let example = here + "/etc/squtun/tun0.conf.example"
-        guard access(example, R_OK) == 0 else { throw XCTSkip("no \(example)") }
-        let c = try tunnel(["--config", example])
+        let path = here + "/" + relative
+        guard access(path, R_OK) == 0 else { throw XCTSkip("no \(path)") }
+        return path
+    }
+
+    func testShippedExampleParses() throws {
+        // etc/squtun/tun0.conf.example, the file the package installs.
+        let c = try tunnel(["--config", shipped("etc/squtun/tun0.conf.example")])
         XCTAssertEqual(c.interface, "tun0")
         XCTAssertEqual(c.keyPath, "/etc/squtun/tun0.key")
+    }
+
+    /// etc/squtun/server.conf.example, the server's file the package
+    /// installs (squtun-server.service reads it as /etc/squtun/server.conf):
+    /// it parses as it stands, and again with every setting it shows
+    /// commented out (`#name value`) turned on.
+    func testShippedServerExampleParses() throws {
+        let example = try shipped("etc/squtun/server.conf.example")
+        let c = try tunnel(["--config", example])
+        let server = try XCTUnwrap(c.server, "the example is a server's")
+        XCTAssertEqual(server.peersDirectory, "/etc/squtun/peers")
+        XCTAssertEqual(server.hook, ["/etc/squtun/server-hook", "/etc/squtun/clients"])
+        XCTAssertEqual(server.tunPattern, "sqc%d")
+        XCTAssertEqual(server.serverKeyPath, "/etc/squtun/server.key")
+        XCTAssertNil(server.pskPath)
+        XCTAssertEqual(server.idleTimeoutSeconds, 300)
+        XCTAssertEqual(server.maxClients, 1024)
+        XCTAssertEqual(c.localPort, 3456)
+        XCTAssertEqual(c.keepaliveSeconds, 25)
+        // `squtun status sqc` finds it: the defaults, named after the pattern.
+        XCTAssertEqual(c.interface, "sqc")
+        XCTAssertEqual(c.pidfile, "/run/squtun/squtun-sqc.pid")
+        XCTAssertEqual(c.controlSocket, "/run/squtun/squtun-sqc.sock")
+
+        let text = try String(contentsOfFile: example, encoding: .utf8)
+        var turnedOn = 0
+        let all = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            guard line.hasPrefix("#"), let first = line.dropFirst().first, first.isLetter else { return line }
+            turnedOn += 1
+            return line.dropFirst()
+        }.joined(separator: "\n")
+        XCTAssertGreaterThanOrEqual(turnedOn, 5)
+        let everything = try tunnel(["--config", write(all, name: "server.conf")])
+        XCTAssertEqual(everything.server?.pskPath, "/etc/squtun/server.psk")
+        XCTAssertEqual(everything.cipher, .aes256GCM)
+        XCTAssertEqual(everything.bindAddress, "0.0.0.0")
+        XCTAssertEqual(everything.user, "squtun")
+        XCTAssertEqual(everything.chrootDirectory, "/var/lib/squtun/empty")
+        XCTAssertEqual(everything.pidfile, "/run/squtun/squtun-sqc.pid")
     }
 }

@@ -95,8 +95,9 @@ check "/var/lib/squtun/empty is empty" test -z "$(ls -A /var/lib/squtun/empty 2>
 check "/run/squtun made (tmpfiles.d): root:squtun, sticky, group-writable ($(stat -c '%U:%G %a' /run/squtun 2>/dev/null))" \
     test "$(stat -c '%F %U:%G %a' /run/squtun 2>/dev/null)" = "directory root:squtun 1775"
 for f in /usr/sbin/squtun /usr/share/man/man8/squtun.8.gz /lib/systemd/system/squtun@.service \
+         /lib/systemd/system/squtun-server.service \
          /usr/share/bash-completion/completions/squtun /usr/lib/tmpfiles.d/squtun.conf \
-         /usr/libexec/squtun/ifupdown /usr/share/doc/squtun/CONFIG.md; do
+         /usr/libexec/squtun/ifupdown /usr/share/doc/squtun/CONFIG.md /usr/share/doc/squtun/SERVER.md; do
     check "installed: $f" test -s "$f"
 done
 check "installed: /etc/squtun (directory)" test -d /etc/squtun
@@ -105,11 +106,18 @@ for p in if-pre-up.d if-up.d if-down.d if-post-down.d; do
         test -x "/etc/network/$p/squtun" -a "$(readlink -f "/etc/network/$p/squtun")" = /usr/libexec/squtun/ifupdown
 done
 for f in etc/squtun/tun0.conf.example etc/network/interfaces.d/squtun.example \
-         etc/network/interfaces.d/squtun-hooks.example etc/network/interfaces.d/squtun-su.example; do
+         etc/network/interfaces.d/squtun-hooks.example etc/network/interfaces.d/squtun-su.example \
+         etc/squtun/server.conf.example etc/squtun/server-hook.example; do
     check "installed example = the repo's $f" cmp -s "$REPO/$f" "/usr/share/doc/squtun/examples/$(basename "$f")"
 done
+check "installed example directory = the repo's etc/squtun/peers.example" \
+    diff -r "$REPO/etc/squtun/peers.example" /usr/share/doc/squtun/examples/peers.example
 check "installed hook = the repo's etc/network/squtun-ifupdown" cmp -s "$REPO/etc/network/squtun-ifupdown" /usr/libexec/squtun/ifupdown
 check "installed unit = the repo's systemd/squtun@.service" cmp -s "$REPO/systemd/squtun@.service" /lib/systemd/system/squtun@.service
+check "installed unit = the repo's systemd/squtun-server.service" \
+    cmp -s "$REPO/systemd/squtun-server.service" /lib/systemd/system/squtun-server.service
+check "squtun-server.service is not enabled at install (no link to it in /etc/systemd/system)" \
+    test -z "$(find /etc/systemd/system -name squtun-server.service 2>/dev/null)"
 
 # --- postinst/postrm user handling, on a machine without a squtun user:
 # the installed maintainer scripts run in a private mount namespace where
@@ -183,6 +191,10 @@ if command -v systemd-analyze >/dev/null; then
     sed 's/^/    | /' "$WORK/verify.log"
     check "systemd-analyze verify squtun@tun0.service (installed) passes, no messages ($rc)" \
         test "$rc" = 0 -a ! -s "$WORK/verify.log"
+    systemd-analyze verify squtun-server.service >"$WORK/verify-server.log" 2>&1; rc=$?
+    sed 's/^/    | /' "$WORK/verify-server.log"
+    check "systemd-analyze verify squtun-server.service (installed) passes, no messages ($rc)" \
+        test "$rc" = 0 -a ! -s "$WORK/verify-server.log"
 else
     fail "systemd-analyze not installed (apt-get install systemd)"
 fi
@@ -209,6 +221,7 @@ rc=$?
 check "dpkg --purge squtun exits 0 ($rc)" test "$rc" = 0
 check "dpkg knows no squtun" sh -c "! dpkg-query -W -f='\${Status}' squtun 2>/dev/null | grep -q installed"
 for f in /usr/sbin/squtun /usr/share/man/man8/squtun.8.gz /lib/systemd/system/squtun@.service \
+         /lib/systemd/system/squtun-server.service \
          /usr/share/bash-completion/completions/squtun /usr/lib/tmpfiles.d/squtun.conf /usr/libexec/squtun \
          /usr/share/doc/squtun /etc/squtun /etc/network/if-pre-up.d/squtun /etc/network/if-up.d/squtun \
          /etc/network/if-down.d/squtun /etc/network/if-post-down.d/squtun; do
