@@ -24,9 +24,16 @@ package enum ServerHelper {
         let start = try RunStart.now()
         let daemon = config.foreground ? nil : try Daemonize.detach()
         do {
-            let files = try RunFiles.open(config, start: start)
-            defer { files.close(config) }
-            exit(try serve(config, user: user, monitor: monitor, clients: clients, udp: udp, files: files, daemon: daemon))
+            // exit() does not return, so it must come after the block whose
+            // defer removes the pid file and the status socket.
+            let status: Int32
+            do {
+                let files = try RunFiles.open(config, start: start)
+                defer { files.close(config) }
+                status = try serve(config, user: user, monitor: monitor, clients: clients, udp: udp, files: files,
+                                   daemon: daemon)
+            }
+            exit(status)
         } catch {
             daemon?.fail("\(error)")
             Log.error("\(error)")
