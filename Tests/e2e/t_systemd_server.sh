@@ -124,9 +124,9 @@ sqc_tuns() { ip -n "$NS_S" -o link show 2>/dev/null | awk -F': ' '$2 ~ /^sqc[0-9
 for i in 1 2; do start_client $i; done
 for i in 1 2; do
     name=${CLIENTS[$((i - 1))]}
-    check "$name: pings the server through her tun" wait_for 15 cping $i
+    check "$name: pings the server through its tun" wait_for 15 cping $i
     tun=$(client_tun $i)
-    check "$name: the hook gave her tun on the server ($tun, named by sqc%d) $(inner_s $i)/30" \
+    check "$name: the hook gave its tun on the server ($tun, named by sqc%d) $(inner_s $i)/30" \
         sh -c "case '$tun' in sqc[0-9]*) exit 0 ;; *) exit 1 ;; esac"
     check "$name: that tun is owned by squtun" \
         test "$(cin cat "/sys/class/net/$tun/owner" 2>/dev/null)" = "$(id -u squtun)"
@@ -136,39 +136,8 @@ check "... alice's line from the hook (server-hook.example) is in the unit's jou
     grep -q "hook (alice up): alice ($(under_c 1) port $PORT) on sqc[0-9]*: $(inner_s 1) <-> $(inner_c 1)$" "$WORK/journal.txt"
 
 # --- the hardening, from /proc (the container's)
-helper=$(unit_prop "$SVC" MainPID)
-worker=$(children_in "${helper:-0}")
-log "helper $helper, worker $worker (container pids)"
-check "the main process is the helper, its only child the worker" test -n "$helper" -a "$helper" != 0 -a -n "$worker"
-uid_of() { proc_field "$1" Uid; }
-check "helper: uid 0" test "$(uid_of "$helper")" = 0
-check "helper: NoNewPrivs 1 (NoNewPrivileges=yes)" test "$(proc_field "$helper" NoNewPrivs)" = 1
-check "helper: Seccomp 2 (the unit's filters: SystemCallArchitectures=, RestrictAddressFamilies=, ...)" \
-    test "$(proc_field "$helper" Seccomp)" = 2
-want=$(bounding_of "$UNIT")
-check "helper: CapBnd $(proc_field "$helper" CapBnd) is CapabilityBoundingSet= ($want)" \
-    test "$(proc_field "$helper" CapBnd)" = "$want"
-check "helper: CapEff within it, CapAmb 0" sh -c "
-    test \$(( 0x$(proc_field "$helper" CapEff) & ~0x$want )) = 0 && test \$(( 0x$(proc_field "$helper" CapAmb) )) = 0"
-cin cat "/proc/$helper/mountinfo" >"$WORK/helper.mountinfo" 2>/dev/null
-mount_opts() { awk -v m="$1" '$5 == m {o = $6} END {print o}' "$WORK/helper.mountinfo"; }
-super_opts() { awk -v m="$1" '$5 == m {for (i = 7; $i != "-"; i++); o = $(i + 3)} END {print o}' "$WORK/helper.mountinfo"; }
-has() { case ",$1," in *",$2,"*) return 0 ;; *) return 1 ;; esac; }
-check "helper: / read-only (ProtectSystem=strict: $(mount_opts /))" has "$(mount_opts /)" ro
-check "helper: /etc read-only ($(mount_opts /etc))" has "$(mount_opts /etc)" ro
-check "helper: /usr read-only ($(mount_opts /usr))" has "$(mount_opts /usr)" ro
-check "helper: /run/squtun writable (ReadWritePaths=: $(mount_opts /run/squtun))" has "$(mount_opts /run/squtun)" rw
-check "helper: /proc with hidepid=invisible (ProtectProc=: $(super_opts /proc))" has "$(super_opts /proc)" hidepid=invisible
-tmp_root=$(awk '$5 == "/tmp" {r = $4} END {print r}' "$WORK/helper.mountinfo")
-check "helper: /tmp its own (PrivateTmp=: $tmp_root)" sh -c "case '$tmp_root' in */systemd-private-*-$SVC-*/tmp) exit 0 ;; *) exit 1 ;; esac"
-check "worker: uid squtun ($(uid_of "$worker"))" test "$(uid_of "$worker")" = "$(id -u squtun)"
-check "worker: CapEff, CapPrm, CapInh, CapAmb 0" sh -c "
-    for f in $(for f in CapEff CapPrm CapInh CapAmb; do printf '%s ' "$(proc_field "$worker" $f)"; done); do
-        test \$((0x\$f)) = 0 || exit 1; done"
-check "worker: NoNewPrivs 1, Seccomp 2" test "$(proc_field "$worker" NoNewPrivs)/$(proc_field "$worker" Seccomp)" = 1/2
-hf=$(proc_field "$helper" Seccomp_filters); wf=$(proc_field "$worker" Seccomp_filters)
-check "worker: its own seccomp filter on top of the unit's ($wf filters, the helper $hf)" test "${wf:-0}" -gt "${hf:-0}"
-check "worker: chrooted into /var/lib/squtun/empty" test "$(cin readlink "/proc/$worker/root")" = /var/lib/squtun/empty
+check_unit_hardening "$SVC" "$UNIT"
+helper=$UNIT_HELPER
 
 # --- reload: bob's file removed
 bobtun=$(client_tun 2)
@@ -189,29 +158,12 @@ journal >"$WORK/journal.txt"
 check "... the hook ran for bob's down event (its line in the journal)" grep -q "bob left $bobtun ($(inner_c 2))" "$WORK/journal.txt"
 
 # --- the worker killed: the unit restarts the service
-check "before: NRestarts 0" test "$(unit_prop "$SVC" NRestarts)" = 0
-cin kill -KILL "$worker"
-# RestartSec=5s
-check "worker $worker killed: the unit restarts the service (NRestarts 1)" \
-    wait_for 30 sh -c "test \"\$(nsenter -t $CT_INIT -m -u -i -n -p -- systemctl show -p NRestarts --value $SVC)\" = 1"
-check "... it is active again" wait_for 10 sh -c "test \"\$(nsenter -t $CT_INIT -m -u -i -n -p -- systemctl show -p ActiveState --value $SVC)\" = active"
-helper2=$(unit_prop "$SVC" MainPID)
-check "... with a new helper ($helper2, was $helper)" test -n "$helper2" -a "$helper2" != 0 -a "$helper2" != "$helper"
-check "... the old helper is gone" sh -c "! nsenter -t $CT_INIT -m -u -i -n -p -- test -e /proc/$helper"
+check_worker_kill_restarts "$SVC"
 check "... alice gets through again by herself (her squtun not restarted)" wait_for 30 cping 1
 check "... alice's squtun is the same process" alive "$PID_c1"
 check "... bob still cut off (his file is still gone)" test -z "$(client_tun 2)"
 
 # --- stop
-helper=$(unit_prop "$SVC" MainPID)
-cin systemctl stop "$SVC"
-rc=$?
-check "systemctl stop: exit 0 ($rc)" test "$rc" = 0
-check "... the unit is inactive, Result=success (the helper exited 0 on SIGTERM, no SIGKILL)" \
-    test "$(unit_prop "$SVC" ActiveState)/$(unit_prop "$SVC" Result)" = inactive/success
-check "... no squtun process in the container" sh -c "! nsenter -t $CT_INIT -m -u -i -n -p -- ps -e -o comm= | grep -q squtun"
+check_unit_stops "$SVC" squtun-server
 check "... no client tun left in the server's namespace ($(sqc_tuns))" test -z "$(sqc_tuns)"
-ls_run() { cin ls -A /run/squtun 2>&1 | tr "\n" " "; }
-check "... no pid file or status socket left (/run/squtun: $(ls_run))" \
-    test -z "$(cin ls /run/squtun 2>/dev/null | grep -E '^squtun-server\.(pid|sock)$')"
 finish
