@@ -63,7 +63,10 @@ boot_container() {
     local state
     state=$(cin systemctl is-system-running 2>&1)
     log "container $name: nspawn $CT_NSPAWN, init $CT_INIT, system $state"
-    case "$state" in running|degraded) ;; *) return 1 ;; esac
+    case "$state" in
+        running|degraded) ;;
+        *) cin systemctl list-jobs --no-pager 2>&1 | sed 's/^/    jobs: /'; return 1 ;;
+    esac
     # The container's /sys/class/net shows this machine's devices (the sysfs
     # was mounted outside the namespace): a sysfs mounted in it shows its own.
     cin sh -c 'mkdir -p /run/sqt-sysfs && mount -t sysfs sysfs /run/sqt-sysfs &&

@@ -101,6 +101,10 @@ cin systemd-analyze verify "$SVC" >"$WORK/verify.log" 2>&1
 rc=$?
 sed 's/^/    | /' "$WORK/verify.log"
 check "systemd-analyze verify $SVC in the container passes ($rc), with no messages" test "$rc" = 0 -a ! -s "$WORK/verify.log"
+sed 's#^ExecStart=/usr/sbin/squtun #ExecStart=/usr/sbin/squtun-missing #' "$UNIT" |
+    cin sh -c "mkdir -p /run/sqt-broken && cat >/run/sqt-broken/$SVC"
+cin systemd-analyze verify "/run/sqt-broken/$SVC" >/dev/null 2>&1
+check "... and fails on a copy whose ExecStart= names a missing program" test $? != 0
 
 journal() { cin journalctl -q -o cat -u "$SVC" --no-pager 2>/dev/null; }
 cin systemctl start "$SVC"
@@ -166,4 +170,7 @@ check "... bob still cut off (his file is still gone)" test -z "$(client_tun 2)"
 # --- stop
 check_unit_stops "$SVC" squtun-server
 check "... no client tun left in the server's namespace ($(sqc_tuns))" test -z "$(sqc_tuns)"
+journal >"$WORK/journal.txt"
+check "... the hook ran for alice's down event as the service stopped" \
+    sh -c "sed -n '/Stopping $SVC/,\$p' '$WORK/journal.txt' | grep -q 'hook (alice down): alice left sqc[0-9]* ($(inner_c 1))'"
 finish
