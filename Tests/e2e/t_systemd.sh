@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # systemd/squtun@.service and the config file it reads.
 #
-# systemd is not running here (and is not booted), so:
+# systemd is not this machine's init, so 1-3 check the unit without it, and 4
+# boots one in a container:
 #  1. `systemd-analyze verify` checks the unit (as squtun@tun0.service), in a
 #     private mount namespace where /usr/sbin/squtun ($SQUTUN) and squtun(8)
 #     exist; a broken copy must fail the same check.
