@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # systemd/squtun@.service and the config file it reads.
 #
-# systemd is not running here (and is not booted), so:
+# systemd is not this machine's init, so 1-3 check the unit without it, and 4
+# boots one in a container:
 #  1. `systemd-analyze verify` checks the unit (as squtun@tun0.service), in a
 #     private mount namespace where /usr/sbin/squtun ($SQUTUN) and squtun(8)
 #     exist; a broken copy must fail the same check.
@@ -17,15 +18,25 @@
 #     (KillMode=mixed) stops both processes with status 0 and cleans up.
 #  3. The config file's errors, through ExecStart=: FILE:LINE, exit 64 (which
 #     RestartPreventExitStatus= names, so systemd does not restart on them).
-# Needs systemd (systemd-analyze), man-db, util-linux (setpriv, unshare);
-# scripts/test-setup installs them.
+#  4. The unit itself under a booted systemd (Tests/e2e/container.sh:
+#     systemd-nspawn in end A's namespace, the files where the package puts
+#     them): systemctl start squtun@tun0, traffic to end B (squtun from the
+#     command line), the hardening in force as /proc shows it, the worker
+#     killed and the service restarted by the unit, systemctl stop leaving
+#     no process, pid file or socket, and tun0 (the administrator's device)
+#     with no one attached.
+# Needs systemd (systemd-analyze), systemd-container (systemd-nspawn),
+# man-db, util-linux (setpriv, unshare, nsenter); scripts/test-setup
+# installs them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/package_defaults.sh"
+. "$(dirname "$0")/container.sh"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 UNIT="$REPO/systemd/squtun@.service"
 CONF="$REPO/etc/squtun/tun0.conf.example"
 
 systemd_cleanup() {
+    stop_container
     for e in a b; do
         f="$WORK/$e/runsq/squtun-tun0.pid"
         [ -f "$f" ] && stop_pid "$(cat "$f")"
@@ -34,7 +45,7 @@ systemd_cleanup() {
     undo_package_defaults
 }
 trap systemd_cleanup EXIT
-need_pkgs systemd man-db groff-base iproute2 iputils-ping procps util-linux
+need_pkgs systemd systemd-container man-db groff-base iproute2 iputils-ping procps util-linux
 echo "systemd: squtun@.service (systemd-analyze verify; ExecStart= under the unit's hardening) and --config"
 
 SBIN="$WORK/sbin"; MAN8="$WORK/man8"
@@ -182,4 +193,38 @@ r=$(svc_error c)
 check "no config file: '$r'" \
     test "$r" = "64|squtun: --config: cannot read config file (No such file or directory) '/etc/squtun/tun0.conf'"
 check "exit status 64 is the unit's RestartPreventExitStatus" grep -qx 'RestartPreventExitStatus=64' "$UNIT"
+
+# --- 4. squtun@tun0.service under a booted systemd
+# The container runs in end A's namespace, whose tun0 (owned by squtun) is
+# made above; end A's /etc/squtun (the example config, the key) is its
+# /etc/squtun. End B is squtun from the command line.
+SVC=squtun@tun0.service
+L=$WORK/layers
+mkdir -p "$L/units" "$L/tmpfiles"
+cp "$UNIT" "$L/units/squtun@.service"
+cp "$REPO/debian/squtun.tmpfiles" "$L/tmpfiles/squtun.conf"
+boot_container tun0 "$NS_A" "overlay:$WORK/a/etc:/etc" "overlay:$SBIN:/usr/sbin" \
+    "overlay:$L/units:/usr/lib/systemd/system" "overlay:$L/tmpfiles:/usr/lib/tmpfiles.d" "overlay:$MAN8:/usr/share/man/man8"
+booted=$?
+check "a systemd booted in a container in end A's namespace" test "$booted" = 0
+if [ "$booted" != 0 ]; then tail -n 30 "$WORK/ct-tun0.log" | sed 's/^/    | /'; finish; exit 1; fi
+ip netns exec "$NS_B" "$SQUTUN" -l 3457 -p "$UNDER_A" -r 3456 -i tun0 -k "$WORK/key" -a 2 -f -u squtun \
+    --chroot /var/lib/squtun/empty --pidfile "$WORK/b4.pid" --control "$WORK/b4.sock" >>"$WORK/b4.log" 2>&1 &
+PIDS+=("$!")
+cin systemctl start "$SVC"
+rc=$?
+check "systemctl start $SVC: exit 0 ($rc)" test "$rc" = 0
+check "... the unit is active" test "$(unit_prop "$SVC" ActiveState)" = active
+check "ping A -> B across the tunnel" wait_for 10 ping_from "$NS_A" "$TUN_B"
+check "ping B -> A" wait_for 5 ping_from "$NS_B" "$TUN_A"
+check "squtun status tun0 in the container: the config's peer" \
+    sh -c "nsenter -t $CT_INIT -m -n -p -- squtun status tun0 | grep -qx 'peer: $UNDER_B:3457'"
+carrier() { ! ip -n "$NS_A" link show tun0 | grep -q NO-CARRIER; }
+check "tun0 has a carrier (squtun holds it)" carrier
+check_unit_hardening "$SVC" "$UNIT"
+check_worker_kill_restarts "$SVC"
+check "... ping B -> A again" wait_for 30 ping_from "$NS_B" "$TUN_A"
+check_unit_stops "$SVC" squtun-tun0
+check "... tun0 stays (squtun never removes interfaces), no one attached (NO-CARRIER)" \
+    sh -c "ip -n $NS_A link show tun0 | grep -q NO-CARRIER"
 finish
