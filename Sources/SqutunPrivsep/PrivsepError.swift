@@ -13,6 +13,8 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
     case tooManyPeers(count: Int, limit: Int)
     /// `--server` started by a user other than root.
     case serverNeedsRoot
+    /// A server's root helper without CAP_NET_ADMIN: it could make no client tun.
+    case serverNeedsNetAdmin
     /// `-k` of a keypair server is not a private key.
     case serverKeyNotPrivate(path: String)
 
@@ -28,6 +30,7 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
         case let .missingDescriptor(role): "worker: the helper's descriptors lack the \(role) descriptor"
         case let .tooManyPeers(count, limit): "\(count) peers configured; a tunnel runs at most \(limit)"
         case .serverNeedsRoot: "--server needs root: the server's root helper creates a tun for each client"
+        case .serverNeedsNetAdmin: "--server needs CAP_NET_ADMIN to create a tun for each client, and this root process lacks it (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN"
         case let .serverKeyNotPrivate(path): "\(path): in server mode -k takes the server's private key (squtun genkey --keypair)"
         case let .channelIO(operation, errno):
             "helper/worker channel: \(operation) failed (\(errno)); the other squtun process has probably exited"

@@ -15,6 +15,8 @@ import SqutunConfig
 package enum ServerHelper {
     package static func run(_ config: TunnelConfig) throws -> Never {
         guard let settings = config.server else { preconditionFailure("not a server") }
+        // Said now, not as a failed tun for every client once it is up.
+        guard Tun.hasNetAdmin() else { throw PrivsepError.serverNeedsNetAdmin }
         let user = try Prepared.workerUser(config)
         let ipv6 = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family } == .ipv6
         let monitor = ServerMonitor(settings: settings, suite: config.cipher, uid: user.uid, gid: user.gid,

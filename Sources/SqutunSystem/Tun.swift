@@ -249,7 +249,7 @@ public struct Tun: ~Copyable, Sendable {
     }
 
     /// CAP_NET_ADMIN (12) in the effective set: root, or a capability-granted service.
-    private static func hasNetAdmin() -> Bool {
+    public static func hasNetAdmin() -> Bool {
         var effective: UInt64 = 0, permitted: UInt64 = 0, inheritable: UInt64 = 0
         guard squtun_capget(&effective, &permitted, &inheritable) == 0 else { return geteuid() == 0 }
         return effective & (1 << 12) != 0

@@ -13,7 +13,7 @@
 # keep theirs), and a keypair server (client files are public keys, only
 # .pub files exchanged).
 . "$(dirname "$0")/lib.sh"
-need_pkgs iproute2 iputils-ping procps
+need_pkgs iproute2 iputils-ping procps libcap2-bin
 
 NS_S="sqt-s-$E2E_ID"
 CLIENTS=(alice bob carol)
@@ -76,6 +76,11 @@ chmod 755 "$HOOK"
 : > "$HOOKLOG"
 
 SERVER_TUN_PATTERN="sqt$((E2E_ID % 1000))c%d"
+# Without CAP_NET_ADMIN a server could make no tun: said at start, one line.
+out=$(ip netns exec "$NS_S" capsh --drop=cap_net_admin -- -c "exec $SQUTUN --server --peers $PEERS -l $PORT -f \
+    -u $TEST_USER --chroot $EMPTY --pidfile $WORK/nocap.pid --control $WORK/nocap.sock" 2>&1); rc=$?
+check "a server without CAP_NET_ADMIN: exit 1, one line ($out)" \
+    test "$rc" = 1 -a "$(printf '%s\n' "$out" | wc -l)" = 1 -a -n "$(printf '%s' "$out" | grep CAP_NET_ADMIN)"
 ip netns exec "$NS_S" "$SQUTUN" --server --peers "$PEERS" -l $PORT -i "$SERVER_TUN_PATTERN" --hook "$HOOK" -a 2 \
     -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s.pid" --control "$WORK/s.sock" >> "$WORK/s.log" 2>&1 &
 PID_s=$!; PIDS+=($PID_s)
