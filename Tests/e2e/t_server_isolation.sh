@@ -238,4 +238,63 @@ for i in 1 2 3; do
         test "${transmitted:-0}" -ge 100 -a $((${transmitted:-0} - ${received:-0})) -le 2
 done
 
+
+# 6. Layering: link-local multicast out of one client's tun on the server
+# reaches that client and no other (each client's tun is its own link).
+for i in 1 2 3; do
+    ip netns exec "$(ns_c $i)" "$ATTACK" tunwatch --iface tun0 --state "$WORK/m$i.state" --log "$WORK/m$i.log" \
+        --tunnel-net "$(inner_s $i)" --pattern $LIVE --seconds 60 > /dev/null 2>&1 &
+    PIDS+=($!); MWATCH[$i]=$!
+done
+for i in 1 2 3; do wait_for 5 test -s "$WORK/m$i.state"; done
+mfield() { sed -nE "s/.*\\b$2=([0-9]+).*/\\1/p" "$WORK/m$1.state"; }
+for sender in 1 2; do
+    before=""; for i in 1 2 3; do before+="$(mfield $i foreign) "; done
+    ip netns exec "$NS_S" ping -I "${TUN[$sender]}" -t 1 -c 5 -i 0.1 -W 1 224.0.0.5 > "$WORK/mcast$sender.ping" 2>&1
+    sleep 0.5
+    got=""; for i in 1 2 3; do got+="$(( $(mfield $i foreign) - $(echo $before | awk -v k=$i '{print $k}') )) "; done
+    want=""; for i in 1 2 3; do [ $i = $sender ] && want+="5 " || want+="0 "; done
+    check "6. multicast 224.0.0.5 (TTL 1) out of ${CLIENTS[$((sender - 1))]}'s tun ${TUN[$sender]}: reached alice bob carol ${got}(want ${want})" \
+        test "$got" = "$want"
+done
+check "6. what alice's tun got was the multicast echo (224.0.0.5, TTL 1)" \
+    grep -qE '^foreign len=[0-9]+ 45[0-9a-f]{14}01[0-9a-f]{6}0a580101e0000005' "$WORK/m1.log"
+
+# 5. Fairness: bob floods (iperf3 UDP, no rate limit); alice's pings and
+# TCP must not suffer much. The witnesses count iperf3 (port 5201) apart.
+for i in 1 2; do
+    ip netns exec "$NS_S" iperf3 -s -B "$(inner_s $i)" > "$WORK/iperf-s$i.log" 2>&1 &
+    PIDS+=($!)
+done
+wait_for 5 sh -c "[ \$(ip netns exec $NS_S ss -ltn | grep -c ':5201 ') -ge 2 ]"
+tcp_kbps() { # seconds: alice's TCP to the server, in kbit/s (the receiver's figure)
+    ip netns exec "$(ns_c 1)" timeout $(($1 + 15)) iperf3 -c "$(inner_s 1)" -t "$1" -f k 2>&1 |
+        awk '/receiver/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }'
+}
+alone=$(tcp_kbps 3)
+ip netns exec "$(ns_c 2)" timeout 20 iperf3 -c "$(inner_s 2)" -u -b 0 -t 8 -f k > "$WORK/flood.iperf" 2>&1 &
+FLOOD=$!; PIDS+=($FLOOD)
+sleep 1
+ip netns exec "$(ns_c 1)" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
+shared=$(tcp_kbps 3)
+wait $FLOOD
+received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
+flood=$(awk '/sender/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$WORK/flood.iperf")
+log "fairness: bob's flood sent ${flood:-?} kbit/s; alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone"
+check "5. bob floods, alice's ping loss <= 1 % (${received:-0} of 200 answered)" test "${received:-0}" -ge 198
+check "5. bob floods, alice's TCP ${shared:-0} kbit/s >= 50 % of alone (${alone:-0} kbit/s)" \
+    test "${alone:-0}" -gt 0 -a $((2 * ${shared:-0})) -ge "${alone:-0}"
+
+# The witnesses on the server over the whole run: nothing foreign, nothing twice.
+check "nothing foreign or duplicated reached any client's tun on the server in the whole run ($(cat "$WORK/w1.state") | $(cat "$WORK/w2.state") | $(cat "$WORK/w3.state"))" \
+    test "$(wfield 1 foreign)$(wfield 2 foreign)$(wfield 3 foreign)$(wfield 1 dup)$(wfield 2 dup)$(wfield 3 dup)" = 000000
+# And the witness sees what is delivered: carol's own key under her key id
+# (a newer session from her address, so it is genuine) reaches carol's tun, only hers.
+carol_peer=$(cfield carol peer-session)
+ip netns exec "$(ns_c 3)" "$ATTACK" seal --key "$WORK/key3" --session $((carol_peer + (1 << 24))) --count 50 --rate 1000 \
+    --inner-dst "$(inner_s 3)" $(target 3) > "$WORK/seal.carol" 2>&1
+sleep 0.5
+check "carol's own key under her key id: delivered to her tun only (foreign: $(wfield 1 foreign) $(wfield 2 foreign) $(wfield 3 foreign), want 0 0 50)" \
+    test "$(wfield 1 foreign) $(wfield 2 foreign) $(wfield 3 foreign)" = "0 0 50"
+
 finish
