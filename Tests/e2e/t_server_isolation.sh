@@ -297,4 +297,75 @@ sleep 0.5
 check "carol's own key under her key id: delivered to her tun only (foreign: $(wfield 1 foreign) $(wfield 2 foreign) $(wfield 3 foreign), want 0 0 50)" \
     test "$(wfield 1 foreign) $(wfield 2 foreign) $(wfield 3 foreign)" = "0 0 50"
 
+
+# 4. A compromised worker. The first server is done with: its CPU is the others'.
+kill -TERM "$PID_s"; wait_for 5 dead "$PID_s"
+# A second server on the same directory, --max-clients 2, whose worker
+# (WorkerFault, debug builds) asks for a tun for a random key id once
+# running, and again for each client the moment it got its tun.
+PORT2=3457
+PREFIX2="sqj$((E2E_ID % 1000))c"
+ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_FAULT=tun-unknown-key,tun-again \
+    "$SQUTUN" --server --peers "$PEERS" -l $PORT2 -i "${PREFIX2}%d" --max-clients 2 -a 2 \
+    -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s2.pid" --control "$WORK/s2.sock" >> "$WORK/s2.log" 2>&1 &
+PID_s2=$!; PIDS+=($PID_s2)
+check "4. second server up" wait_for 10 test -S "$WORK/s2.sock"
+check "4. its worker asked for a tun for a key id of its own choosing" wait_for 5 grep -q "fault: asking for a tun for key id" "$WORK/s2.log"
+rogue=$(sed -nE 's/.*fault: asking for a tun for key id ([0-9]+).*/\1/p' "$WORK/s2.log" | head -n 1)
+check "4. the helper refused it and logged it (key id $rogue)" \
+    wait_for 5 grep -q "worker asked for a tun for key id $rogue, which no file in $PEERS has: refused" "$WORK/s2.log"
+# Each client authenticates (datagrams sealed with its own key and key id,
+# from its address), one after the other.
+hello() { # i: three genuine datagrams of client i to the second server
+    local name=${CLIENTS[$(($1 - 1))]}
+    ip netns exec "$(ns_c "$1")" "$ATTACK" seal --key "$WORK/key$1" --session $((1 << 62)) --counter-base "$2" --count 3 \
+        --to "$(under_s "$1"):$PORT2" --from "$(under_c "$1"):$PORT2" --client "$name" --own 0 --peer none > /dev/null 2>&1
+}
+hello 1 0
+check "4. alice got a tun" wait_for 5 sh -c "[ \$(ip -n $NS_S -o link show | grep -c ': $PREFIX2') = 1 ]"
+hello 2 0
+check "4. bob got a tun" wait_for 5 sh -c "[ \$(ip -n $NS_S -o link show | grep -c ': $PREFIX2') = 2 ]"
+hello 3 0
+check "4. --max-clients 2: carol gets no tun, the helper logs it" \
+    wait_for 5 grep -q "client carol: no tun: as many client tuns as --max-clients allows exist" "$WORK/s2.log"
+for name in alice bob; do
+    check "4. the worker's second request for $name's tun was refused and logged" \
+        grep -q "client $name: no tun: it has a tun already" "$WORK/s2.log"
+done
+sleep 0.5
+check "4. two tuns, no more ($(ip -n "$NS_S" -o link show | grep -c ": $PREFIX2"))" \
+    test "$(ip -n "$NS_S" -o link show | grep -c ": $PREFIX2")" = 2
+check "4. the helper kept its worker (misbehaving about tuns is refused, not fatal)" alive "$PID_s2"
+kill -TERM "$PID_s2"; wait_for 5 dead "$PID_s2"
+
+# The rate: a third server with 150 clients, whose worker asks for every
+# client's tun the moment it hears of it. The helper makes at most
+# tunBurst (100) at once, then tunsPerSecond (50) a second.
+PEERS3=$WORK/peers3; mkdir -m 700 "$PEERS3"
+python3 - "$PEERS3" <<'PY'
+import os, sys
+for n in range(1, 151):
+    path = os.path.join(sys.argv[1], "c%03d" % n)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, (os.urandom(32).hex() + "\n").encode())
+    os.close(fd)
+PY
+PREFIX3="sqk$((E2E_ID % 1000))c"
+t0=$(date +%s%N)
+ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_FAULT=tun-flood \
+    "$SQUTUN" --server --peers "$PEERS3" -l 3458 -i "${PREFIX3}%d" -a 0 \
+    -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s3.pid" --control "$WORK/s3.sock" >> "$WORK/s3.log" 2>&1 &
+PID_s3=$!; PIDS+=($PID_s3)
+wait_for 15 sh -c "[ \$(grep -cE 'client c[0-9]+: (.* up for|no tun: )' $WORK/s3.log) -ge 150 ]"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+made=$(grep -cE 'client c[0-9]+: .* up for' "$WORK/s3.log")
+# (the helper and the worker both log a refusal: clients are counted once)
+limited=$(sed -nE 's/.*client (c[0-9]+): no tun: tuns are being asked for too fast/\1/p' "$WORK/s3.log" | sort -u | wc -l)
+log "150 requests at once: $made tuns made, $limited refused as too fast, within $ms ms of the start"
+check "4. the tun rate is bounded: of 150 requests at once, $made made (>= 100, the burst; <= 100 + 50/s over $ms ms) and $limited refused as too fast" \
+    test "$made" -ge 100 -a "$made" -le $((100 + 50 * ms / 1000 + 1)) -a "$limited" -ge 1 -a $((made + limited)) = 150
+check "4. as many tuns exist as were made ($(ip -n "$NS_S" -o link show | grep -c ": $PREFIX3"))" \
+    test "$(ip -n "$NS_S" -o link show | grep -c ": $PREFIX3")" = "$made"
+kill -TERM "$PID_s3"; wait_for 10 dead "$PID_s3"
+
 finish
