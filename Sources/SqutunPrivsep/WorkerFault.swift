@@ -22,15 +22,17 @@ package enum WorkerFault {
 
     /// The helper's side: the variables, if set, for the worker's environment.
     package static func passThrough() -> [String] {
-        var environment: [String] = []
         #if DEBUG
+        var environment: [String] = []
         if let value = getenv(variable) { environment.append("\(variable)=\(String(cString: value))") }
         if let library = getenv(preloadVariable) {
             environment.append("LD_PRELOAD=\(String(cString: library))")
             if let log = getenv("ALLOCCOUNT_LOG") { environment.append("ALLOCCOUNT_LOG=\(String(cString: log))") }
         }
-        #endif
         return environment
+        #else
+        return []
+        #endif
     }
 
     #if DEBUG

@@ -90,13 +90,18 @@ chmod 755 "$HOOK"
 # pass SQUTUN_DEBUG_WORKER_PRELOAD on as the worker's LD_PRELOAD).
 RUN=$WORK/run; mkdir -p "$RUN"; chmod 755 "$RUN"
 cc -O2 -shared -fPIC -o "$RUN/alloccount.so" "$(dirname "$0")/../tools/alloccount/alloccount.c"
-ALLOCS=$WORK/allocs.log; : > "$ALLOCS"
+ALLOCS=$WORK/allocs.log
 PREFIX="sqi$((E2E_ID % 1000))c"
 ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_PRELOAD="$RUN/alloccount.so" ALLOCCOUNT_LOG="$ALLOCS" \
     "$SQUTUN" --server --peers "$PEERS" -l $PORT -i "${PREFIX}%d" --hook "$HOOK" -a 2 \
     -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s.pid" --control "$WORK/s.sock" >> "$WORK/s.log" 2>&1 &
 PID_s=$!; PIDS+=($PID_s)
 check "server up" wait_for 10 test -S "$WORK/s.sock"
+# Only a debug build preloads the counter (which opens ALLOCS as the worker
+# starts) and has WorkerFault: with a release build those checks are skipped.
+debug=0
+wait_for 3 test -e "$ALLOCS" && debug=1
+[ $debug = 1 ] || log "a release build: no allocation counter in the worker, no WorkerFault; those checks skipped"
 start_client() { # i
     local i=$1
     ip netns exec "$(ns_c $i)" "$SQUTUN" -p "$(under_s $i)" -r $PORT -l $PORT -i tun0 -k "$WORK/key$i" \
@@ -202,6 +207,7 @@ check "2. nothing delivered twice, nothing foreign (witnesses: dup $(wfield 1 du
 # 3. An identifier no file has: a flood under its key id (not alice's, bob's or carol's).
 WORKER=$(worker_of "$PID_s")
 allocs() {
+    [ $debug = 1 ] || { echo 0; return; }
     local before; before=$(grep -c '^allocations:' "$ALLOCS")
     kill -USR2 "$WORKER"
     wait_for 2 sh -c "[ \$(grep -c '^allocations:' $ALLOCS) -gt $before ]"
@@ -221,7 +227,7 @@ check "3. the flood was counted as unknown-key server-wide ($unk of ${sent:-0} s
 check "3. no key derivation for it (+$der)" test "$der" = 0
 check "3. no tun for it ($(pattern_tuns "$PREFIX") tuns, client-tuns $(sfield client-tuns))" \
     test "$(pattern_tuns "$PREFIX")" = "$tuns0" -a "$(sfield client-tuns)" = 3
-check "3. no allocation in the worker during it ($((a1 - a0)) for $unk datagrams)" test $((a1 - a0)) = 0
+[ $debug = 1 ] && check "3. no allocation in the worker during it ($((a1 - a0)) for $unk datagrams)" test $((a1 - a0)) = 0
 
 # The same counter over genuine traffic: the server's data path allocates
 # nothing per packet either (t_alloc.sh shows it for point to point).
@@ -230,7 +236,7 @@ a2=$(allocs)
 ip netns exec "$(ns_c 1)" ping -c 200 -i 0.005 -q -p $LIVE "$(inner_s 1)" > /dev/null
 ip netns exec "$(ns_c 2)" ping -c 200 -i 0.005 -s 1300 -q -p $LIVE "$(inner_s 2)" > /dev/null
 a3=$(allocs)
-check "3. no allocation for genuine traffic either ($((a3 - a2)) for 400 pings to the server)" test $((a3 - a2)) = 0
+[ $debug = 1 ] && check "3. no allocation for genuine traffic either ($((a3 - a2)) for 400 pings to the server)" test $((a3 - a2)) = 0
 for i in 1 2 3; do
     received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/live$i.ping")
     transmitted=$(sed -nE 's/^([0-9]+) packets transmitted.*/\1/p' "$WORK/live$i.ping")
@@ -275,12 +281,15 @@ alone=$(tcp_kbps 3)
 ip netns exec "$(ns_c 2)" timeout 20 iperf3 -c "$(inner_s 2)" -u -b 0 -t 8 -f k > "$WORK/flood.iperf" 2>&1 &
 FLOOD=$!; PIDS+=($FLOOD)
 sleep 1
+rcv0=$(udp_in_errors)
 ip netns exec "$(ns_c 1)" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
 shared=$(tcp_kbps 3)
+rcv=$(( $(udp_in_errors) - rcv0 ))
 wait $FLOOD
 received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
 flood=$(awk '/sender/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$WORK/flood.iperf")
-log "fairness: bob's flood sent ${flood:-?} kbit/s; alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone"
+bobgot=$(awk '/receiver/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$WORK/flood.iperf")
+log "fairness: bob's flood sent ${flood:-?} kbit/s (${bobgot:-?} kbit/s arrived); alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone; the server's socket overflowed $rcv times meanwhile"
 check "5. bob floods, alice's ping loss <= 1 % (${received:-0} of 200 answered)" test "${received:-0}" -ge 198
 check "5. bob floods, alice's TCP ${shared:-0} kbit/s >= 50 % of alone (${alone:-0} kbit/s)" \
     test "${alone:-0}" -gt 0 -a $((2 * ${shared:-0})) -ge "${alone:-0}"
@@ -310,10 +319,12 @@ ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_FAULT=tun-unknown-key,tun-again \
     -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s2.pid" --control "$WORK/s2.sock" >> "$WORK/s2.log" 2>&1 &
 PID_s2=$!; PIDS+=($PID_s2)
 check "4. second server up" wait_for 10 test -S "$WORK/s2.sock"
-check "4. its worker asked for a tun for a key id of its own choosing" wait_for 5 grep -q "fault: asking for a tun for key id" "$WORK/s2.log"
-rogue=$(sed -nE 's/.*fault: asking for a tun for key id ([0-9]+).*/\1/p' "$WORK/s2.log" | head -n 1)
-check "4. the helper refused it and logged it (key id $rogue)" \
-    wait_for 5 grep -q "worker asked for a tun for key id $rogue, which no file in $PEERS has: refused" "$WORK/s2.log"
+if [ $debug = 1 ]; then
+    check "4. its worker asked for a tun for a key id of its own choosing" wait_for 5 grep -q "fault: asking for a tun for key id" "$WORK/s2.log"
+    rogue=$(sed -nE 's/.*fault: asking for a tun for key id ([0-9]+).*/\1/p' "$WORK/s2.log" | head -n 1)
+    check "4. the helper refused it and logged it (key id $rogue)" \
+        wait_for 5 grep -q "worker asked for a tun for key id $rogue, which no file in $PEERS has: refused" "$WORK/s2.log"
+fi
 # Each client authenticates (datagrams sealed with its own key and key id,
 # from its address), one after the other.
 hello() { # i: three genuine datagrams of client i to the second server
@@ -328,7 +339,7 @@ check "4. bob got a tun" wait_for 5 sh -c "[ \$(ip -n $NS_S -o link show | grep 
 hello 3 0
 check "4. --max-clients 2: carol gets no tun, the helper logs it" \
     wait_for 5 grep -q "client carol: no tun: as many client tuns as --max-clients allows exist" "$WORK/s2.log"
-for name in alice bob; do
+[ $debug = 1 ] && for name in alice bob; do
     check "4. the worker's second request for $name's tun was refused and logged" \
         grep -q "client $name: no tun: it has a tun already" "$WORK/s2.log"
 done
@@ -341,6 +352,7 @@ kill -TERM "$PID_s2"; wait_for 5 dead "$PID_s2"
 # The rate: a third server with 150 clients, whose worker asks for every
 # client's tun the moment it hears of it. The helper makes at most
 # tunBurst (100) at once, then tunsPerSecond (50) a second.
+if [ $debug = 1 ]; then
 PEERS3=$WORK/peers3; mkdir -m 700 "$PEERS3"
 python3 - "$PEERS3" <<'PY'
 import os, sys
@@ -367,5 +379,6 @@ check "4. the tun rate is bounded: of 150 requests at once, $made made (>= 100, 
 check "4. as many tuns exist as were made ($(ip -n "$NS_S" -o link show | grep -c ": $PREFIX3"))" \
     test "$(ip -n "$NS_S" -o link show | grep -c ": $PREFIX3")" = "$made"
 kill -TERM "$PID_s3"; wait_for 10 dead "$PID_s3"
+fi
 
 finish
