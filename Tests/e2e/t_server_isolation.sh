@@ -162,6 +162,20 @@ drops() { # NAME: "bad-mac unknown-sender replay old-session rate-limited unknow
 # grown NAME BEFORE REASON-INDEX: growth of one reason (index into `drops`).
 grown() { local a b; a=$(echo "$2" | awk -v k="$3" '{print $k}'); b=$(drops "$1" | awk -v k="$3" '{print $k}'); echo $((b - a)); }
 
+# judge_bob WHAT KIND N: bob's block after N datagrams of $WORK/KIND.bobaddr
+# (sent from bob's address) and N of $WORK/KIND.aliceaddr (from alice's):
+# every one refused at the MAC, counted as the attack predicted.
+judge_bob() {
+    local what=$1 b=$WORK/$2.bobaddr a=$WORK/$2.aliceaddr n=$3 bm us rl
+    sleep 0.5
+    bm=$(grown bob "$bob_before" 1); us=$(grown bob "$bob_before" 2); rl=$(grown bob "$bob_before" 5)
+    log "$what: $(tail -n 1 "$b") from bob's address; $(tail -n 1 "$a") from alice's; bob's block: bad-mac +$bm, unknown-sender +$us, rate-limited +$rl"
+    check "$what, from bob's address: bob's bad-mac +$bm (predicted $(expected "$b" bad-mac))" \
+        test "$bm" = "$(expected "$b" bad-mac)" -a "$bm" = "$n"
+    check "$what, from alice's own address: bob's unknown-sender +$us (predicted $(expected "$a" unknown-sender)), rate-limited +$rl" \
+        test "$us" = "$(expected "$a" unknown-sender)" -a "$us" = "$n" -a "$rl" = 0
+}
+
 # 1. Alice's key, bob's key id.
 bob_before=$(drops bob)
 bob_peer=$(cfield bob peer-session)
@@ -170,13 +184,7 @@ ip netns exec "$(ns_c 2)" "$ATTACK" seal --key "$WORK/key1" --session $forged_se
     --inner-dst "$(inner_s 2)" $(target 2) > "$WORK/seal.bobaddr" 2>&1
 ip netns exec "$(ns_c 1)" "$ATTACK" seal --key "$WORK/key1" --session $((forged_session + 1)) --count 200 --rate 2000 \
     --inner-dst "$(inner_s 2)" $(target 2 1) > "$WORK/seal.aliceaddr" 2>&1
-sleep 0.5
-bm=$(grown bob "$bob_before" 1); us=$(grown bob "$bob_before" 2); rl=$(grown bob "$bob_before" 5)
-log "sealed with alice's key under bob's key id: $(tail -n 1 "$WORK/seal.bobaddr") from bob's address; $(tail -n 1 "$WORK/seal.aliceaddr") from alice's; bob's block: bad-mac +$bm, unknown-sender +$us, rate-limited +$rl"
-check "1. alice's key under bob's key id from bob's address: bob's bad-mac +$bm (predicted $(expected "$WORK/seal.bobaddr" bad-mac))" \
-    test "$bm" = "$(expected "$WORK/seal.bobaddr" bad-mac)" -a "$bm" = 200
-check "1. from alice's own address: bob's unknown-sender +$us (predicted $(expected "$WORK/seal.aliceaddr" unknown-sender)), rate-limited +$rl" \
-    test "$us" = "$(expected "$WORK/seal.aliceaddr" unknown-sender)" -a "$us" = 200 -a "$rl" = 0
+judge_bob "1. sealed with alice's key under bob's key id" seal 200
 check "1. nothing foreign reached any client's tun (witnesses: $(wfield 1 foreign) $(wfield 2 foreign) $(wfield 3 foreign))" \
     test "$(wfield 1 foreign)$(wfield 2 foreign)$(wfield 3 foreign)" = 000
 
@@ -187,13 +195,7 @@ check "2. recorded 40 of alice's datagrams ($(cat "$WORK/capture.out" | tr '\n' 
 bob_before=$(drops bob)
 ip netns exec "$(ns_c 2)" "$ATTACK" replay --in "$WORK/alice.cap" --rate 2000 $(target 2) > "$WORK/replay.bobaddr" 2>&1
 ip netns exec "$(ns_c 1)" "$ATTACK" replay --in "$WORK/alice.cap" --rate 2000 $(target 2 1) > "$WORK/replay.aliceaddr" 2>&1
-sleep 0.5
-bm=$(grown bob "$bob_before" 1); us=$(grown bob "$bob_before" 2); rl=$(grown bob "$bob_before" 5)
-log "alice's datagrams with bob's key id: $(tail -n 1 "$WORK/replay.bobaddr") from bob's address; $(tail -n 1 "$WORK/replay.aliceaddr") from alice's; bob's block: bad-mac +$bm, unknown-sender +$us, rate-limited +$rl"
-check "2. alice's datagrams with bob's key id, from bob's address: bob's bad-mac +$bm (predicted $(expected "$WORK/replay.bobaddr" bad-mac))" \
-    test "$bm" = "$(expected "$WORK/replay.bobaddr" bad-mac)" -a "$bm" = 40
-check "2. from alice's address: bob's unknown-sender +$us (predicted $(expected "$WORK/replay.aliceaddr" unknown-sender)), rate-limited +$rl" \
-    test "$us" = "$(expected "$WORK/replay.aliceaddr" unknown-sender)" -a "$us" = 40 -a "$rl" = 0
+judge_bob "2. alice's datagrams with bob's key id" replay 40
 alice_before=$(drops alice)
 ip netns exec "$(ns_c 1)" "$ATTACK" replay --in "$WORK/alice.cap" --rate 2000 --repeat 2 $(target 1) > "$WORK/replay.alice" 2>&1
 sleep 0.5
