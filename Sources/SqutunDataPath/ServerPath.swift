@@ -101,7 +101,9 @@ public final class ServerPath<Cipher: SuiteCipher> {
                     }
                 default:  // 3.
                     let slot = Int(token - Self.clientBase)
-                    let gone = !events.isDisjoint(with: [.error, .hangUp])
+                    // Not `isDisjoint(with: [.error, .hangUp])`: that array literal is
+                    // an allocation per tun wakeup in a debug build.
+                    let gone = events.contains(.error) || events.contains(.hangUp)
                         ? "its tun is gone" : server.send(slot: slot)
                     if let gone, let client = server.clients[slot] {
                         client.device.io.detach()

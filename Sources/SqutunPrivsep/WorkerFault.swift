@@ -14,13 +14,25 @@ import CShim
 /// for a setup fault, right after its first request was answered).
 package enum WorkerFault {
     package static let variable = "SQUTUN_DEBUG_WORKER_FAULT"
+    /// Test-only too: a library the worker is started with (LD_PRELOAD),
+    /// such as the allocation counter of Tests/tools/alloccount, whose
+    /// report goes to the file ALLOCCOUNT_LOG names (the worker's stderr
+    /// is /dev/null).
+    package static let preloadVariable = "SQUTUN_DEBUG_WORKER_PRELOAD"
 
-    /// The helper's side: the variable, if set, for the worker's environment.
+    /// The helper's side: the variables, if set, for the worker's environment.
     package static func passThrough() -> [String] {
         #if DEBUG
-        if let value = getenv(variable) { return ["\(variable)=\(String(cString: value))"] }
-        #endif
+        var environment: [String] = []
+        if let value = getenv(variable) { environment.append("\(variable)=\(String(cString: value))") }
+        if let library = getenv(preloadVariable) {
+            environment.append("LD_PRELOAD=\(String(cString: library))")
+            if let log = getenv("ALLOCCOUNT_LOG") { environment.append("ALLOCCOUNT_LOG=\(String(cString: log))") }
+        }
+        return environment
+        #else
         return []
+        #endif
     }
 
     #if DEBUG
@@ -56,7 +68,49 @@ package enum WorkerFault {
         case "log-escapes":
             Log.notice("escapes: \u{1b}]0;owned\u{07}\u{1b}[2J\u{1b}[31mred\r\nforged line\u{7f}\u{9b}31m \u{202e}desrever\u{2066}x\u{2069} end")
         default:
-            Log.error("unknown \(variable)")
+            if serverFaults.isEmpty { Log.error("unknown \(variable)") }
+        }
+    }
+
+    /// A server's worker misbehaving toward the helper's client table
+    /// (Tests/e2e/t_server_isolation.sh); several may be given, separated
+    /// by commas:
+    ///  - tun-unknown-key: right after `ready`, a `clientTunRequest` for a
+    ///    random key id (no file in the peers directory has it);
+    ///  - tun-again: on each `clientTun`, at once another request for the
+    ///    same client (which has a tun now);
+    ///  - tun-flood: on each `clientKey`, at once a request for that
+    ///    client, authenticated or not (every client of the directory, as
+    ///    fast as the channel carries them).
+    private static var serverFaults: [Substring] {
+        (value ?? "").split(separator: ",").filter { ["tun-unknown-key", "tun-again", "tun-flood"].contains($0) }
+    }
+
+    /// Where a compromised worker claims its clients are.
+    private static var claimedAddress: SocketAddress {
+        SocketAddress(ipv4: in_addr(s_addr: UInt32(0xc000_0201).bigEndian), port: 9)  // 192.0.2.1:9
+    }
+
+    /// The server worker's side, after `ready`.
+    package static func actServer(port: Channel.Port) {
+        guard serverFaults.contains("tun-unknown-key") else { return }
+        var keyId: UInt32 = 0
+        while keyId == 0 { _ = squtun_getrandom(&keyId, MemoryLayout<UInt32>.size) }
+        Log.notice("fault: asking for a tun for key id \(keyId)")
+        try? port.send(.clientTunRequest(keyId: keyId, address: claimedAddress))
+    }
+
+    /// The server worker's side, for each message the helper sent (before
+    /// the worker acts on it).
+    package static func received(_ message: ChannelMessage, port: Channel.Port) {
+        let faults = serverFaults
+        guard !faults.isEmpty else { return }
+        switch message {
+        case let .clientKey(keyId, _, _) where faults.contains("tun-flood"),
+             let .clientTun(keyId, _, _) where faults.contains("tun-again"):
+            try? port.send(.clientTunRequest(keyId: keyId, address: claimedAddress))
+        default:
+            break
         }
     }
     #endif

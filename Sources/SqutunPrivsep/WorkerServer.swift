@@ -37,6 +37,9 @@ enum WorkerServer {
         try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
         try Seccomp.install()
         try channel.send(.ready)
+        #if DEBUG
+        WorkerFault.actServer(port: channel.port)
+        #endif
         let path = try ServerPath(server: server, link: ChannelServerLink(channel.port), wake: wake,
                                   channel: channel.fd, control: control, log: Log.write,
                                   logLinesDropped: { Log.droppedLines })
@@ -60,6 +63,9 @@ final class ChannelServerLink: ServerLink {
             Log.error("worker: \(error)")
             return nil
         }
+        #if DEBUG
+        WorkerFault.received(message, port: port)
+        #endif
         switch message {
         case let .clientKey(keyId, name, key): return .add(keyId: keyId, name: name, key: key)
         case let .clientForget(keyId): return .forget(keyId: keyId)

@@ -1,14 +1,19 @@
 /* LD_PRELOAD allocation counter for Tests/e2e/t_alloc.sh: counts every
    malloc/calloc/realloc/memalign call and, on SIGUSR2, writes
    "allocations: N" to stderr (write(2) only, allowed by squtun's seccomp
-   filter). Built by the test with cc; not part of squtun. */
+   filter), or to the file ALLOCCOUNT_LOG names, opened at start (a
+   server's worker, whose stderr is /dev/null: t_server_isolation.sh).
+   Built by the test with cc; not part of squtun. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 static volatile long count;
+static int out = 2;
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -35,10 +40,15 @@ static void report(int sig) {
     memcpy(buf, "allocations: ", 13); len = 13;
     while (i > 0) buf[len++] = digits[--i];
     buf[len++] = '\n';
-    (void)!write(2, buf, (size_t)len);
+    (void)!write(out, buf, (size_t)len);
 }
 
 __attribute__((constructor)) static void install(void) {
+    const char *log = getenv("ALLOCCOUNT_LOG");
+    if (log != NULL) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) out = fd;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = report;

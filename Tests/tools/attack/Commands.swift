@@ -16,17 +16,19 @@ private func rate(_ a: Args) throws(AttackError) -> Double {
 }
 
 /// A datagram that passes check 1's syntax for a receiver of `suite` (v2,
-/// that suite, TUN mode, key id 0, its length rule): what squtun could have sent.
-private func looksGenuine(_ d: UnsafeRawBufferPointer, _ suite: SuiteID) -> Bool {
+/// that suite, TUN mode, the key id `keyId`, its length rule): what squtun could have sent.
+private func looksGenuine(_ d: UnsafeRawBufferPointer, _ suite: SuiteID, keyId: UInt32) -> Bool {
     d.count >= Wire.headerLength && suite.layout.isWellFormedLength(d.count) && d[0] == 2 && d[1] == suite.rawValue
-        && (d[2] == 1 || d[2] == 2) && d[3] == 0 && d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] == 0
+        && (d[2] == 1 || d[2] == 2) && d[3] == 0 && d.baseAddress!.get32(Wire.offsetKeyId) == keyId
 }
 
 // MARK: capture
 
 /// capture --iface IF --dport PORT [--src IP] [--count N] [--timeout S] --out FILE
-///         [--cipher NAME] [--immediate --to EP --from EP --own S --peer S [--from-peer]]
-/// Records genuine squtun datagrams of the suite --cipher names seen on IF (either direction) going to
+///         [--cipher NAME] [--client NAME | --key-id N]
+///         [--immediate --to EP --from EP --own S --peer S [--from-peer]]
+/// Records genuine squtun datagrams of the suite --cipher names, with the
+/// key id --client or --key-id names (default 0), seen on IF (either direction) going to
 /// PORT (from IP). With --immediate each one is also sent again to --to the
 /// moment it is seen (our own copies are recognised and not recorded).
 func captureCommand(_ a: Args) throws(AttackError) {
@@ -40,6 +42,7 @@ func captureCommand(_ a: Args) throws(AttackError) {
     let out = try a.string("out")
     let immediate = a.flag("immediate")
     let suite = try suiteOption(a)
+    let keyId = try keyIdOption(a)
     let replayer = immediate ? try sender(a) : nil
     let model = immediate ? try TargetModel(a) : nil
 
@@ -76,7 +79,7 @@ func captureCommand(_ a: Args) throws(AttackError) {
             while at < payload.count && captured.count < want {
                 let d = UnsafeRawBufferPointer(rebasing: payload[at..<min(at + step, payload.count)])
                 at += step
-                guard looksGenuine(d, suite) else { continue }
+                guard looksGenuine(d, suite, keyId: keyId) else { continue }
                 // Session, counter and the MAC or tag identify a datagram (and our own copy of it).
                 let key = Array(d[8..<24]) + Array(d[(d.count - 16)...])
                 guard seen.insert(key).inserted else { continue }
@@ -96,8 +99,11 @@ func captureCommand(_ a: Args) throws(AttackError) {
 // MARK: replay / reflect
 
 /// replay --in FILE --to EP --from EP --own S --peer S [--from-peer] [--repeat K] [--rate R]
+///        [--client NAME | --key-id N]
 /// Sends every recorded datagram again, unchanged (`reflect` is the same,
-/// aimed at the datagrams' own sender).
+/// aimed at the datagrams' own sender). With --client or --key-id, a
+/// datagram recorded with another key id is sent with that one written
+/// over it: the header is authenticated, so its MAC (tag) must fail.
 func replayCommand(_ a: Args) throws(AttackError) {
     let datagrams = try Store.read(try a.string("in"))
     let s = try sender(a)
@@ -106,8 +112,16 @@ func replayCommand(_ a: Args) throws(AttackError) {
     var pacer = Pacer(rate: try rate(a))
     var tally = Tally()
     for _ in 0..<repeats {
-        for d in datagrams {
-            d.withUnsafeBytes { b in tally.count(predict(b, model, .genuineReplay), sent: s.send(b)) }
+        for var d in datagrams {
+            d.withUnsafeMutableBytes { b in
+                guard b.count >= Wire.offsetKeyId + 4, UnsafeRawPointer(b.baseAddress!).get32(Wire.offsetKeyId) != model.keyId
+                else {
+                    tally.count(predict(UnsafeRawBufferPointer(b), model, .genuineReplay), sent: s.send(UnsafeRawBufferPointer(b)))
+                    return
+                }
+                b.baseAddress!.put32(model.keyId, Wire.offsetKeyId)
+                tally.count(predict(UnsafeRawBufferPointer(b), model, .macFails), sent: s.send(UnsafeRawBufferPointer(b)))
+            }
             pacer.tick()
         }
     }
@@ -167,7 +181,7 @@ func tamperCommand(_ a: Args) throws(AttackError) {
 ///       [--rounds R] [--max-length L] [--count N] [--rate R]
 /// random: R rounds of random bytes of every length 0...L (2000).
 /// header: N datagrams with a valid v2 header (version, the suite --cipher
-///   names, type, flags, key id 0, the peer's current session or a newer or
+///   names, type, flags, the key id --client/--key-id names (default 0), the peer's current session or a newer or
 ///   an older one, a counter, the time), a length of that suite, and random
 ///   IV, ciphertext and MAC (CBC) or ciphertext and tag (AEAD).
 /// wrongkey: N datagrams correctly sealed in that suite, but with a random key.
@@ -215,7 +229,7 @@ func forgeCommand(_ a: Args) throws(AttackError) {
             base.storeBytes(of: model.suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
             base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: Wire.offsetType, as: UInt8.self)
             base.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
-            base.put32(0, Wire.offsetKeyId)
+            base.put32(model.keyId, Wire.offsetKeyId)
             base.put64(session(i), Wire.offsetSession)
             base.put64(rng.next() >> 16, Wire.offsetCounter)
             base.put64(WallClock.nowMs(), Wire.offsetTimestamp)
@@ -230,7 +244,9 @@ func forgeCommand(_ a: Args) throws(AttackError) {
         for i in 0..<count {
             let payload = 28 + rng.below(1300)
             let n = try crafter.seal(type: .data, session: session(i), counter: rng.next() >> 16,
-                                     timestampMs: WallClock.nowMs()) { writeMarkerPacket($0, length: payload, destination: inner) }
+                                     timestampMs: WallClock.nowMs(), keyId: model.keyId) {
+                writeMarkerPacket($0, length: payload, destination: inner)
+            }
             let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
             tally.count(predict(d, model, .macFails), sent: s.send(d))
             pacer.tick()
@@ -271,7 +287,9 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
     for i in 0..<count {
         let now = Int64(WallClock.nowMs())
         let n = try crafter.seal(type: .data, session: session, counter: counterBase + UInt64(i % span),
-                                 timestampMs: UInt64(now + offset)) { writeMarkerPacket($0, length: 64, destination: inner) }
+                                 timestampMs: UInt64(now + offset), keyId: model.keyId) {
+            writeMarkerPacket($0, length: 64, destination: inner)
+        }
         let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
         tally.count(predict(d, model, .sealedUsedCounter(offsetMs: offset)), sent: s.send(d))
         pacer.tick()
@@ -282,11 +300,12 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
 // MARK: flood
 
 /// flood --to EP [--from EP] --rate PPS --seconds S [--header-fraction F] [--senders N] [--batch B]
-///       [--cipher NAME]
+///       [--cipher NAME] [--client NAME | --key-id N]
 /// Random datagrams as fast as --rate allows (0: no limit), for S seconds:
 /// random bytes of random length (0...1472); a fraction F of them with a
 /// valid v2 header of the suite --cipher names (default the default suite),
-/// a length of that suite and a random session instead (each newer one costs the
+/// a length of that suite, the key id --client/--key-id names (default 0)
+/// and a random session instead (each newer one costs the
 /// receiver a key derivation and an HMAC). Without --from, an ordinary UDP
 /// socket, and with --batch B > 1 B datagrams per sendmmsg call (up to 64):
 /// the most one process can push. N processes share the rate.
@@ -301,6 +320,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let senders = max(1, try a.int("senders", default: 1))
     let batch = min(64, max(1, try a.int("batch", default: 1)))
     let suite = try suiteOption(a)
+    let keyId = try keyIdOption(a)
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]
@@ -312,7 +332,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
         if pid == 0 {
             close(pipeFDs[0])
             var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                                    headerFraction: headerFraction, batch: batch, suite: suite)) ?? 0
+                                    headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId)) ?? 0
             _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
             _exit(0)
         }
@@ -320,7 +340,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     }
     close(pipeFDs[1])
     var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                             headerFraction: headerFraction, batch: batch, suite: suite)
+                             headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId)
     for pid in children {
         var n = 0
         if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
@@ -333,7 +353,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
 }
 
 private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
-                       headerFraction: Double, batch: Int, suite: SuiteID) throws(AttackError) -> Int {
+                       headerFraction: Double, batch: Int, suite: SuiteID, keyId: UInt32) throws(AttackError) -> Int {
     let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
     let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
     let batch = raw == nil ? batch : 1
@@ -365,7 +385,7 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
                 p.storeBytes(of: suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
                 p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: Wire.offsetType, as: UInt8.self)
                 p.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
-                p.put32(0, Wire.offsetKeyId)
+                p.put32(keyId, Wire.offsetKeyId)
                 p.put64(rng.next(), Wire.offsetSession)          // session: random, older or newer
                 p.put64(rng.next() >> 16, Wire.offsetCounter)    // counter
                 p.put64(WallClock.nowMs(), Wire.offsetTimestamp)  // timestamp
@@ -390,4 +410,36 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
         for _ in 0..<n { pacer.tick() }
     }
     return raw?.sent ?? plain!.sent
+}
+
+// MARK: seal (a client's key id, another key)
+
+/// seal --key FILE --session S --count N [--counter-base B] [--inner-dst IP]
+///      [--client NAME | --key-id N] TARGET
+/// Seals N fresh data datagrams (counters B, B+1, …, the current time,
+/// each carrying a marker packet) with FILE's key, in session S, under the
+/// key id --client or --key-id names: what a client that knows its own key
+/// can send while claiming to be another. The prediction is for a FILE
+/// that is not the named client's key: its MAC (tag) fails. With the
+/// client's own key they are genuine, and are delivered.
+func impersonateCommand(_ a: Args) throws(AttackError) {
+    let crafter = try Crafter(keyPath: try a.string("key"), suite: try suiteOption(a))
+    let session = try a.uint64("session")
+    let count = try a.int("count")
+    let counterBase = UInt64(try a.int("counter-base", default: 0))
+    let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
+    let s = try sender(a)
+    let model = try TargetModel(a)
+    var pacer = Pacer(rate: try rate(a))
+    var tally = Tally()
+    for i in 0..<count {
+        let n = try crafter.seal(type: .data, session: session, counter: counterBase + UInt64(i),
+                                 timestampMs: WallClock.nowMs(), keyId: model.keyId) {
+            writeMarkerPacket($0, length: 64, destination: inner)
+        }
+        let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
+        tally.count(predict(d, model, .macFails), sent: s.send(d))
+        pacer.tick()
+    }
+    say(tally.line)
 }

@@ -40,14 +40,14 @@ final class Crafter {
 
     /// Seals a datagram whose payload `fill` writes at the suite's payload
     /// offset (returning its length); the datagram is `buffer[0..<result]`.
-    func seal(type: PacketType, session: UInt64, counter: UInt64, timestampMs: UInt64,
+    func seal(type: PacketType, session: UInt64, counter: UInt64, timestampMs: UInt64, keyId: UInt32 = 0,
               fill: (UnsafeMutableRawPointer) -> Int) throws(AttackError) -> Int {
         if keyedSession != session {
             do { try keys.setKeys(of: session, in: cipher) } catch { throw .system("deriving keys: \(error)") }
             keyedSession = session
         }
         let length = type == .data ? fill(buffer.baseAddress! + payloadStart) : 0
-        let header = Header(type: type, session: session, counter: counter, timestampMs: timestampMs)
+        let header = Header(type: type, keyId: keyId, session: session, counter: counter, timestampMs: timestampMs)
         do {
             return try cipher.seal(header: header, payloadLength: length, packet: buffer)
         } catch {
@@ -63,6 +63,25 @@ private func makeCipher(_ suite: SuiteID, _ algorithms: CryptoAlgorithms) throws
     case .aes256GCM: return try AES256GCMCipher(algorithms: algorithms)
     case .chacha20Poly1305: return try ChaCha20Poly1305Cipher(algorithms: algorithms)
     }
+}
+
+/// The key id `--client NAME` (a server's client: its key id, computed as
+/// squtun computes it) or `--key-id N` (any number, 0x… for hex) names:
+/// the key id the attacked receiver expects of the datagrams (0, the
+/// default, between point-to-point peers), which sealed, forged and
+/// flooded datagrams carry and `replay` writes into recorded ones.
+func keyIdOption(_ a: Args) throws(AttackError) -> UInt32 {
+    let name = a.string("client", default: "")
+    let number = a.string("key-id", default: "")
+    if !name.isEmpty {
+        if !number.isEmpty { throw .usage("--client and --key-id: one or the other") }
+        if let problem = ClientID.problem(name) { throw .usage("--client: \(problem)") }
+        return ClientKeyID.keyId(for: name)
+    }
+    if number.isEmpty { return 0 }
+    let parsed = number.hasPrefix("0x") ? UInt32(number.dropFirst(2), radix: 16) : UInt32(number)
+    guard let keyId = parsed else { throw .usage("--key-id: '\(number)' is not a 32-bit number") }
+    return keyId
 }
 
 /// The suite `--cipher NAME` names (default: the default suite).

@@ -25,9 +25,12 @@ struct TargetModel {
     var skewLimitMs: UInt64
     /// The receiver's suite (`--cipher`): which suite byte it takes and its length rule.
     var suite: SuiteID
+    /// The key id it expects (`--client`/`--key-id`; 0 between point-to-point peers).
+    var keyId: UInt32
 
     init(_ args: Args) throws(AttackError) {
         suite = try suiteOption(args)
+        keyId = try keyIdOption(args)
         ownSession = try args.uint64("own")
         peerSession = try args.optionalSession("peer")
         fromPeer = args.flag("from-peer")
@@ -51,15 +54,16 @@ enum AfterHeader {
 func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader) -> Reason {
     let n = d.count
     // 1a–1e, for a receiver of the model's suite in TUN mode between
-    // two point-to-point peers: length and version, suite, type and flags
-    // and mode, key id, the suite's length rule.
+    // two point-to-point peers (or a server's client whose key id is the
+    // model's): length and version, suite, type and flags and mode, key
+    // id, the suite's length rule.
     guard n >= 32, n <= 65535 else { return .malformed }
     if d[0] == 1 { return .oldVersion }
     guard d[0] == 2 else { return .malformed }
     guard d[1] == t.suite.rawValue else { return .wrongSuite }
     guard d[2] == 1 || d[2] == 2, d[3] & 0xfe == 0 else { return .malformed }
     guard d[3] == 0 else { return .wrongMode }
-    guard d.baseAddress!.get32(4) == 0 else { return .unknownKey }
+    guard d.baseAddress!.get32(4) == t.keyId else { return .unknownKey }
     // (the length rules as the document gives them: CBC 80 + 16k, k >= 1; AEAD 48 + p)
     let wellFormed = t.suite == .aes256CBCHMACSHA256 ? n >= 96 && (n - 80) % 16 == 0 : n >= 48
     guard wellFormed else { return .malformed }

@@ -17,12 +17,18 @@ let usage = """
       forge      --kind random|header|wrongkey TARGET [--rounds R] [--max-length L] [--count N]
       skew       --key FILE --session S --offset-ms O --count N [--counter-base B] TARGET
       oldsession --key FILE --session S --count N TARGET
+      seal       --key FILE --session S --count N [--counter-base B] TARGET
+                                                  fresh datagrams sealed with FILE's key (under --client's key id)
       flood      --to IP:PORT [--from IP:PORT] --rate PPS --seconds S [--header-fraction F]
       tunwatch   --iface tun0 --state FILE [--log FILE] [--pattern HEX] [--seconds MAX]
     TARGET: --to IP:PORT --from IP:PORT (any source; raw socket) --own S --peer S|none
             [--from-peer] [--limit-s L] [--rate PPS] [--mtu M] [--cipher NAME]
+            [--client NAME | --key-id N]
     --cipher NAME: the suite of the attacked end (default aes-256-cbc-hmac-sha256):
     what capture recognises, forge and skew/oldsession seal, predictions assume.
+    --client NAME | --key-id N: the key id of a server's client (default 0, point
+    to point): what capture recognises, forge/seal/flood write, replay writes
+    over a recorded datagram's, predictions assume.
     Attack commands end with one line: sent=N and, per drop reason, how many
     of those datagrams the receiver must drop for it (docs/PROTOCOL.md §6).
     """
@@ -41,6 +47,7 @@ do {
     case "forge": try forgeCommand(args)
     case "skew": try sealCommand(args, oldSession: false)
     case "oldsession": try sealCommand(args, oldSession: true)
+    case "seal": try impersonateCommand(args)
     case "flood": try floodCommand(args)
     case "tunwatch": try tunwatchCommand(args)
     case "-h", "--help", "help":
