@@ -118,8 +118,8 @@ package struct Supervisor: ~Copyable {
             case .ready, .nothing: break  // (the table allows one ready, during setup)
             }
             if killAt == nil && !killed {
-                if stopping { killAt = MonotonicClock.nowMs() + UInt64(Helper.stopGraceMs) }
-                if let h = hungUpAt { killAt = h + UInt64(Helper.stopGraceMs) }
+                if stopping { killAt = MonotonicClock.nowMs() + stopGraceMs }
+                if let h = hungUpAt { killAt = h + stopGraceMs }
             }
             if let k = killAt, MonotonicClock.nowMs() >= k {
                 if hungUpAt != nil && !stopping {
@@ -132,6 +132,12 @@ package struct Supervisor: ~Copyable {
                 killed = true
             }
         }
+    }
+
+    /// How long the worker has to exit: a server's worker also closes its
+    /// client tuns, each a device the kernel takes down (tens of ms each).
+    private var stopGraceMs: UInt64 {
+        UInt64(Helper.stopGraceMs) + UInt64(server?.tunCount ?? 0) * ServerMonitor.stopGracePerTunMs
     }
 
     private enum Event { case ready, exited(Spawn.ChildStatus), misbehaved(String), nothing }

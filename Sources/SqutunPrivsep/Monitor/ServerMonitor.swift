@@ -23,6 +23,11 @@ package final class ServerMonitor {
     package static let tunsPerSecond: UInt64 = 50
     package static let tunBurst: UInt64 = 100
     package static let hookTimeoutMs = 10_000
+    /// The worker's extra time to stop per client tun it holds.
+    package static let stopGracePerTunMs: UInt64 = 50
+
+    /// Client tuns the worker holds (as far as the helper knows).
+    package var tunCount: Int { tuns }
 
     let settings: ServerSettings
     let suite: SuiteID
