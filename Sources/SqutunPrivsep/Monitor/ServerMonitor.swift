@@ -163,14 +163,15 @@ package final class ServerMonitor {
         // Every request spends a token first, so that a hostile worker's
         // stream of them costs neither tuns nor log lines beyond the rate.
         guard bucket.take(nowMs: MonotonicClock.nowMs()) else {
+            if refusedUnlogged == 0 {
+                Log.warning("worker asks for tuns faster than \(Self.tunsPerSecond) a second: refusing them "
+                    + "(counted; the count is logged once it slows down)")
+            }
             refusedUnlogged &+= 1
             try channel.send(.clientRefused(keyId: keyId, reason: .rateLimited), wait: false)
             return .answered
         }
-        if refusedUnlogged > 0 {
-            Log.warning("worker asked for tuns faster than \(Self.tunsPerSecond) a second: \(refusedUnlogged) requests refused")
-            refusedUnlogged = 0
-        }
+        sayRefusals()
         guard var known = clients[keyId] else {
             Log.warning("worker asked for a tun for key id \(keyId), which no file in \(settings.peersDirectory) has: refused")
             try channel.send(.clientRefused(keyId: keyId, reason: .unknown), wait: false)
@@ -221,8 +222,16 @@ package final class ServerMonitor {
         return .answered
     }
 
+    /// The tun requests refused for their rate since the last such line.
+    private func sayRefusals() {
+        guard refusedUnlogged > 0 else { return }
+        Log.warning("worker asked for tuns faster than \(Self.tunsPerSecond) a second: \(refusedUnlogged) requests refused")
+        refusedUnlogged = 0
+    }
+
     /// The worker is gone: its tuns went with it.
     package func workerGone() {
+        sayRefusals()
         for (keyId, known) in clients {
             guard let tun = known.tun else { continue }
             clients[keyId]?.tun = nil
