@@ -35,9 +35,12 @@ uid=$(id -u "$TEST_USER"); gid=$(id -g "$TEST_USER")
 RUN="$WORK/run"; mkdir -p "$RUN"; chown "$TEST_USER" "$RUN"
 (cd "$RUN" && "$SQUTUN" genkey --keypair a >/dev/null) && chown "$TEST_USER" "$RUN/a.key"
 (cd "$WORK" && "$SQUTUN" genkey --keypair b >/dev/null)
+# A runs with an allocation counter (t_alloc.sh's): none per frame either.
+cc -O2 -shared -fPIC -o "$RUN/alloccount.so" "$(dirname "$0")/../tools/alloccount/alloccount.c"
 as_user() { ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"; }
 start_a() { # the user's single process on A (its log: a.log); no function in between: PID_a is squtun's
-    ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tap0 --tap -k "$RUN/a.key" --peer-key "$WORK/b.pub" \
+    ip netns exec "$NS_A" setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+        env LD_PRELOAD="$RUN/alloccount.so" "$SQUTUN" -f -l 3456 -p "$UNDER_B" -r 3457 -i tap0 --tap -k "$RUN/a.key" --peer-key "$WORK/b.pub" \
         --cipher "$CIPHER" --pidfile "$RUN/a.pid" --control "$RUN/a.sock" "$@" >> "$WORK/a.log" 2>&1 &
     PID_a=$!; PIDS+=("$PID_a")
 }
@@ -86,6 +89,19 @@ check "a frame 1 byte longer does not fit the underlay: fragmented (ReasmReqds +
     test "$(reasm)" -gt "$r0"
 ip -n "$NS_A" link set tap0 mtu "$mtu"; ip -n "$NS_B" link set tap0 mtu "$mtu"
 
+allocs() { # A's allocation count so far (SIGUSR2: the counter's line in its log)
+    local before; before=$(grep -c '^allocations:' "$WORK/a.log")
+    kill -USR2 "$PID_a"
+    wait_for 2 sh -c "[ \$(grep -c '^allocations:' $WORK/a.log) -gt $before ]"
+    grep '^allocations:' "$WORK/a.log" | tail -n 1 | awk '{print $2}'
+}
+# Warm up both directions and sizes (first uses may set up runtime metadata once).
+ip netns exec "$NS_A" ping -c 20 -i 0.01 -q "$TAP_B" >/dev/null
+ip netns exec "$NS_B" ping -c 20 -i 0.01 -s 1300 -q "$TAP_A" >/dev/null
+tx0=$(count_a tx-packets); rx0=$(count_a rx-packets)
+a1=$(allocs)
+ip netns exec "$NS_A" ping -c 500 -i 0.002 -q "$TAP_B" >/dev/null
+ip netns exec "$NS_B" ping -c 500 -i 0.002 -s 1300 -q "$TAP_A" >/dev/null
 ip netns exec "$NS_B" iperf3 -s -1 -B "$TAP_B" >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec "$NS_B" iperf3 -s -1 -p 5202 -B "$TAP_B" >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
@@ -100,6 +116,10 @@ for dir in "A → B:" "B → A:-R"; do
         log "iperf3: $(grep -m1 '"error"' "$WORK/iperf.json")"
     fi
 done
+a2=$(allocs)
+moved=$(( $(count_a tx-packets) - tx0 + $(count_a rx-packets) - rx0 ))
+check "no allocation per frame at A ($((a2 - a1)) for $moved frames sealed and opened)" \
+    test "$moved" -ge 2000 -a $((a2 - a1)) -eq 0
 check "no drops at B on a clean link" \
     sh -c "ip netns exec $NS_B $SQUTUN status tap0 --control $WORK/b.sock | awk -F': ' '\$1 ~ /^drop-/ && \$2 != 0 {bad=1} END {exit bad}'"
 
