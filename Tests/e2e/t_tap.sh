@@ -204,4 +204,35 @@ check "B says it once, naming both modes" \
     test "$(grep -c 'peer sends Ethernet frames (TAP mode), this end IP packets (TUN mode)' "$WORK/b.log")" = 1
 kill -TERM "$PID_a"
 check "SIGTERM: A exits" wait_for 2 dead "$PID_a"
+
+# `squtun -m 1500 --tap` for every suite, over IPv4 and IPv6: a frame of the
+# printed MTU crosses the 1500-byte underlay whole, one byte more gets its
+# datagram fragmented (B's reassembly counter). Root helpers on a second
+# pair of TAP devices, a PSK.
+genkey "$WORK/psk"
+ip -n "$NS_A" addr add 2001:db8::1/64 dev "$VETH_A" nodad
+ip -n "$NS_B" addr add 2001:db8::2/64 dev "$VETH_B" nodad
+for ns in "$NS_A" "$NS_B"; do ip -n "$ns" tuntap add dev tapm mode tap user "$TEST_USER"; done
+ip -n "$NS_A" addr add 10.82.0.1/24 dev tapm; ip -n "$NS_B" addr add 10.82.0.2/24 dev tapm
+reasm6() { ip netns exec "$NS_B" awk '$1 == "Ip6ReasmReqds" {print $2}' /proc/net/snmp6; }
+for suite in aes-256-cbc-hmac-sha256 aes-256-gcm chacha20-poly1305; do
+    for under in 4 6; do
+        if [ $under = 4 ]; then peer_a=$UNDER_A peer_b=$UNDER_B v6="" count=reasm
+        else peer_a=2001:db8::1 peer_b=2001:db8::2 v6=--ipv6 count=reasm6; fi
+        m=$("$SQUTUN" -m 1500 --tap $v6 --cipher "$suite")
+        for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set tapm mtu "$m" up; done
+        start_squtun "$NS_A" ma -l 3460 -p "$peer_b" -r 3461 -i tapm --tap -k "$WORK/psk" --cipher "$suite"
+        start_squtun "$NS_B" mb -l 3461 -p "$peer_a" -r 3460 -i tapm --tap -k "$WORK/psk" --cipher "$suite"
+        wait_for 5 ping_from "$NS_A" 10.82.0.2
+        r0=$($count)
+        ip netns exec "$NS_A" ping -c 1 -W 1 -M do -s $((m - 28)) 10.82.0.2 >/dev/null 2>&1; whole=$?
+        r1=$($count)
+        for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set tapm mtu $((m + 1)); done
+        ip netns exec "$NS_A" ping -c 1 -W 1 -M do -s $((m - 27)) 10.82.0.2 >/dev/null 2>&1
+        r2=$($count)
+        check "$suite, IPv$under underlay: TAP MTU $m carries a full frame whole (reassembly +$((r1 - r0))), one byte more is fragmented (+$((r2 - r1)))" \
+            test "$whole" = 0 -a "$r1" = "$r0" -a "$r2" -gt "$r1"
+        kill -TERM "$PID_ma" "$PID_mb"; reap "$PID_ma"; reap "$PID_mb"
+    done
+done
 finish
