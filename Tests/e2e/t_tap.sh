@@ -193,9 +193,10 @@ start_b tun1
 wait_for 5 test -S "$WORK/b.sock"
 rx_a=$(count_a rx-packets)
 ip netns exec "$NS_B" ping -c 3 -i 0.2 -W 1 10.81.0.1 >/dev/null 2>&1
-ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 1 10.80.0.2 >/dev/null 2>&1
+# Frames for A to send: C (the LAN) pings B through the bridge.
+ip netns exec "$NS_C" ping -c 3 -i 0.2 -W 1 10.80.0.2 >/dev/null 2>&1
 check "A (TAP) counts B's datagrams as wrong-mode ($(count_a drop-wrong-mode))" test "$(count_a drop-wrong-mode)" -ge 3
-check "B (TUN) counts A's as wrong-mode ($(count_b drop-wrong-mode tun1))" test "$(count_b drop-wrong-mode tun1)" -ge 1
+check "B (TUN) counts A's as wrong-mode ($(count_b drop-wrong-mode tun1))" test "$(count_b drop-wrong-mode tun1)" -ge 3
 check "nothing delivered to A's device (rx-packets +$(( $(count_a rx-packets) - rx_a )))" test "$(count_a rx-packets)" = "$rx_a"
 check "nothing delivered to B's (rx-packets $(count_b rx-packets tun1))" test "$(count_b rx-packets tun1)" = 0
 check "A says it once, naming both modes" \
