@@ -40,19 +40,29 @@ public enum MTU {
         suite.layout.largestPayload(fittingDatagram: datagramBytes)
     }
 
+    /// The Ethernet header a TAP device's frames carry in front of the IP
+    /// packet (destination, source, EtherType): part of every payload in
+    /// TAP mode, not of the device's MTU.
+    public static let ethernetHeaderLength = 14
+
     /// The largest tun MTU whose packets, sealed and wrapped in IP + UDP,
     /// fit a link of `linkMTU` bytes; nil if below the underlay's minimum MTU
     /// (the tun device could not carry every packet of that IP version).
     /// CBC, 1500: IPv4 1391, IPv6 1359; AEAD, 1500: IPv4 1424, IPv6 1404.
-    public static func tunMTU(linkMTU: Int, underlay: Underlay, suite: SuiteID = .defaultSuite) -> Int? {
+    /// With `tap`, the TAP device's MTU: its frames' Ethernet header counts
+    /// against the payload, 14 bytes less in every case (CBC, 1500: IPv4
+    /// 1377, IPv6 1345; AEAD: IPv4 1410, IPv6 1390).
+    public static func tunMTU(linkMTU: Int, underlay: Underlay, suite: SuiteID = .defaultSuite,
+                              tap: Bool = false) -> Int? {
+        let link = tap ? ethernetHeaderLength : 0
         guard let m = largestPayload(fittingDatagram: linkMTU - underlay.headerLength, suite: suite),
-              m >= underlay.minimumMTU else { return nil }
-        return m
+              m - link >= underlay.minimumMTU else { return nil }
+        return m - link
     }
 
     /// The smallest link MTU for which `tunMTU` is not nil (CBC: IPv4 188,
     /// IPv6 1424; AEAD: IPv4 144, IPv6 1376).
-    public static func smallestLinkMTU(underlay: Underlay, suite: SuiteID = .defaultSuite) -> Int {
-        underlay.headerLength + suite.layout.packetLength(payload: underlay.minimumMTU)
+    public static func smallestLinkMTU(underlay: Underlay, suite: SuiteID = .defaultSuite, tap: Bool = false) -> Int {
+        underlay.headerLength + suite.layout.packetLength(payload: underlay.minimumMTU + (tap ? ethernetHeaderLength : 0))
     }
 }

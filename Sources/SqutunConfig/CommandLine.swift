@@ -145,6 +145,11 @@ public struct TunnelOptions: ParsableArguments, Sendable {
           help: "Do not use the tun's offloads (IFF_VNET_HDR: TCP segmentation and merging); one packet per read and write.")
     public var noOffload = false
 
+    @Flag(name: .customLong("tap"),
+          help: ArgumentHelp("Layer 2: -i names a TAP device and the tunnel carries Ethernet frames (both ends); "
+                             + "with -m, the MTU is the TAP device's."))
+    public var tap = false
+
     // Cipher suite (wire protocol v2).
     @Option(name: .customLong("cipher"),
             help: ArgumentHelp("Cipher suite, the same at both ends: " + SuiteID.names.joined(separator: ", ")
@@ -196,7 +201,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     /// What the command line asks for, fully checked and typed.
     public enum Invocation: Equatable, Sendable {
         /// `-m`: print the tun MTU for a link MTU.
-        case mtu(linkMTU: Int, underlay: Underlay, suite: SuiteID)
+        case mtu(linkMTU: Int, underlay: Underlay, suite: SuiteID, tap: Bool = false)
         case tunnel(TunnelConfig)
     }
 
@@ -252,6 +257,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             case .pidfile: if pidfile == nil { pidfile = value } else { taken = false }
             case .control: if control == nil { control = value } else { taken = false }
             case .noOffload: if !noOffload { noOffload = true } else { taken = false }
+            case .tap: if !tap { tap = true } else { taken = false }
             case .cipher: if cipher == nil { cipher = value } else { taken = false }
             case .server: if !server { server = true } else { taken = false }
             case .peers: if peers == nil { peers = value } else { taken = false }
@@ -267,7 +273,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     private func resolveMerged(labels: Labels) throws(ConfigError) -> Invocation {
         let v = try checkedValues(labels: labels, complete: true)
         if let link = v.linkMTU {
-            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4, suite: v.suite)
+            return .mtu(linkMTU: link, underlay: ipv6 ? .ipv6 : .ipv4, suite: v.suite, tap: tap)
         }
         // With --config, say where else the setting could have been.
         func when(_ setting: TunnelSetting, _ condition: String = "unless -m is given") -> String {
@@ -295,6 +301,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             offload: !noOffload)
         tunnel.cipher = v.suite
         tunnel.clientID = id
+        tunnel.tap = tap
         return .tunnel(tunnel)
     }
 
@@ -318,6 +325,15 @@ public struct TunnelOptions: ParsableArguments, Sendable {
     /// point-to-point tunnel or a client are refused, and -i is a pattern;
     /// without it, the server's are refused and -i is a name. One line each.
     private func checkMode(labels: Labels, maxClients: Int) throws(ConfigError) {
+        // A server's clients each get a tun device it makes: no TAP devices.
+        if tap && server {
+            throw .notWithServer(option: labels[.tap], reason: "a server makes a tun device for each client; "
+                                 + "--tap is for a point-to-point tunnel")
+        }
+        if tap, let id {
+            throw .badOption(option: labels[.tap], problem: "not valid with --id (a server's clients send IP "
+                             + "packets to its tun devices; --tap is for a point-to-point tunnel)", value: id)
+        }
         guard server else {
             for setting in TunnelSetting.serverOnly where given(setting) {
                 throw .serverOption(option: labels[setting])
@@ -356,6 +372,7 @@ public struct TunnelOptions: ParsableArguments, Sendable {
         case .remotePort: remotePort != nil
         case .peerKey: peerKey != nil
         case .id: id != nil
+        case .tap: tap
         case .peers: peers != nil
         case .hook: !hook.isEmpty
         case .idleTimeout: idleTimeout != nil
@@ -407,7 +424,8 @@ public struct TunnelOptions: ParsableArguments, Sendable {
             ?? .defaultSuite
         var linkMTU: Int?
         if let mtu {
-            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4, suite: suite)
+            linkMTU = try OptionCheck.linkMTU(mtu, option: "-m/--mtu", underlay: ipv6 ? .ipv6 : .ipv4, suite: suite,
+                                              tap: tap)
         } else if ipv6 {
             throw .optionNeeds(option: "--ipv6", needs: "-m/--mtu")
         }

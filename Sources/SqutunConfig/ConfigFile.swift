@@ -25,6 +25,8 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     case pidfile
     case control
     case noOffload = "no-offload"
+    // Layer 2: a TAP device, Ethernet frames.
+    case tap
     // Cipher suite (wire protocol v2).
     case cipher
     // Server mode, and a server's client.
@@ -54,6 +56,7 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
         case .pidfile: return "--pidfile"
         case .control: return "--control"
         case .noOffload: return "--no-offload"
+        case .tap: return "--tap"
         case .cipher: return "--cipher"
         case .server: return "--server"
         case .peers: return "--peers"
@@ -65,7 +68,7 @@ public enum TunnelSetting: String, CaseIterable, Sendable {
     }
 
     /// A flag is a line of its own name; every other setting needs a value.
-    public var isFlag: Bool { self == .foreground || self == .noOffload || self == .server }
+    public var isFlag: Bool { self == .foreground || self == .noOffload || self == .server || self == .tap }
 
     /// The settings only a server takes.
     public static let serverOnly: [TunnelSetting] = [.peers, .hook, .idleTimeout, .maxClients]

@@ -107,6 +107,9 @@ public struct TunnelConfig: Equatable, Sendable {
     public var offload: Bool
     /// The cipher suite (`--cipher`): both ends must name the same one.
     public var cipher: SuiteID = .defaultSuite
+    /// `--tap`: the device is a TAP device and the tunnel carries Ethernet
+    /// frames (both ends must say so); false: a tun device, IP packets.
+    public var tap = false
     /// `--id`: this end is that client of a server; nil: point-to-point.
     public var clientID: String?
 

@@ -24,7 +24,7 @@ public enum OptionCheck {
         case .keepalive: _ = try keepaliveSeconds(value, option: label)
         case .skew: _ = try skewSeconds(value, option: label)
         case .bind: try ipAddress(value, option: label)
-        case .foreground, .noOffload, .server: break
+        case .foreground, .noOffload, .server, .tap: break
         case .peers: try absolutePath(value, option: label)
         case .hook: try hook(words(value), option: label)
         case .idleTimeout: _ = try idleTimeoutSeconds(value, option: label)
@@ -152,9 +152,9 @@ public enum OptionCheck {
 
     /// A link MTU that leaves the tun device at least the underlay's minimum MTU.
     public static func linkMTU(_ text: String, option: String, underlay: Underlay,
-                               suite: SuiteID = .defaultSuite) throws(ConfigError) -> Int {
-        let smallest = MTU.smallestLinkMTU(underlay: underlay, suite: suite)
-        let tooSmall = "too small: a tun MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
+                               suite: SuiteID = .defaultSuite, tap: Bool = false) throws(ConfigError) -> Int {
+        let smallest = MTU.smallestLinkMTU(underlay: underlay, suite: suite, tap: tap)
+        let tooSmall = "too small: a \(tap ? "TAP" : "tun") MTU of \(underlay.minimumMTU) (\(underlay.name)'s minimum) "
             + "needs a link MTU of at least \(smallest)"
         return try integer(text, option: option, in: smallest...MTU.maxLinkMTU, tooSmall: tooSmall)
     }

@@ -273,13 +273,17 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
     /// A device packet longer than any datagram can carry: dropped, counted,
     /// and said at most once a minute (with how many since the last line).
     /// Its length for the line comes from its IP header (behind the
-    /// link-layer header): the read may have been cut to the buffer.
+    /// link-layer header, when that says IPv4 or IPv6): the read may have
+    /// been cut to the buffer.
     private func dropOversize(_ read: Int, packet: UnsafeRawBufferPointer) {
         counters.oversize &+= 1
         guard let more = oversizeLog.allow(nowMs: clock.monotonicMs()) else { return }
         var length = read
         let ip = io.linkLayerOffset
-        if packet.count >= ip + 6 {
+        // An Ethernet frame: its EtherType (bytes 12, 13) names what follows.
+        let carriesIP = ip == 0 || (packet.count >= ip && (packet[12], packet[13]) == (0x08, 0x00))
+            || (packet.count >= ip && (packet[12], packet[13]) == (0x86, 0xdd))
+        if carriesIP && packet.count >= ip + 6 {
             let field = Int(packet[ip + 2]) << 8 | Int(packet[ip + 3])
             switch packet[ip] >> 4 {
             case 4: length = max(read, ip + field)
@@ -290,7 +294,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
         log(LOG_WARNING, "dropped a \(length)-byte packet read from \(interface): longer than the "
             + "largest payload squtun can send (\(Suite.maxPayloadLength) bytes)"
             + (more > 0 ? ", and \(more) more since the last such line" : "")
-            + "; set the MTU of \(interface) to \(Suite.maxPayloadLength) or less (tx-oversize)")
+            + "; set the MTU of \(interface) to \(Suite.maxPayloadLength - ip) or less (tx-oversize)")
     }
 
     // MARK: 4. Keepalive
@@ -353,6 +357,7 @@ public final class Device<IO: DeviceIO, Net: DatagramIO & ~Copyable, Cipher: Sui
         s.dropped = counters
         s.device = io.counters
         s.offload = io.offloadName
+        s.mode = io.linkLayerOffset > 0 ? "tap" : "tun"
         s.peer = peers[0].counters
         return s
     }

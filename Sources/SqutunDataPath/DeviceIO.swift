@@ -88,16 +88,20 @@ func tunReadFailure(_ error: Errno, interface: String, counters: inout DeviceCou
     return .drained
 }
 
-/// A tun device without offloads: one IP packet per read and per write.
+/// A tun device without offloads: one IP packet per read and per write; or
+/// a TAP device (always without offloads): one Ethernet frame.
 public final class PlainTunIO: DeviceIO {
     public let tun: Tun
     public private(set) var counters = DeviceCounters()
     public var headroom: Int { 0 }
-    public var linkLayerOffset: Int { 0 }
+    public let linkLayerOffset: Int
     public var offloadName: String { "off" }
     public var hasPending: Bool { false }
 
-    public init(tun: consuming Tun) { self.tun = tun }
+    public init(tun: consuming Tun) {
+        linkLayerOffset = tun.isTap ? MTU.ethernetHeaderLength : 0
+        self.tun = tun
+    }
 
     @inline(__always)
     public func read(into room: UnsafeMutableRawBufferPointer) -> DeviceRead {

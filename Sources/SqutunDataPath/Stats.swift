@@ -27,6 +27,8 @@ public struct Stats {
     public var peer = PeerCounters()
     /// Tun offloads: "off", "tcp" or "tcp udp" (which super-packets the tun takes).
     public var offload = "off"
+    /// "tun" (IP packets) or "tap" (Ethernet frames, `--tap`).
+    public var mode = "tun"
 
     public init() {}
 
@@ -38,6 +40,8 @@ public struct Stats {
             ("interface", interface),
             // This end's suite: what a peer's wrong-suite drops are measured against.
             ("cipher", suite),
+            // Both ends must run the same: what wrong-mode drops are measured against.
+            ("mode", mode),
             ("peer", address),
             ("last-authenticated", peer.lastAuthenticatedMs.map {
                 let ms = nowMonotonicMs &- $0

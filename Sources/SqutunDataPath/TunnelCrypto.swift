@@ -10,20 +10,23 @@ public struct SuiteCrypto<Cipher: SuiteCipher> {
     public let opener: SuiteOpener<Cipher, SessionKeyDeriver>
 
     public init(psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [], skewSeconds: Int,
-                keyId: UInt32 = 0) throws {
+                keyId: UInt32 = 0, ethernet: Bool = false) throws {
         try self.init(keySource: SessionKeyDeriver(psk: psk), start: start, formerSessions: formerSessions,
-                      skewSeconds: skewSeconds, keyId: keyId)
+                      skewSeconds: skewSeconds, keyId: keyId, ethernet: ethernet)
     }
 
     /// `keyId`: 0 between point-to-point peers; a server's client's key id
-    /// (the client's own, at the client).
+    /// (the client's own, at the client). `ethernet`: TAP mode, both ways.
     public init(keySource: SessionKeyDeriver, start: RunStart, formerSessions: [UInt64] = [],
-                skewSeconds: Int, keyId: UInt32 = 0, algorithms: CryptoAlgorithms? = nil) throws {
+                skewSeconds: Int, keyId: UInt32 = 0, ethernet: Bool = false,
+                algorithms: CryptoAlgorithms? = nil) throws {
         let algorithms = try algorithms ?? CryptoAlgorithms()
-        sealer = try SuiteSealer(algorithms: algorithms, keySource: keySource, session: start.session, keyId: keyId)
+        sealer = try SuiteSealer(algorithms: algorithms, keySource: keySource, session: start.session, keyId: keyId,
+                                 ethernet: ethernet)
         opener = try SuiteOpener(algorithms: algorithms, keySource: keySource, ownSession: start.session,
                                  startMs: start.wallMs, startMonotonicMs: start.monotonicMs,
-                                 formerSessions: formerSessions, skewSeconds: skewSeconds, keyId: keyId)
+                                 formerSessions: formerSessions, skewSeconds: skewSeconds, keyId: keyId,
+                                 ethernet: ethernet)
     }
 }
 
@@ -35,19 +38,20 @@ public enum TunnelCrypto {
     case aes256GCM(SuiteCrypto<AES256GCMCipher>)
     case chacha20Poly1305(SuiteCrypto<ChaCha20Poly1305Cipher>)
 
+    /// `ethernet`: TAP mode (`--tap`): frames, flags bit 0 on the wire.
     public init(suite: SuiteID = .defaultSuite, psk: SecretBytes, start: RunStart, formerSessions: [UInt64] = [],
-                skewSeconds: Int, keyId: UInt32 = 0) throws {
+                skewSeconds: Int, keyId: UInt32 = 0, ethernet: Bool = false) throws {
         let keys = try SessionKeyDeriver(psk: psk)
         switch suite {
         case .aes256CBCHMACSHA256:
             self = .aes256CBCHMACSHA256(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                                        skewSeconds: skewSeconds, keyId: keyId))
+                                                        skewSeconds: skewSeconds, keyId: keyId, ethernet: ethernet))
         case .aes256GCM:
             self = .aes256GCM(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                              skewSeconds: skewSeconds, keyId: keyId))
+                                              skewSeconds: skewSeconds, keyId: keyId, ethernet: ethernet))
         case .chacha20Poly1305:
             self = .chacha20Poly1305(try SuiteCrypto(keySource: keys, start: start, formerSessions: formerSessions,
-                                                     skewSeconds: skewSeconds, keyId: keyId))
+                                                     skewSeconds: skewSeconds, keyId: keyId, ethernet: ethernet))
         }
     }
 

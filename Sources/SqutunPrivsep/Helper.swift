@@ -47,6 +47,7 @@ package enum Helper {
             uid: user.uid, gid: user.gid, peer: peer, chrootPath: config.chrootDirectory,
             interface: config.interface, formerSessions: p.formerSessions, suite: config.cipher)
         workerConfig.keyId = config.clientID.map(ClientKeyID.keyId(for:)) ?? 0
+        workerConfig.tap = config.tap
         let key = p.psk
         let provisions = WorkerProvisions(
             config: workerConfig, key: key,

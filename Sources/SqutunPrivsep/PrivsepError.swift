@@ -9,6 +9,9 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
     case unexpectedAnswer(request: ChannelMessageType, got: ChannelMessageType)
     /// The worker: the helper's `fds` answer lacks a descriptor it needs.
     case missingDescriptor(PassedFDRole)
+    /// The worker: the device the helper passed is not of the config's
+    /// mode (a TAP device for a TUN-mode config, or the other way round).
+    case deviceModeMismatch(interface: String, tap: Bool)
     /// The setup: the settings name more peers than the data path runs.
     case tooManyPeers(count: Int, limit: Int)
     /// `--server` started by a user other than root.
@@ -28,6 +31,9 @@ package enum PrivsepError: Error, Equatable, CustomStringConvertible {
         case .workerFailed(let why): why
         case let .unexpectedAnswer(request, got): "worker: asked the helper for \(request), got a \(got) message"
         case let .missingDescriptor(role): "worker: the helper's descriptors lack the \(role) descriptor"
+        case let .deviceModeMismatch(interface, tap):
+            "worker: the helper passed \(interface) as a \(tap ? "TUN" : "TAP") device, the config says "
+                + "\(tap ? "TAP" : "TUN") mode"
         case let .tooManyPeers(count, limit): "\(count) peers configured; a tunnel runs at most \(limit)"
         case .serverNeedsRoot: "--server needs root: the server's root helper creates a tun for each client"
         case .serverNeedsNetAdmin: "--server needs CAP_NET_ADMIN to create a tun for each client, and this root process lacks it (a container, or a capability bounding set without it); give squtun CAP_NET_ADMIN"

@@ -76,7 +76,7 @@ package struct PreparedPeer {
         if !privileged {
             for peer in peers { _ = try TunnelCrypto(suite: config.cipher, psk: peer.psk, start: start, skewSeconds: 0) }
         }
-        let tun = try Tun.attach(name: config.interface, offload: config.offload)
+        let tun = try Tun.attach(name: config.interface, offload: config.offload, tap: config.tap)
         let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
         // Without -b on a kernel without IPv6 the socket is IPv4-only: an
         // IPv6 answer would fail every send, so ask again for IPv4.

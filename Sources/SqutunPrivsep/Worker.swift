@@ -67,12 +67,20 @@ package enum Worker {
         // Without it, `squtun status` has nobody to answer.
         let controlFD = take(.control)
         let tun = Tun(adopting: tunFD, name: config.interface)
+        // The sealer's mode comes from the config, the frames' from the
+        // device: they must agree, or every datagram would be refused.
+        guard tun.isTap == config.tap else {
+            udpFD.close()
+            controlFD?.close()
+            throw PrivsepError.deviceModeMismatch(interface: config.interface, tap: config.tap)
+        }
         let udp = try UDPSocket(adopting: udpFD)
 
         // 2. OpenSSL, before the chroot.
         let start = config.runStart
         let crypto = try TunnelCrypto(suite: config.suite, psk: psk, start: start, formerSessions: config.formerSessions,
-                                      skewSeconds: Int(config.skewSeconds), keyId: config.keyId)
+                                      skewSeconds: Int(config.skewSeconds), keyId: config.keyId,
+                                      ethernet: config.tap)
         // The PSK stays: the opener derives keys for the peer's next session.
 
         // 3. Signals.

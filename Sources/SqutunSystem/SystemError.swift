@@ -20,9 +20,12 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
 
     // The tun device.
     case badInterfaceName(String)
-    case tunMissing(name: String)
+    /// `tap`: a TAP device was asked for (`--tap`).
+    case tunMissing(name: String, tap: Bool = false)
+    /// A TAP device named without `--tap`, and a tun device named with it.
     case tunIsTap(name: String)
-    case notATun(name: String)
+    case tapIsTun(name: String)
+    case notATun(name: String, tap: Bool = false)
     case tunWrongOwner(name: String, owner: UInt32, you: UInt32)
     case tunWrongGroup(name: String, group: UInt32, you: UInt32)
     /// Root whose effective capabilities lack CAP_NET_ADMIN; `owner` or
@@ -93,12 +96,16 @@ public enum SystemError: Error, Equatable, Sendable, CustomStringConvertible {
 
         case let .badInterfaceName(name):
             return "interface name \(SharedError.quote(name)) is invalid: use 1 to 15 letters, digits, '-', '_' or '.'"
-        case let .tunMissing(name):
-            return "tun device \(name) does not exist; create it with: ip tuntap add dev \(name) mode tun user squtun"
+        case let .tunMissing(name, tap):
+            let kind = tap ? "tap" : "tun"
+            return "\(kind) device \(name) does not exist; create it with: ip tuntap add dev \(name) mode \(kind) user squtun"
         case let .tunIsTap(name):
-            return "\(name) is a tap device, squtun needs a tun device; recreate it with: ip link del \(name) && ip tuntap add dev \(name) mode tun user squtun"
-        case let .notATun(name):
-            return "interface \(name) is not a tun device; give one made with: ip tuntap add dev NAME mode tun user squtun"
+            return "\(name) is a TAP device: add --tap, or use a TUN device (ip link del \(name) && ip tuntap add dev \(name) mode tun user squtun)"
+        case let .tapIsTun(name):
+            return "\(name) is a TUN device and --tap needs a TAP device: leave --tap out, or use a TAP device (ip link del \(name) && ip tuntap add dev \(name) mode tap user squtun)"
+        case let .notATun(name, tap):
+            let kind = tap ? "tap" : "tun"
+            return "interface \(name) is not a \(kind) device; give one made with: ip tuntap add dev NAME mode \(kind) user squtun"
         case let .tunWrongOwner(name, owner, you):
             return "tun device \(name) belongs to uid \(owner), not to uid \(you) (you); run squtun as uid \(owner), or recreate the device as root with: ip link del \(name) && ip tuntap add dev \(name) mode tun user \(you)"
         case let .tunWrongGroup(name, group, you):

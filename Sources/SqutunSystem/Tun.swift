@@ -5,13 +5,13 @@ import Glibc
 #endif
 
 /// The `ifr_flags` bits of TUNSETIFF (linux/if_tun.h) and of
-/// /sys/class/net/NAME/tun_flags. Only tun mode is implemented; `.tap` is
-/// here so a later tap mode is a new request, not a new type.
+/// /sys/class/net/NAME/tun_flags: a tun device (IP packets) or, with
+/// `--tap`, a TAP device (Ethernet frames).
 public struct TunFlags: OptionSet, Sendable {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     public static let tun = TunFlags(rawValue: 0x0001)          // IFF_TUN: IP packets
-    public static let tap = TunFlags(rawValue: 0x0002)          // IFF_TAP: Ethernet frames (not supported yet)
+    public static let tap = TunFlags(rawValue: 0x0002)          // IFF_TAP: Ethernet frames (--tap)
     public static let multiQueue = TunFlags(rawValue: 0x0100)   // IFF_MULTI_QUEUE
     public static let persist = TunFlags(rawValue: 0x0800)      // IFF_PERSIST (made by ip tuntap)
     public static let noPacketInfo = TunFlags(rawValue: 0x1000) // IFF_NO_PI: no 4-byte header per packet
@@ -49,6 +49,9 @@ public struct Tun: ~Copyable, Sendable {
     public let vnetHeader: Bool
     /// UDP segmentation offload on too: UDP super-packets may be read and written.
     public let udpOffload: Bool
+    /// A TAP device (IFF_TAP): each read and write is one Ethernet frame,
+    /// never with a virtio header (see `attach`).
+    public let isTap: Bool
 
     public static let devicePath = "/dev/net/tun"
     public static let TUNSETIFF: UInt = 0x4004_54ca
@@ -75,24 +78,25 @@ public struct Tun: ~Copyable, Sendable {
         let vnet = TunFlags(rawValue: flags).contains(.vnetHeader)
         let offloads = vnet ? Self.negotiateOffloads(fd) : nil
         self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: vnet,
-                  udpOffload: offloads?.contains(.uso4) ?? false)
+                  udpOffload: offloads?.contains(.uso4) ?? false, isTap: TunFlags(rawValue: flags).contains(.tap))
     }
 
     /// Wraps the fd of a tun the root helper made without IFF_VNET_HDR (a
     /// server's client tun): no ioctl, so a seccomp-filtered worker can take
     /// it at any time. Takes over closing `fd`.
     public init(adoptingPlain fd: FileDescriptor, name: String) {
-        self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: false, udpOffload: false)
+        self.init(name: name, fd: fd, owner: nil, group: nil, vnetHeader: false, udpOffload: false, isTap: false)
     }
 
     private init(name: String, fd: FileDescriptor, owner: UInt32?, group: UInt32?, vnetHeader: Bool,
-                 udpOffload: Bool) {
+                 udpOffload: Bool, isTap: Bool) {
         self.name = name
         self.owned = OwnedDescriptor(fd)
         self.owner = owner
         self.group = group
         self.vnetHeader = vnetHeader
         self.udpOffload = udpOffload
+        self.isTap = isTap
     }
 
     /// Interface names squtun accepts: 1...15 bytes (IFNAMSIZ - 1) of
@@ -115,23 +119,29 @@ public struct Tun: ~Copyable, Sendable {
             || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
     }
 
-    /// Attaches to the existing tun device `name`. Checks, in this order:
-    /// it exists (TUNSETIFF as root would otherwise CREATE it), it is a tun
-    /// (not tap, not another kind of interface), and a non-root caller owns
-    /// it; then opens /dev/net/tun and attaches with IFF_TUN | IFF_NO_PI,
-    /// and with `offload` also IFF_VNET_HDR and TUNSETOFFLOAD (a kernel
-    /// that refuses the offloads gets a plain attach instead).
-    public static func attach(name: String, offload: Bool = true) throws(SystemError) -> Tun {
+    /// Attaches to the existing tun device `name` (with `tap`, the existing
+    /// TAP device). Checks, in this order: it exists (TUNSETIFF as root
+    /// would otherwise CREATE it), it is of the kind asked for (a tun, not a
+    /// TAP device, or the other way round; not another kind of interface),
+    /// and a non-root caller owns it; then opens /dev/net/tun and attaches
+    /// with IFF_TUN (IFF_TAP) | IFF_NO_PI, and with `offload` also
+    /// IFF_VNET_HDR and TUNSETOFFLOAD (a kernel that refuses the offloads
+    /// gets a plain attach instead).
+    /// A TAP device is always attached without IFF_VNET_HDR (`offload` is
+    /// ignored): the merging and splitting of the offload path read the IP
+    /// header at offset 0, where a TAP device has its Ethernet header.
+    public static func attach(name: String, offload: Bool = true, tap: Bool = false) throws(SystemError) -> Tun {
         guard isValidName(name) else { throw .badInterfaceName(name) }
         let index = if_nametoindex(name)
-        guard index != 0 else { throw .tunMissing(name: name) }
+        guard index != 0 else { throw .tunMissing(name: name, tap: tap) }
 
         guard let flagsText = readSysfs(name, "tun_flags"), let flagsValue = parseNumber(flagsText) else {
-            throw .notATun(name: name)
+            throw .notATun(name: name, tap: tap)
         }
         let present = TunFlags(rawValue: UInt16(truncatingIfNeeded: flagsValue))
-        if present.contains(.tap) { throw .tunIsTap(name: name) }
-        guard present.contains(.tun) else { throw .notATun(name: name) }
+        if !tap && present.contains(.tap) { throw .tunIsTap(name: name) }
+        if tap && present.contains(.tun) { throw .tapIsTun(name: name) }
+        guard present.contains(tap ? .tap : .tun) else { throw .notATun(name: name, tap: tap) }
         let owner = readSysfs(name, "owner").flatMap(parseNumber).flatMap { $0 < 0 ? nil : UInt32(truncatingIfNeeded: $0) }
         let group = readSysfs(name, "group").flatMap(parseNumber).flatMap { $0 < 0 ? nil : UInt32(truncatingIfNeeded: $0) }
 
@@ -147,7 +157,8 @@ public struct Tun: ~Copyable, Sendable {
         }
         // A multi_queue device refuses a single-queue attach (EINVAL); ask
         // for what it is. Packet-info and the rest are ours to choose.
-        var request: TunFlags = [.tun, .noPacketInfo]
+        let offload = offload && !tap
+        var request: TunFlags = [tap ? .tap : .tun, .noPacketInfo]
         if present.contains(.multiQueue) { request.insert(.multiQueue) }
         if offload { request.insert(.vnetHeader) }
         var ifreq = InterfaceRequest(name: name)
@@ -170,14 +181,15 @@ public struct Tun: ~Copyable, Sendable {
         // reaches a reader without a virtio header.
         guard offload else {
             _ = ioctl(fd.rawValue, TUNSETOFFLOAD, CInt(0))
-            return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: false, udpOffload: false)
+            return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: false, udpOffload: false,
+                       isTap: tap)
         }
         guard let offloads = negotiateOffloads(fd) else {
             fd.close()
             return try attach(name: name, offload: false)
         }
         return Tun(name: name, fd: fd, owner: owner, group: group, vnetHeader: true,
-                   udpOffload: offloads.contains(.uso4))
+                   udpOffload: offloads.contains(.uso4), isTap: false)
     }
 
     /// Leaves the device as squtun found it: offloads off, so that a later

@@ -5,7 +5,7 @@ import Shared
 
 /// What became of a received datagram.
 public enum OpenOutcome: Equatable, Sendable {
-    /// An authenticated IP packet at `packet[payloadStart ..< +length]` (the
+    /// An authenticated IP packet (in TAP mode an Ethernet frame) at `packet[payloadStart ..< +length]` (the
     /// suite's `payloadStart`).
     case data(length: Int)
     case keepalive
@@ -35,6 +35,9 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// The one key id this opener takes (check 1d): 0 between point-to-point
     /// peers, the client's key id in server mode.
     public let keyId: UInt32
+    /// TAP mode (check 1c): only datagrams with flags bit 0 set, each
+    /// carrying an Ethernet frame (check 10); false: TUN mode, IP packets.
+    public let ethernet: Bool
     /// This end's sessions of its former runs (PROTOCOL.md §6, check 2).
     public let formerSessions: [UInt64]
     /// T_start (PROTOCOL.md §6, check 6) as the wall clock reads now: the
@@ -72,9 +75,11 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
                 startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
                 skewSeconds: Int,
                 derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
-                derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0) throws {
+                derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0,
+                ethernet: Bool = false) throws {
         self.ownSession = ownSession
         self.keyId = keyId
+        self.ethernet = ethernet
         self.formerSessions = formerSessions
         self.startMs = startMs
         start = RunStart(session: ownSession, wallMs: startMs, monotonicMs: startMonotonicMs)
@@ -87,6 +92,10 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
 
     @inline(__always)
     static func isIPVersion(_ nibble: UInt8) -> Bool { nibble == 4 || nibble == 6 }
+
+    /// The shortest payload of a TAP-mode data datagram: an Ethernet header
+    /// (destination, source, EtherType).
+    public static var minimumFrameLength: Int { 14 }
 
     /// Tells the opener what both clocks read now (once per batch of
     /// datagrams is enough): T_start follows steps of the wall clock, so
@@ -111,10 +120,10 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     func check(_ packet: UnsafeMutableRawBufferPointer, fromPeer: Bool, nowMs: UInt64,
                monotonicMs: UInt64) -> OpenOutcome {
         // 1. Length, version, suite, type, flags and mode, key id, the
-        // suite's length rule (1a–1e): this end's suite, TUN mode, and
-        // point-to-point (key id 0 only).
+        // suite's length rule (1a–1e): this end's suite, this end's mode
+        // (TUN or TAP), and this end's key id (0 between point-to-point peers).
         let h: Header
-        switch Header.parse(UnsafeRawBufferPointer(packet), suite: Suite.self, keyId: keyId) {
+        switch Header.parse(UnsafeRawBufferPointer(packet), suite: Suite.self, ethernet: ethernet, keyId: keyId) {
         case .success(let header): h = header
         case .failure(let e): return .drop(e.dropReason)
         }
@@ -173,9 +182,11 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
             }
         }
         guard let length = cipher.decrypt(packet) else { return .drop(.malformed) }
-        // 10. Type rules: data is one IPv4 or IPv6 packet, a keepalive is empty.
+        // 10. Type rules: data is one IPv4 or IPv6 packet (TAP mode: one
+        // Ethernet frame, at least its header), a keepalive is empty.
         switch h.type {
         case .data where length == 0: return .drop(.malformed)
+        case .data where ethernet: if length < Self.minimumFrameLength { return .drop(.malformed) }
         case .data where !Self.isIPVersion(packet[Cipher.Suite.payloadStart] >> 4): return .drop(.malformed)
         case .keepalive where length != 0: return .drop(.malformed)
         default: break
@@ -200,11 +211,12 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
                             startMs: UInt64, startMonotonicMs: UInt64 = 0, formerSessions: [UInt64] = [],
                             skewSeconds: Int,
                             derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
-                            derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0) throws {
+                            derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0,
+                            ethernet: Bool = false) throws {
         try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), ownSession: ownSession,
                       startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
                       skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
-                      derivationBurst: derivationBurst, keyId: keyId)
+                      derivationBurst: derivationBurst, keyId: keyId, ethernet: ethernet)
     }
 }
 

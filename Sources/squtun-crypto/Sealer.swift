@@ -11,6 +11,9 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     /// The key id every header carries: 0 between point-to-point peers, the
     /// client's key id in server mode (both directions).
     public let keyId: UInt32
+    /// TAP mode: every header carries flags bit 0 (the payload is an
+    /// Ethernet frame); false: no flag, IP packets.
+    public let ethernet: Bool
     private let cipher: Cipher
     private var nextCounter: UInt64 = 0
 
@@ -20,16 +23,19 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     /// Keys a new cipher with `session`'s keys from `keySource`. The keys
     /// live on inside the cipher; the source wipes its copy.
     public init<Keys: SessionKeySource>(algorithms: CryptoAlgorithms, keySource: Keys, session: UInt64,
-                                        keyId: UInt32 = 0) throws {
+                                        keyId: UInt32 = 0, ethernet: Bool = false) throws {
         self.session = session
         self.keyId = keyId
+        self.ethernet = ethernet
         cipher = try Cipher(algorithms: algorithms)
         try keySource.setKeys(of: session, in: cipher)
     }
 
     /// The same with the keys of the pre-shared key `psk`.
-    public convenience init(algorithms: CryptoAlgorithms, psk: SecretBytes, session: UInt64, keyId: UInt32 = 0) throws {
-        try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), session: session, keyId: keyId)
+    public convenience init(algorithms: CryptoAlgorithms, psk: SecretBytes, session: UInt64, keyId: UInt32 = 0,
+                            ethernet: Bool = false) throws {
+        try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), session: session, keyId: keyId,
+                      ethernet: ethernet)
     }
 
     /// The payload sits at `packet[Cipher.Suite.payloadStart...]`; returns the datagram length.
@@ -43,7 +49,8 @@ public final class SuiteSealer<Cipher: SuiteCipher> {
     @inline(__always)
     func sealNext(type: PacketType, payloadLength: Int, packet: UnsafeMutableRawBufferPointer,
                      nowMs: UInt64) throws -> Int {
-        let header = Header(suite: Suite.id, type: type, keyId: keyId, session: session, counter: nextCounter, timestampMs: nowMs)
+        let header = Header(suite: Suite.id, type: type, flags: ethernet ? Wire.flagEthernet : 0, keyId: keyId,
+                            session: session, counter: nextCounter, timestampMs: nowMs)
         let n = try cipher.seal(header: header, payloadLength: payloadLength, packet: packet)
         nextCounter += 1
         return n

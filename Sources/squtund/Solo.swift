@@ -21,7 +21,8 @@ enum Solo {
         let config = p.config, peer = p.peer
         let crypto = try TunnelCrypto(suite: config.cipher, psk: p.psk, start: p.start, formerSessions: p.formerSessions,
                                       skewSeconds: config.skewSeconds,
-                                      keyId: config.clientID.map(ClientKeyID.keyId(for:)) ?? 0)
+                                      keyId: config.clientID.map(ClientKeyID.keyId(for:)) ?? 0,
+                                      ethernet: config.tap)
         let wake = try Signals.install()
         let uid = getuid()
         Log.notice("running as uid \(uid), not root: no chroot and no user change possible")

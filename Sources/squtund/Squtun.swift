@@ -17,10 +17,10 @@ struct Squtun: ParsableCommand {
         abstract: "Encrypted IP-over-UDP tunnel (SquTUN's options).",
         usage: """
             squtun -i IFACE -k KEYFILE [-p HOST [-r PORT]] [-l PORT] [-a SECONDS] [-c SECONDS]
-                   [--peer-key PUBKEY [--psk PSKFILE]] [--cipher SUITE]
+                   [--peer-key PUBKEY [--psk PSKFILE]] [--cipher SUITE] [--tap]
                    [-b ADDRESS] [-f] [-u USER] [--chroot DIR] [--pidfile PATH] [--control PATH]
             squtun --config FILE [OPTIONS]
-            squtun -m LINK_MTU [--ipv6] [--cipher SUITE]
+            squtun -m LINK_MTU [--ipv6] [--cipher SUITE] [--tap]
             squtun genkey [FILE]
             squtun genkey --keypair NAME
             squtun pubkey [FILE]
@@ -35,8 +35,10 @@ struct Squtun: ParsableCommand {
             ('peer 198.51.100.2'); options on the command line override it.
             --cipher picks the suite, the same on both ends: aes-256-cbc-hmac-sha256
             (the default), aes-256-gcm or chacha20-poly1305.
-            'squtun -m LINK_MTU [--ipv6] [--cipher SUITE]' prints the tun MTU to use
-            for that suite and exits.
+            --tap: -i names a TAP device and the tunnel carries Ethernet frames
+            (layer 2); both ends must give it.
+            'squtun -m LINK_MTU [--ipv6] [--cipher SUITE] [--tap]' prints the tun (or
+            TAP) MTU to use for that suite and exits.
             Errors exit 64 for bad usage and 1 otherwise.
             """,
         // The libcrypto actually loaded, not the one built against: what a
@@ -49,9 +51,11 @@ struct Squtun: ParsableCommand {
 
     func run() throws {
         switch try options.resolve() {
-        case let .mtu(link, underlay, suite):
+        case let .mtu(link, underlay, suite, tap):
             // resolve() accepted the link MTU, so a tun MTU exists.
-            guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay, suite: suite) else { throw ExitCode.failure }
+            guard let tun = MTU.tunMTU(linkMTU: link, underlay: underlay, suite: suite, tap: tap) else {
+                throw ExitCode.failure
+            }
             try Output.stdout("\(tun)\n")
         case let .tunnel(config):
             // Nothing of the caller's but stdio: a descriptor left open

@@ -99,6 +99,36 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `--tap` with -m: the TAP device's MTU, its frames' 14-byte Ethernet
+    /// header counted against the payload; every suite both ways.
+    func testMTU1500TapEverySuite() throws {
+        let expected: [(String, [String], String)] = [
+            ("aes-256-cbc-hmac-sha256", [], "1377\n"), ("aes-256-cbc-hmac-sha256", ["--ipv6"], "1345\n"),
+            ("aes-256-gcm", [], "1410\n"), ("aes-256-gcm", ["--ipv6"], "1390\n"),
+            ("chacha20-poly1305", [], "1410\n"), ("chacha20-poly1305", ["--ipv6"], "1390\n"),
+        ]
+        for (name, extra, mtu) in expected {
+            let r = try Squtun.run(["-m", "1500", "--tap", "--cipher", name] + extra)
+            XCTAssertEqual(r.stdout, mtu, "\(name) \(extra)")
+            XCTAssertEqual(r.stderr, "")
+            XCTAssertEqual(r.status, 0)
+        }
+        // The smallest link: a TAP device must still carry 68 (IPv4) / 1280
+        // (IPv6) bytes of IP behind its Ethernet header.
+        assertOneLineError(try Squtun.run(["-m", "203", "--tap"]), status: 64,
+                           mentions: ["-m/--mtu", "TAP MTU of 68", "204", "'203'"])
+        // (Suite 1 pads to 16 bytes: the smallest link gives a little more.)
+        XCTAssertEqual(try Squtun.run(["-m", "204", "--tap"]).stdout, "81\n")
+        XCTAssertEqual(try Squtun.run(["-m", "158", "--tap", "--cipher", "aes-256-gcm"]).stdout, "68\n")
+    }
+
+    func testTapIsForPointToPoint() throws {
+        assertOneLineError(try Squtun.run(["--tap", "--server", "--peers", "/etc/squtun/peers", "-k", "/k"]),
+                           status: 64, mentions: ["--tap", "--server", "point-to-point"])
+        assertOneLineError(try Squtun.run(["--tap", "--id", "c1", "-i", "tap0", "-k", "/k"]),
+                           status: 64, mentions: ["--tap", "--id", "point-to-point"])
+    }
+
     func testUnknownCipherIsOneLine() throws {
         assertOneLineError(try Squtun.run(["-m", "1500", "--cipher", "rot13"]), status: 64,
                            mentions: ["--cipher", "'rot13'", "aes-256-cbc-hmac-sha256", "aes-256-gcm", "chacha20-poly1305"])
@@ -119,7 +149,7 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(r.status, 0)
             XCTAssertEqual(r.stderr, "")
             for text in ["-l, --local-port", "-p, --peer", "-r, --remote-port", "-i, --interface", "-k, --key",
-                         "-a, --keepalive", "-c, --skew", "-m, --mtu", "--ipv6", "--cipher", "-b, --bind", "-f, --foreground",
+                         "-a, --keepalive", "-c, --skew", "-m, --mtu", "--ipv6", "--cipher", "--tap", "-b, --bind", "-f, --foreground",
                          "-u, --user", "--chroot", "--pidfile", "genkey",
                          "(default: 3456)", "(default: 30)", "(default: squtun)", "(default: 0)",
                          "/var/lib/squtun/empty", "/run/squtun/squtun-IFACE.pid"] {

@@ -83,6 +83,7 @@ final class ConfigFileTests: XCTestCase {
             pidfile /run/squtun/a#b.pid
             control /run/squtun/squtun-tun0.sock\r
             no-offload
+            tap
             cipher chacha20-poly1305
             server
             peers /etc/squtun/peers
@@ -212,6 +213,22 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(try tunnel(["--config", path, "--cipher", "chacha20-poly1305"]).cipher, .chacha20Poly1305)
         let plain = write("interface tun0\nkey /etc/k\n", name: "plain.conf")
         XCTAssertEqual(try tunnel(["--config", plain]).cipher, .aes256CBCHMACSHA256)
+    }
+
+    /// `tap` is a flag line, the same as --tap; with a value it is refused.
+    func testTapFromTheFile() throws {
+        let path = write("interface tap0\nkey /etc/k\ntap\n", name: "tap.conf")
+        XCTAssertTrue(try tunnel(["--config", path]).tap)
+        XCTAssertTrue(try tunnel(["--config", path, "--tap"]).tap)
+        let plain = write("interface tun0\nkey /etc/k\n", name: "plain.conf")
+        XCTAssertFalse(try tunnel(["--config", plain]).tap)
+        XCTAssertTrue(try tunnel(["--config", plain, "--tap"]).tap)
+        let valued = write("interface tap0\nkey /etc/k\ntap yes\n", name: "tapyes.conf")
+        XCTAssertNotNil(failure(["--config", valued]))
+        let server = write("server\npeers /etc/squtun/peers\ntap\n", name: "tapserver.conf")
+        XCTAssertEqual(failure(["--config", server])?.message,
+                       "\(server):3: tap: not valid with --server (a server makes a tun device for each client; "
+                       + "--tap is for a point-to-point tunnel)")
     }
 
     func testFileValueCheckedEvenWhenOverridden() {

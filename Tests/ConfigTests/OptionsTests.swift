@@ -221,6 +221,16 @@ final class OptionsTests: XCTestCase {
         }
     }
 
+    func testTapOption() throws {
+        XCTAssertFalse(try tunnel(["-i", "t", "-k", "k"]).tap)
+        XCTAssertTrue(try tunnel(["-i", "t", "-k", "k", "--tap"]).tap)
+        XCTAssertTrue(try tunnel(["-i", "t", "-k", "k", "--tap", "--no-offload"]).tap)
+        XCTAssertEqual(try invocation(["-m", "1500", "--tap"]),
+                       .mtu(linkMTU: 1500, underlay: .ipv4, suite: .aes256CBCHMACSHA256, tap: true))
+        XCTAssertEqual(try invocation(["-m", "1500"]),
+                       .mtu(linkMTU: 1500, underlay: .ipv4, suite: .aes256CBCHMACSHA256, tap: false))
+    }
+
     func testRequiredOptionsWithoutMTU() {
         for (args, option) in [([String](), "-i/--interface"), (["-k", "/k"], "-i/--interface"),
                                (["-i", "tun0"], "-k/--key")] {

@@ -244,7 +244,8 @@ final class VectorTests: XCTestCase {
             algorithms: alg, psk: Self.psk(b), ownSession: UInt64(f["own_session"]!)!,
             startMs: UInt64(f["start_ms"]!)!,
             formerSessions: (f["former_sessions"] ?? "").split(separator: " ").map { UInt64($0)! },
-            skewSeconds: Int(f["skew_s"]!)!)
+            skewSeconds: Int(f["skew_s"]!)!, ethernet: f["mode"] == "tap")
+        XCTAssertTrue(["tun", "tap"].contains(f["mode"] ?? "tun"), "\(b.name): unknown mode \(f["mode"] ?? "")")
         let now = UInt64(f["now_ms"]!)!
         XCTAssertFalse(b.steps.isEmpty, b.name)
         for (i, step) in b.steps.enumerated() {

@@ -326,6 +326,17 @@ final class ChannelTests: XCTestCase {
         var both = server
         both.keyId = 7
         assertFault(try encode(.config(both)), .badField(type: .config, field: "a server with a client key id"))
+        // TAP mode (--tap): flag bit 3, beside the peer's; never a server.
+        var tap = ChannelTests.sampleConfig
+        tap.tap = true
+        let tapBytes = try encode(.config(tap))
+        XCTAssertEqual(Array(tapBytes[29..<33]), [0x0a, 0, 0, 0], "flags: peer (bit 1), TAP (bit 3)")
+        XCTAssertEqual(Array(tapBytes[601..<605]), [1, 0, 0, 0], "the reserved bytes stay zero")
+        XCTAssertEqual(try decode(tapBytes), .config(tap))
+        XCTAssertEqual(Array(try encode(.config(ChannelTests.sampleConfig))[29..<33]), [2, 0, 0, 0], "TUN mode: bit 3 clear")
+        var tapServer = server
+        tapServer.tap = true
+        assertFault(try encode(.config(tapServer)), .badField(type: .config, field: "a server in TAP mode"))
     }
 
     /// The server mode's messages: exact layouts, round trips, and each
@@ -497,7 +508,7 @@ final class ChannelTests: XCTestCase {
             return b
         }
         func field(_ text: String) -> ChannelFault { .badField(type: .config, field: text) }
-        assertFault(patched([(29, 0x0a)]), field("unknown flag bits 8"))
+        assertFault(patched([(29, 0x12)]), field("unknown flag bits 16"))
         assertFault(patched([(29, 0x06)]), field("a server with a peer"))
         // The former "drop privileges" bit: every worker drops them, a config that says so is refused.
         assertFault(patched([(29, 0x03)]), field("unknown flag bits 1"))

@@ -219,11 +219,48 @@ final class TunTests: XCTestCase {
         XCTAssertFalse(TestSupport.interfaceExists(name), "the attempt created the device")
     }
 
-    func testTapIsRefused() throws {
+    func testTapIsRefusedWithoutTapMode() throws {
         let name = try make("tap")
         XCTAssertThrowsError(try attach(name).close()) { error in
             XCTAssertEqual(error as? SystemError, .tunIsTap(name: name))
-            XCTAssertTrue("\(error)".hasPrefix("\(name) is a tap device, squtun needs a tun device"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("\(name) is a TAP device: add --tap, or use a TUN device"), "\(error)")
+        }
+    }
+
+    /// `--tap`: a TAP device attaches as one, always without a virtio
+    /// header (offloads asked for or not), and the worker's adopting init
+    /// finds the mode again from the fd (TUNGETIFF).
+    func testTapAttachesInTapMode() throws {
+        let name = try make("tap")
+        let tap = try Tun.attach(name: name, offload: true, tap: true)
+        XCTAssertTrue(tap.isTap)
+        XCTAssertFalse(tap.vnetHeader, "a TAP device gets no IFF_VNET_HDR")
+        let adopted = Tun(adopting: FileDescriptor(rawValue: dup(tap.fd.rawValue)), name: name)
+        XCTAssertTrue(adopted.isTap)
+        XCTAssertFalse(adopted.vnetHeader)
+        adopted.close()
+        tap.close()
+        let tun = try make("tun")
+        let plain = try attach(tun)
+        XCTAssertFalse(plain.isTap)
+        XCTAssertFalse(Tun(adopting: FileDescriptor(rawValue: dup(plain.fd.rawValue)), name: tun).isTap)
+        plain.close()
+    }
+
+    func testTunIsRefusedInTapMode() throws {
+        let name = try make("tun")
+        XCTAssertThrowsError(try Tun.attach(name: name, tap: true).close()) { error in
+            XCTAssertEqual(error as? SystemError, .tapIsTun(name: name))
+            XCTAssertTrue("\(error)".hasPrefix("\(name) is a TUN device and --tap needs a TAP device: leave --tap out, "
+                                              + "or use a TAP device"), "\(error)")
+        }
+        let missing = TestSupport.uniqueName("sqtm")
+        devices.append(missing)
+        XCTAssertThrowsError(try Tun.attach(name: missing, tap: true).close()) { error in
+            XCTAssertEqual("\(error)", "tap device \(missing) does not exist; create it with: ip tuntap add dev \(missing) mode tap user squtun")
+        }
+        XCTAssertThrowsError(try Tun.attach(name: "lo", tap: true).close()) { error in
+            XCTAssertEqual("\(error)", "interface lo is not a tap device; give one made with: ip tuntap add dev NAME mode tap user squtun")
         }
     }
 

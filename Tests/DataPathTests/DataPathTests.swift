@@ -387,12 +387,29 @@ final class DataPathTests: XCTestCase {
     func testOversizeLengthIsReadBehindTheLinkLayerHeader() throws {
         let (a, _) = try connectedPair()
         a.tun.linkLayerOffset = 14
-        var frame = [UInt8](repeating: 0xee, count: 14) + ipPacket(Sealer.Suite.maxPayloadLength, seed: 9)
+        var frame = [UInt8](repeating: 0xee, count: 12) + [0x08, 0x00] + ipPacket(Sealer.Suite.maxPayloadLength, seed: 9)
         frame[14 + 2] = 0xff  // the IP header says 65535 bytes: the read was cut
         frame[14 + 3] = 0xff
         a.send([frame])
         XCTAssertEqual(a.status("tx-oversize"), "1")
         XCTAssertTrue(a.logs.last?.hasPrefix("dropped a \(14 + 65535)-byte packet read from sq0") == true,
+                      a.logs.last ?? "no line")
+        // The MTU the line asks for leaves room for the frame's header.
+        XCTAssertTrue(a.logs.last?.hasSuffix("set the MTU of sq0 to \(Sealer.Suite.maxPayloadLength - 14) or less "
+                                             + "(tx-oversize)") == true, a.logs.last ?? "no line")
+    }
+
+    /// A frame that is not IPv4 or IPv6 (its EtherType says another
+    /// protocol): no IP length field to believe, the read's length is said.
+    func testOversizeFrameOfAnotherProtocolSaysItsReadLength() throws {
+        let (a, _) = try connectedPair()
+        a.tun.linkLayerOffset = 14
+        var frame = [UInt8](repeating: 0xee, count: 14) + ipPacket(Sealer.Suite.maxPayloadLength, seed: 9)
+        frame[14 + 2] = 0xff  // would say 65535 bytes, were it an IP header
+        frame[14 + 3] = 0xff
+        a.send([frame])
+        XCTAssertEqual(a.status("tx-oversize"), "1")
+        XCTAssertTrue(a.logs.last?.hasPrefix("dropped a \(frame.count)-byte packet read from sq0") == true,
                       a.logs.last ?? "no line")
     }
 

@@ -146,8 +146,11 @@ check "missing tun device was NOT created by squtun" \
 
 ip -n "$NS_A" tuntap add dev tap7 mode tap user "$TEST_USER"
 run_fg tap "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tap7 -k "$WORK/key" -l 3512
-check "tap device instead of tun → exit 1, says how to recreate it as tun" \
-    expect_error tap 1 "tap7 is a tap device, squtun needs a tun device; recreate it with: ip link del tap7 && ip tuntap add dev tap7 mode tun user squtun"
+check "tap device without --tap → exit 1, says to add --tap or use a tun" \
+    expect_error tap 1 "tap7 is a TAP device: add --tap, or use a TUN device (ip link del tap7 && ip tuntap add dev tap7 mode tun user squtun)"
+run_fg tuntap "$NS_A" "${USER_OPTS[@]}" "${CHROOT_OPTS[@]}" -i tun0 --tap -k "$WORK/key" -l 3512
+check "tun device with --tap → exit 1, says to leave --tap out or use a TAP device" \
+    expect_error tuntap 1 "tun0 is a TUN device and --tap needs a TAP device: leave --tap out, or use a TAP device (ip link del tun0 && ip tuntap add dev tun0 mode tap user squtun)"
 
 # Unprivileged start (single process) by a user who does not own tun0.
 install -m 600 -o "$TEST_USER2" "$WORK/key" "$WORK/key2"

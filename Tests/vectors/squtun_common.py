@@ -106,10 +106,16 @@ def cbc_decrypt(k_enc, iv, ciphertext):
     return pt[:-p]
 
 
-def deliver(sessions, is_data, session, counter, payload):
-    """Check 10 (data is one IPv4 or IPv6 packet, a keepalive is empty),
-    then the change of state and the outcome."""
-    if is_data != (len(payload) > 0) or (is_data and payload[0] >> 4 not in (4, 6)):
+ETHERNET_HEADER_LEN = 14
+
+
+def deliver(sessions, is_data, session, counter, payload, ethernet=False):
+    """Check 10 (data is one IPv4 or IPv6 packet, in TAP mode (`ethernet`)
+    one Ethernet frame of at least its 14-byte header; a keepalive is
+    empty), then the change of state and the outcome."""
+    if is_data != (len(payload) > 0):
+        return "drop malformed"
+    if is_data and (len(payload) < ETHERNET_HEADER_LEN if ethernet else payload[0] >> 4 not in (4, 6)):
         return "drop malformed"
     sessions.commit(session, counter)
     return "data " + payload.hex() if is_data else "keepalive"

@@ -47,6 +47,13 @@ SUITE_BY_NAME = {v: k for k, v in SUITE_NAMES.items()}
 TYPE_DATA, TYPE_KEEPALIVE = 1, 2
 TYPE_NAMES = {TYPE_DATA: "data", TYPE_KEEPALIVE: "keepalive"}
 FLAG_ETHERNET = 0x01          # flags bit 0: TAP mode; every other bit must be 0
+# TAP mode's payloads: the ping in an Ethernet frame (unicast between two
+# locally administered MACs, EtherType IPv4), and an ARP request (EtherType
+# 0x0806: who has 10.9.0.2, tell 10.9.0.1), broadcast.
+MAC_A, MAC_B = bytes.fromhex("020000000a01"), bytes.fromhex("020000000a02")
+FRAME = MAC_B + MAC_A + b"\x08\x00" + PING
+ARP_FRAME = (b"\xff" * 6 + MAC_A + b"\x08\x06" + bytes.fromhex("0001080006040001") + MAC_A
+             + bytes([10, 9, 0, 1]) + bytes(6) + bytes([10, 9, 0, 2]))
 HEADER = ">BBBBIQQQ"          # version, suite, type, flags, key id, session, counter, timestamp
 HEADER_LEN = 32
 MIN_LEN_ANY = HEADER_LEN
@@ -109,12 +116,13 @@ def well_formed_length(suite, n):
 
 
 class Receiver:
-    """A point-to-point receiver in TUN mode (key id 0) of one configured
-    suite: the checks of PROTOCOL.md section 'Receiving', in their order."""
+    """A point-to-point receiver (key id 0) of one configured suite, in TUN
+    mode or (`mode` FLAG_ETHERNET) in TAP mode: the checks of PROTOCOL.md
+    section 'Receiving', in their order."""
 
-    def __init__(self, t, suite, own_session, start_ms, skew_s, former=()):
+    def __init__(self, t, suite, own_session, start_ms, skew_s, former=(), mode=0):
         self.t, self.suite = t, suite
-        self.mode = 0               # TUN: IP packets (flags bit 0 clear)
+        self.mode = mode            # 0: TUN, IP packets; FLAG_ETHERNET: TAP, Ethernet frames
         self.sessions = Sessions(own_session, start_ms, skew_s, former)
 
     def open(self, pkt, from_peer, now_ms):
@@ -166,8 +174,9 @@ class Receiver:
             plain = cbc_decrypt(k_enc, pkt[HEADER_LEN:HEADER_LEN + IV_LEN], pkt[HEADER_LEN + IV_LEN:-MAC_LEN])
             if plain is None:
                 return "drop malformed"
-        # 10. type rules (TUN mode); the change of state
-        return deliver(self.sessions, ptype == TYPE_DATA, session, counter, plain)
+        # 10. type rules (of this end's mode); the change of state
+        return deliver(self.sessions, ptype == TYPE_DATA, session, counter, plain,
+                       ethernet=self.mode == FLAG_ETHERNET)
 
 
 # ---------------------------------------------------------------- keypairs
@@ -301,11 +310,13 @@ def build_vectors():
     each step."""
     v = []
 
-    def seq(name, suite, steps, skew=30, former=None):
+    def seq(name, suite, steps, skew=30, former=None, mode=None):
         f = {"suite": SUITE_NAMES[suite], "psk": PSK.hex(), "own_session": S_B, "start_ms": START,
              "now_ms": NOW, "skew_s": skew}
         if former is not None:
             f["former_sessions"] = " ".join(str(s) for s in former)
+        if mode is not None:
+            f["mode"] = mode
         f["steps"] = steps
         v.append((name, f))
 
@@ -354,6 +365,18 @@ def build_vectors():
         seq(f"reject-data-not-ip-{s}", suite, [(sl(TYPE_DATA, 0, NOW - 20, bytes([0x50]) + PING[1:]), peer)])
         seq(f"reject-data-empty-{s}", suite, [(sl(TYPE_DATA, 0, NOW - 20, b""), peer)])
         seq(f"reject-keepalive-nonempty-{s}", suite, [(sl(TYPE_KEEPALIVE, 0, NOW - 20, b"x"), peer)])
+        # TAP mode: a receiver that takes flags bit 0 only. A frame (the ping
+        # behind an Ethernet header), an ARP frame (not IP: fine at layer 2)
+        # and a keepalive pass; a TUN datagram is wrong-mode; a payload
+        # shorter than an Ethernet header is malformed.
+        tap = dict(flags=FLAG_ETHERNET)
+        seq(f"tap-accept-frames-{s}", suite, [(sl(TYPE_DATA, 0, NOW - 20, FRAME, **tap), peer),
+                                              (sl(TYPE_DATA, 1, NOW - 15, ARP_FRAME, **tap), peer),
+                                              (sl(TYPE_KEEPALIVE, 2, NOW - 10, b"", **tap), peer)], mode="tap")
+        seq(f"tap-reject-tun-datagram-{s}", suite, [(data, peer)], mode="tap")
+        seq(f"tap-reject-short-frame-{s}", suite, [(sl(TYPE_DATA, 0, NOW - 20, FRAME[:13], **tap), peer),
+                                                   (sl(TYPE_DATA, 1, NOW - 15, FRAME[:14], **tap), peer)],
+            mode="tap")
 
     # A datagram of another suite, sealed with the right PSK, at a receiver
     # of suite 1; then one naming a suite number nobody defines.
@@ -414,8 +437,9 @@ def load_v1():
 
 
 def receiver_of(f):
+    mode = {"tun": 0, "tap": FLAG_ETHERNET}[f.get("mode", "tun")]
     return Receiver(bytes.fromhex(f["psk"]), SUITE_BY_NAME[f["suite"]], int(f["own_session"]), int(f["start_ms"]),
-                    int(f["skew_s"]), former_of(f))
+                    int(f["skew_s"]), former_of(f), mode)
 
 
 def parse_doc(text):

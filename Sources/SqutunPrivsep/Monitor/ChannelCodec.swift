@@ -100,7 +100,8 @@ public enum ChannelCodec {
         w.u64(c.startTimeMs)
         w.u32(c.skewSeconds)
         w.u32(c.keepaliveSeconds)
-        w.u32((c.peer != nil ? WorkerConfig.flagPeer : 0) | (c.server ? WorkerConfig.flagServer : 0))
+        w.u32((c.peer != nil ? WorkerConfig.flagPeer : 0) | (c.server ? WorkerConfig.flagServer : 0)
+              | (c.tap ? WorkerConfig.flagTAP : 0))
         w.u32(c.uid)
         w.u32(c.gid)
         try address(c.peer, type: .config, into: &w)
@@ -303,6 +304,10 @@ public enum ChannelCodec {
                                   uid: uid, gid: gid, peer: peer, chrootPath: chroot, interface: interface,
                                   formerSessions: former, suite: suite)
         config.server = flags & WorkerConfig.flagServer != 0
+        config.tap = flags & WorkerConfig.flagTAP != 0
+        if config.server && config.tap {
+            throw .badField(type: .config, field: "a server in TAP mode")
+        }
         config.keyId = r.u32()
         config.idleTimeoutSeconds = r.u32()
         config.maxClients = r.u32()

@@ -265,6 +265,9 @@ public struct WorkerConfig: Equatable, Sendable {
     public var suite: SuiteID = .defaultSuite
     /// Flag bit 2: a server (its clients come as `clientKey` messages).
     public var server = false
+    /// Flag bit 3: TAP mode (`--tap`): the device is a TAP device, the
+    /// datagrams carry Ethernet frames. Never with `server`.
+    public var tap = false
     /// A client's own key id (`--id`); 0 between point-to-point peers and
     /// at a server.
     public var keyId: UInt32 = 0
@@ -304,7 +307,8 @@ public struct WorkerConfig: Equatable, Sendable {
     /// which every config says now); bit 1 is the peer's.
     public static let flagPeer: UInt32 = 1 << 1
     public static let flagServer: UInt32 = 1 << 2
-    public static let knownFlags = flagPeer | flagServer
+    public static let flagTAP: UInt32 = 1 << 3
+    public static let knownFlags = flagPeer | flagServer | flagTAP
 }
 
 /// Why a message was refused. Any of these makes the receiver exit.

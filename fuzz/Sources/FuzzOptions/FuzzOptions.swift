@@ -48,7 +48,9 @@ private func checkValid(_ check: () throws(ConfigError) -> Void, _ what: String)
 }
 
 private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
+    require(c.tap == o.tap, "TAP mode \(c.tap) from --tap \(o.tap)")
     if let s = c.server {
+        require(!c.tap, "a server in TAP mode")
         // A server: no peer; its clients are the peers directory's files.
         require(c.peers.isEmpty, "a server with \(c.peers.count) peers")
         require(c.clientID == nil, "a server with a client identifier")
@@ -60,6 +62,7 @@ private func checkConfig(_ c: TunnelConfig, _ o: TunnelOptions) {
         return
     }
     require(c.clientID.map(ClientID.isValid) ?? true, "client identifier \(c.clientID ?? "")")
+    require(!(c.tap && c.clientID != nil), "a server's client in TAP mode")
     require(c.peers.count == 1, "\(c.peers.count) peers from one command line")
     require(c.localPort >= 1 && c.remotePort >= 1, "port 0 in \(c)")
     require(o.remotePort == nil || c.peer != nil, "-r without -p accepted")
@@ -107,16 +110,19 @@ public func fuzzOptions(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let resolved = try options.resolve()
         note("resolve: \(resolved)")
         switch resolved {
-        case let .mtu(linkMTU, underlay, suite):
+        case let .mtu(linkMTU, underlay, suite, tap):
             require(options.mtu != nil, "-m result without -m")
             require(underlay == (options.ipv6 ? .ipv6 : .ipv4), "underlay")
             require(suite == (options.cipher.flatMap(SuiteID.init(name:)) ?? .defaultSuite), "suite")
-            guard let tun = MTU.tunMTU(linkMTU: linkMTU, underlay: underlay, suite: suite) else {
+            require(tap == options.tap, "TAP mode")
+            guard let tun = MTU.tunMTU(linkMTU: linkMTU, underlay: underlay, suite: suite, tap: tap) else {
                 fail("link MTU \(linkMTU) (\(underlay)) accepted but has no tun MTU")
             }
             let layout = suite.layout
-            require(tun >= underlay.minimumMTU && tun <= layout.maxPayloadLength, "tun MTU \(tun)")
-            require(layout.packetLength(payload: tun) + underlay.headerLength <= linkMTU,
+            // A TAP device's frames: its MTU plus the Ethernet header.
+            let frame = tun + (tap ? MTU.ethernetHeaderLength : 0)
+            require(tun >= underlay.minimumMTU && frame <= layout.maxPayloadLength, "tun MTU \(tun)")
+            require(layout.packetLength(payload: frame) + underlay.headerLength <= linkMTU,
                     "tun MTU \(tun) does not fit \(linkMTU)")
         case let .tunnel(config):
             require(options.mtu == nil, "tunnel with -m")

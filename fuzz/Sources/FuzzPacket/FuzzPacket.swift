@@ -1,10 +1,11 @@
 // Fuzz target 1: a received datagram (docs/FUZZING.md).
 //
-// The input is one UDP datagram. It goes to three fresh receivers, one per
-// cipher suite (`SuiteOpener` with the fixed inputs of docs/PROTOCOL.md
-// §10: PSK, own session S_B, start time, clock, 30 s limit): the datagram's
-// own suite byte decides which of them gets past check 1b, and the other
-// two must refuse it as wrong-suite (or whatever check 1a finds first).
+// The input is one UDP datagram. It goes to six fresh receivers, one per
+// cipher suite and mode (TUN, and TAP: `SuiteOpener` with the fixed inputs
+// of docs/PROTOCOL.md §10: PSK, own session S_B, start time, clock, 30 s
+// limit): the datagram's own suite byte decides which of them get past
+// check 1b, and the others must refuse it as wrong-suite (or whatever
+// check 1a finds first); its flags bit 0 decides which mode gets past 1c.
 // So every input exercises every suite, mutating the suite byte moves an
 // input between suites, and the seeds are plain datagrams of any suite.
 // Besides "never crash" (ASan), for each receiver it checks:
@@ -82,13 +83,16 @@ private func expectedRepeat(_ first: OpenOutcome) -> OpenOutcome {
 
 /// One receiver: squtun's opener of suite `C` and the reference of the same suite.
 private struct Receiver<C: SuiteCipher> {
-    let ref = RefSuite(id: C.Suite.id)
     let name: String
+    /// TAP mode (Ethernet frames, flags bit 0); false: TUN mode.
+    var ethernet = false
+    var ref: RefSuite { RefSuite(id: C.Suite.id, ethernet: ethernet) }
 
     func makeOpener() -> SuiteOpener<C, SessionKeyDeriver> {
         do {
             return try SuiteOpener<C, SessionKeyDeriver>(algorithms: algorithms, psk: psk, ownSession: ownSession,
-                                                         startMs: startMs, skewSeconds: skewSeconds)
+                                                         startMs: startMs, skewSeconds: skewSeconds,
+                                                         ethernet: ethernet)
         } catch {
             fail("\(name): SuiteOpener.init: \(error)")
         }
@@ -124,7 +128,7 @@ private struct Receiver<C: SuiteCipher> {
     // MARK: A. The datagram as received
 
     func checkRaw(_ data: UnsafeRawBufferPointer) {
-        let parsed = Header.parse(data, suite: C.Suite.self)
+        let parsed = Header.parse(data, suite: C.Suite.self, ethernet: ethernet)
         let reference = ref.parse(data)
         require(parsed == reference, "\(name): Header.parse \(parsed) != reference \(reference)")
 
@@ -211,7 +215,7 @@ private struct Receiver<C: SuiteCipher> {
         for i in 0..<steps {
             let step = Int16(bitPattern: UInt16(plaintext[2 * i]) << 8 | UInt16(plaintext[2 * i + 1]))
             counter = counter &+ UInt64(bitPattern: Int64(step))
-            let header = Header(suite: ref.id, type: .keepalive, session: h.session, counter: counter,
+            let header = Header(suite: ref.id, type: .keepalive, flags: h.flags, session: h.session, counter: counter,
                                 timestampMs: h.timestampMs)
             do {
                 let length = try session.seal(header: header, payloadLength: 0, packet: keepalive)
@@ -260,6 +264,9 @@ private struct Receiver<C: SuiteCipher> {
 private let cbc = Receiver<PacketCipher>(name: "aes-256-cbc-hmac-sha256")
 private let gcm = Receiver<AES256GCMCipher>(name: "aes-256-gcm")
 private let chacha = Receiver<ChaCha20Poly1305Cipher>(name: "chacha20-poly1305")
+private let cbcTap = Receiver<PacketCipher>(name: "aes-256-cbc-hmac-sha256 TAP", ethernet: true)
+private let gcmTap = Receiver<AES256GCMCipher>(name: "aes-256-gcm TAP", ethernet: true)
+private let chachaTap = Receiver<ChaCha20Poly1305Cipher>(name: "chacha20-poly1305 TAP", ethernet: true)
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -271,5 +278,8 @@ public func fuzzPacket(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     cbc.check(d)
     gcm.check(d)
     chacha.check(d)
+    cbcTap.check(d)
+    gcmTap.check(d)
+    chachaTap.check(d)
     return 0
 }

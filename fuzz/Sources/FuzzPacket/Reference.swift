@@ -37,6 +37,8 @@ func storeBE64(_ v: UInt64, _ p: UnsafeMutableRawBufferPointer, _ offset: Int) {
 struct RefSuite {
     /// The header's suite byte: 1 CBC + HMAC, 2 AES-256-GCM, 3 ChaCha20-Poly1305.
     let id: UInt8
+    /// The receiver's mode: TAP (Ethernet frames, flags bit 0) or TUN.
+    var ethernet = false
     var isAEAD: Bool { id != 1 }
     /// HKDF's L: K_enc ‖ K_mac ‖ K_iv, or K ‖ N_salt.
     var okmLength: Int { isAEAD ? 44 : 96 }
@@ -104,7 +106,7 @@ struct RefSuite {
     }
 
     /// §4 and §6 check 1 (1a–1e, in order) for a receiver of this suite in
-    /// TUN mode between two point-to-point peers.
+    /// its mode (TUN or TAP) between two point-to-point peers.
     func parse(_ d: UnsafeRawBufferPointer) -> Result<Header, Header.SyntaxError> {
         let n = d.count
         if n < 32 { return .failure(.tooShort(n)) }
@@ -119,11 +121,11 @@ struct RefSuite {
         default: return .failure(.unknownType(d[2]))
         }
         if d[3] & 0xfe != 0 { return .failure(.unknownFlags(d[3])) }
-        if d[3] != 0 { return .failure(.wrongMode(peerEthernet: true)) }
+        if (d[3] == 1) != ethernet { return .failure(.wrongMode(peerEthernet: d[3] == 1)) }
         let keyId = UInt32(d[4]) << 24 | UInt32(d[5]) << 16 | UInt32(d[6]) << 8 | UInt32(d[7])
         if keyId != 0 { return .failure(.unknownKey(keyId)) }
         if !wellFormed(n) { return .failure(.badLength(n)) }
-        return .success(Header(suite: id, type: type, flags: 0, keyId: 0, session: be64(d, 8), counter: be64(d, 16),
+        return .success(Header(suite: id, type: type, flags: d[3], keyId: 0, session: be64(d, 8), counter: be64(d, 16),
                                timestampMs: be64(d, 24)))
     }
 
@@ -143,8 +145,10 @@ struct RefSuite {
         }
         switch h.type {
         case .data:
-            // Check 10: one IPv4 or IPv6 packet (its version nibble).
-            if length == 0 || (p[0] >> 4 != 4 && p[0] >> 4 != 6) { return .drop(.malformed) }
+            // Check 10: one IPv4 or IPv6 packet (its version nibble); in TAP
+            // mode one Ethernet frame, at least its 14-byte header.
+            if length == 0 { return .drop(.malformed) }
+            if ethernet ? length < 14 : (p[0] >> 4 != 4 && p[0] >> 4 != 6) { return .drop(.malformed) }
             return .data(length: length)
         case .keepalive: return length != 0 ? .drop(.malformed) : .keepalive
         }
