@@ -101,20 +101,23 @@ func captureCommand(_ a: Args) throws(AttackError) {
 /// replay --in FILE --to EP --from EP --own S --peer S [--from-peer] [--repeat K] [--rate R]
 ///        [--client NAME | --key-id N]
 /// Sends every recorded datagram again, unchanged (`reflect` is the same,
-/// aimed at the datagrams' own sender). With --client or --key-id, a
+/// aimed at the datagrams' own sender). Only with --client or --key-id, a
 /// datagram recorded with another key id is sent with that one written
 /// over it: the header is authenticated, so its MAC (tag) must fail.
+/// Without them every datagram goes as recorded, whatever its key id.
 func replayCommand(_ a: Args) throws(AttackError) {
     let datagrams = try Store.read(try a.string("in"))
     let s = try sender(a)
     let model = try TargetModel(a)
+    let rewrite = !a.string("client", default: "").isEmpty || !a.string("key-id", default: "").isEmpty
     let repeats = try a.int("repeat", default: 1)
     var pacer = Pacer(rate: try rate(a))
     var tally = Tally()
     for _ in 0..<repeats {
         for var d in datagrams {
             d.withUnsafeMutableBytes { b in
-                guard b.count >= Wire.offsetKeyId + 4, UnsafeRawPointer(b.baseAddress!).get32(Wire.offsetKeyId) != model.keyId
+                guard rewrite, b.count >= Wire.offsetKeyId + 4,
+                      UnsafeRawPointer(b.baseAddress!).get32(Wire.offsetKeyId) != model.keyId
                 else {
                     tally.count(predict(UnsafeRawBufferPointer(b), model, .genuineReplay), sent: s.send(UnsafeRawBufferPointer(b)))
                     return
