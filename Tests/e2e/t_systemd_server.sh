@@ -111,7 +111,7 @@ cin systemctl start "$SVC"
 rc=$?
 check "systemctl start $SVC: exit 0 ($rc)" test "$rc" = 0
 check "... the unit is active" test "$(unit_prop "$SVC" ActiveState)" = active
-check "... the server is up (its status socket)" wait_for 10 cin test -S /run/squtun/squtun-server.sock
+check "... the server is up (its status socket)" wait_for 10 cin test -S /run/squtun/squtun-sqc.sock
 
 start_client() { # i
     local i=$1 name=${CLIENTS[$(($1 - 1))]}
