@@ -43,8 +43,9 @@ public final class Server<Cipher: SuiteCipher> {
 
     /// How long after a refused tun a client's datagrams may ask again.
     public static var retryAfterRefusalMs: UInt64 { 5_000 }
-    /// Keepalives and idle clients are looked at this often, not per wakeup.
-    public static var tickMs: UInt64 { 100 }
+    /// Keepalives and idle clients are looked at this often, not per
+    /// wakeup: a visit of every client (a keepalive is at most this late).
+    public static var tickMs: UInt64 { 500 }
 
     public let net: SharedSocket
     private let batches = DeviceBatches()

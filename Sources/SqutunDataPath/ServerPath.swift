@@ -14,7 +14,7 @@ import squtun_crypto
 //     authenticated client without a tun asks the helper for one.
 //  3. A client tun → socket (Server.send): that client's device reads,
 //     seals and sends to the client's address.
-//  4. Tick (Server.tick, every 100 ms at most): keepalives due, idle clients.
+//  4. Tick (Server.tick, every 500 ms at most): keepalives due, idle clients.
 //  5. The helper's messages (ServerLink): clients added and forgotten,
 //     tuns given or refused; the status listener; signals.
 
@@ -154,4 +154,63 @@ public final class ServerPath<Cipher: SuiteCipher> {
     }
 
     public func statusText() -> String { server.statusText(logLinesDropped: logLinesDropped()) }
+}
+
+/// A server's data path for the configured suite, chosen once: as
+/// `DataPath`'s `Engine`, the switch is here, in this module, so that
+/// `Server` and `ServerPath` run code compiled for that suite (made in
+/// another module, their generic code would run unspecialised: every
+/// client visited through witness tables and retains).
+public final class ServerDataPath {
+    public struct Settings {
+        public var start: RunStart
+        public var formerSessions: [UInt64]
+        public var skewSeconds: Int
+        public var keepaliveMs: UInt64
+        public var idleTimeoutMs: UInt64
+
+        public init(start: RunStart, formerSessions: [UInt64], skewSeconds: Int, keepaliveMs: UInt64,
+                    idleTimeoutMs: UInt64) {
+            self.start = start
+            self.formerSessions = formerSessions
+            self.skewSeconds = skewSeconds
+            self.keepaliveMs = keepaliveMs
+            self.idleTimeoutMs = idleTimeoutMs
+        }
+    }
+
+    private enum Engine {
+        case aes256CBCHMACSHA256(ServerPath<PacketCipher>)
+        case aes256GCM(ServerPath<AES256GCMCipher>)
+        case chacha20Poly1305(ServerPath<ChaCha20Poly1305Cipher>)
+    }
+
+    private let engine: Engine
+
+    /// OpenSSL's algorithms are fetched here: before the chroot.
+    public init(suite: SuiteID, settings: Settings, udp: consuming UDPSocket, link: ServerLink, wake: FileDescriptor,
+                channel: FileDescriptor, control: FileDescriptor?, log: @escaping (Int32, String) -> Void,
+                logLinesDropped: @escaping () -> UInt64) throws {
+        let net = SharedSocket(udp)
+        func path<Cipher: SuiteCipher>(_: Cipher.Type) throws -> ServerPath<Cipher> {
+            let server = try Server<Cipher>(net: net, start: settings.start, formerSessions: settings.formerSessions,
+                                            skewSeconds: settings.skewSeconds, keepaliveMs: settings.keepaliveMs,
+                                            idleTimeoutMs: settings.idleTimeoutMs, log: log)
+            return try ServerPath(server: server, link: link, wake: wake, channel: channel, control: control, log: log,
+                                  logLinesDropped: logLinesDropped)
+        }
+        switch suite {
+        case .aes256CBCHMACSHA256: engine = .aes256CBCHMACSHA256(try path(PacketCipher.self))
+        case .aes256GCM: engine = .aes256GCM(try path(AES256GCMCipher.self))
+        case .chacha20Poly1305: engine = .chacha20Poly1305(try path(ChaCha20Poly1305Cipher.self))
+        }
+    }
+
+    public func run() -> DataPathExit {
+        switch engine {
+        case .aes256CBCHMACSHA256(let p): p.run()
+        case .aes256GCM(let p): p.run()
+        case .chacha20Poly1305(let p): p.run()
+        }
+    }
 }

@@ -17,6 +17,7 @@ package enum ServerHelper {
         guard let settings = config.server else { preconditionFailure("not a server") }
         // Said now, not as a failed tun for every client once it is up.
         guard Tun.hasNetAdmin() else { throw PrivsepError.serverNeedsNetAdmin }
+        raiseDescriptorLimit(for: settings.maxClients)
         let user = try Prepared.workerUser(config)
         let ipv6 = config.bindAddress.flatMap { SocketAddress.parse(literal: $0, port: 0)?.family } == .ipv6
         let monitor = ServerMonitor(settings: settings, suite: config.cipher, uid: user.uid, gid: user.gid,
@@ -37,6 +38,26 @@ package enum ServerHelper {
             daemon?.fail("\(error)")
             Log.error("\(error)")
             exit(1)
+        }
+    }
+
+    /// The worker holds a descriptor per client tun: its soft limit (a
+    /// service's is often 1024) must leave room for --max-clients of them
+    /// besides its own few. Raised up to the hard limit, which only root
+    /// may raise further; said if that is not enough. The worker inherits it.
+    private static func raiseDescriptorLimit(for maxClients: Int) {
+        let wanted = rlim_t(maxClients + 64)
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < wanted else { return }
+        if limit.rlim_max < wanted {
+            var raised = rlimit(rlim_cur: wanted, rlim_max: wanted)
+            if setrlimit(resource, &raised) == 0 { return }
+        }
+        limit.rlim_cur = min(wanted, limit.rlim_max)
+        _ = setrlimit(resource, &limit)
+        if limit.rlim_cur < wanted {
+            Log.warning("open files limited to \(limit.rlim_cur): fewer than --max-clients \(maxClients) client tuns fit")
         }
     }
 

@@ -19,30 +19,21 @@ enum WorkerServer {
         }
         let controlFD = take(.control)
         let udp = try UDPSocket(adopting: udpFD)
-        // OpenSSL before the chroot: the algorithms are fetched here, once.
-        switch config.suite {
-        case .aes256CBCHMACSHA256: return try serve(PacketCipher.self, channel, config, udp, controlFD)
-        case .aes256GCM: return try serve(AES256GCMCipher.self, channel, config, udp, controlFD)
-        case .chacha20Poly1305: return try serve(ChaCha20Poly1305Cipher.self, channel, config, udp, controlFD)
-        }
-    }
-
-    private static func serve<Cipher: SuiteCipher>(_: Cipher.Type, _ channel: borrowing Channel, _ config: WorkerConfig,
-                                                   _ udp: consuming UDPSocket, _ control: FileDescriptor?) throws -> Int32 {
-        let server = try Server<Cipher>(net: SharedSocket(udp), start: config.runStart,
-                                        formerSessions: config.formerSessions, skewSeconds: Int(config.skewSeconds),
-                                        keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
-                                        idleTimeoutMs: UInt64(config.idleTimeoutSeconds) * 1000, log: Log.write)
         let wake = try Signals.install()
+        // OpenSSL before the chroot: the algorithms are fetched here, once.
+        let path = try ServerDataPath(
+            suite: config.suite,
+            settings: .init(start: config.runStart, formerSessions: config.formerSessions,
+                            skewSeconds: Int(config.skewSeconds), keepaliveMs: UInt64(config.keepaliveSeconds) * 1000,
+                            idleTimeoutMs: UInt64(config.idleTimeoutSeconds) * 1000),
+            udp: udp, link: ChannelServerLink(channel.port), wake: wake, channel: channel.fd, control: controlFD,
+            log: Log.write, logLinesDropped: { Log.droppedLines })
         try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
         try Seccomp.install()
         try channel.send(.ready)
         #if DEBUG
         WorkerFault.actServer(port: channel.port)
         #endif
-        let path = try ServerPath(server: server, link: ChannelServerLink(channel.port), wake: wake,
-                                  channel: channel.fd, control: control, log: Log.write,
-                                  logLinesDropped: { Log.droppedLines })
         return DataPath.exitStatus(path.run())
     }
 }

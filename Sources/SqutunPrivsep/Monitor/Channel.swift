@@ -52,6 +52,25 @@ package struct Channel: ~Copyable {
         try Self.send(message, on: fd, wait: wait)
     }
 
+    /// Sends without blocking for longer than `limitMs` in all: while the
+    /// socket buffer is full it waits for room (the other side reading),
+    /// then gives up with the EAGAIN. For many messages at once (a
+    /// server's clients) to a worker that reads them, without letting one
+    /// that stopped reading hold the helper.
+    package func send(_ message: ChannelMessage, waitingAtMostMs limitMs: Int32) throws(PrivsepError) {
+        let deadline = MonotonicClock.nowMs() + UInt64(max(0, limitMs))
+        while true {
+            do throws(PrivsepError) {
+                return try Self.send(message, on: fd, wait: false)
+            } catch .channelIO(let operation, let errno) where errno.rawValue == EAGAIN {
+                let now = MonotonicClock.nowMs()
+                guard now < deadline else { throw .channelIO(operation: operation, errno: errno) }
+                var p = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, Int32(deadline - now))
+            }
+        }
+    }
+
     fileprivate static func send(_ message: ChannelMessage, on fd: FileDescriptor, wait: Bool) throws(PrivsepError) {
         let fds = message.fileDescriptors.map(\.rawValue)
         let result: Result<Void, PrivsepError> = withUnsafeTemporaryAllocation(byteCount: ChannelCodec.maxMessageBytes, alignment: 8) { buffer in

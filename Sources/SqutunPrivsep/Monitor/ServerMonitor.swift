@@ -23,6 +23,10 @@ package final class ServerMonitor {
     package static let tunsPerSecond: UInt64 = 50
     package static let tunBurst: UInt64 = 100
     package static let hookTimeoutMs = 10_000
+    /// How long a message of a batch (the clients at start, a rescan) may
+    /// wait for room in the channel: a worker that reads takes thousands a
+    /// second; one that does not is given up on.
+    package static let pushTimeoutMs: Int32 = 5_000
     /// The worker's extra time to stop per client tun it holds.
     package static let stopGracePerTunMs: UInt64 = 50
 
@@ -109,7 +113,9 @@ package final class ServerMonitor {
 
     private func add(_ entry: Loaded, on channel: borrowing Channel) throws(PrivsepError) {
         defer { entry.tunnelKey.wipe() }
-        try channel.send(.clientKey(keyId: entry.file.keyId, name: entry.file.name, key: entry.tunnelKey), wait: false)
+        // Many at once (a directory of thousands): wait for the worker to make room.
+        try channel.send(.clientKey(keyId: entry.file.keyId, name: entry.file.name, key: entry.tunnelKey),
+                         waitingAtMostMs: Self.pushTimeoutMs)
         clients[entry.file.keyId] = Known(name: entry.file.name, fingerprint: Self.fingerprint(entry.tunnelKey))
     }
 
@@ -149,7 +155,7 @@ package final class ServerMonitor {
 
     private func forget(_ keyId: UInt32, on channel: borrowing Channel) throws(PrivsepError) {
         guard let known = clients.removeValue(forKey: keyId) else { return }
-        try channel.send(.clientForget(keyId: keyId), wait: false)
+        try channel.send(.clientForget(keyId: keyId), waitingAtMostMs: Self.pushTimeoutMs)
         Log.notice("client \(known.name): forgotten (its file is gone or its key changed)")
         // Its tun is the worker's to close: the hook's `down` runs when it says it did.
         if known.tun != nil { closing[keyId] = known }
@@ -168,18 +174,18 @@ package final class ServerMonitor {
                     + "(counted; the count is logged once it slows down)")
             }
             refusedUnlogged &+= 1
-            try channel.send(.clientRefused(keyId: keyId, reason: .rateLimited), wait: false)
+            try channel.send(.clientRefused(keyId: keyId, reason: .rateLimited), waitingAtMostMs: Self.pushTimeoutMs)
             return .answered
         }
         sayRefusals()
         guard var known = clients[keyId] else {
             Log.warning("worker asked for a tun for key id \(keyId), which no file in \(settings.peersDirectory) has: refused")
-            try channel.send(.clientRefused(keyId: keyId, reason: .unknown), wait: false)
+            try channel.send(.clientRefused(keyId: keyId, reason: .unknown), waitingAtMostMs: Self.pushTimeoutMs)
             return .answered
         }
         func refuse(_ reason: ClientRefusal) throws(PrivsepError) -> MonitorOutcome {
             Log.warning("client \(known.name): no tun: \(reason)")
-            try channel.send(.clientRefused(keyId: keyId, reason: reason), wait: false)
+            try channel.send(.clientRefused(keyId: keyId, reason: reason), waitingAtMostMs: Self.pushTimeoutMs)
             return .answered
         }
         if known.tun != nil { return try refuse(.hasTun) }
@@ -195,7 +201,7 @@ package final class ServerMonitor {
             made.fd.close()  // not persistent: the device goes with it
             return try refuse(.hookFailed)
         }
-        try channel.send(.clientTun(keyId: keyId, interface: made.name, fd: made.fd), wait: false)
+        try channel.send(.clientTun(keyId: keyId, interface: made.name, fd: made.fd), waitingAtMostMs: Self.pushTimeoutMs)
         made.fd.close()  // the worker has its own copy
         known.tun = made.name
         known.address = address
