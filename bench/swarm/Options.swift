@@ -9,7 +9,8 @@ enum Options {
     static let usage = """
         usage: squtun-swarm keys DIR COUNT
                squtun-swarm run --peers DIR --count N --server ADDR:PORT --bind ADDR
-                                [--retry-ms MS] [--keepalive S] [--idle S] [--connect-timeout S] [--cipher NAME]
+                                [--per-second R] [--retry-ms MS] [--keepalive S] [--idle S]
+                                [--connect-timeout S] [--cipher NAME]
         """
 
     static func parse(_ arguments: [String]) throws(SwarmError) -> Options {
@@ -40,6 +41,8 @@ struct RunOptions {
     /// 0: idle until SIGTERM or SIGINT.
     var idleMs: UInt64 = 0
     var connectTimeoutMs: UInt64 = 300_000
+    /// Clients starting a second in the connect phase; 0: all at once.
+    var perSecond: UInt64 = 0
     var suite = SuiteID.defaultSuite
 
     init(_ arguments: [String]) throws(SwarmError) {
@@ -75,6 +78,7 @@ struct RunOptions {
             case "--retry-ms": retryMs = try number(option, 10...60_000)
             case "--keepalive": keepaliveMs = try number(option, 1...3600) * 1000
             case "--idle": idleMs = try number(option, 0...86_400) * 1000
+            case "--per-second": perSecond = try number(option, 0...100_000)
             case "--connect-timeout": connectTimeoutMs = try number(option, 1...3600) * 1000
             case "--cipher":
                 let name = try value(option)

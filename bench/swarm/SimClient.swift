@@ -18,7 +18,9 @@ final class SimClient<Cipher: SuiteCipher> {
     private let opener: SuiteOpener<Cipher, SessionKeyDeriver>
     private var sequence: UInt16 = 0
 
-    /// Its first answered echo request, after the start of the connect phase.
+    /// When it started connecting, and its first answered echo request
+    /// (monotonic ns).
+    var startedNs: UInt64?
     var connectedNs: UInt64?
     /// When its last echo request or keepalive went out (monotonic ns).
     var lastSentNs: UInt64 = 0

@@ -83,44 +83,51 @@ final class Swarm<Cipher: SuiteCipher> {
 
     // MARK: Phases
 
-    /// Every client at once: a keepalive (the server asks its helper for
-    /// the client's tun on it), then an echo request to the server's side
-    /// of its tun, again every `retryMs` until one is answered (the first
-    /// ones arrive before the tun exists, or are refused by the helper's
-    /// rate limit, and are dropped).
+    /// Each client in turn — all at once, or `perSecond` a second —
+    /// sends a keepalive (the server asks its helper for the client's tun
+    /// on it), then an echo request to the server's side of its tun, again
+    /// every `retryMs` until one is answered (the first ones arrive before
+    /// the tun exists, or are refused by the helper's rate limit, and are
+    /// dropped). The figures: the time until every client is answered, and
+    /// each client's own wait from its start.
     private func connect() {
         let start = monotonicNs()
-        var answered = 0
+        var answered = 0, started = 0
         var rtts: [Double] = []
         onReply = { client, rtt in
             guard client.connectedNs == nil else { return }
-            client.connectedNs = monotonicNs() - start
+            client.connectedNs = monotonicNs()
             answered += 1
             rtts.append(Double(rtt) / 1e6)
         }
-        for client in clients {
-            let now = monotonicNs()
-            client.sendKeepalive(buffer, nowNs: now)
-            client.sendEcho(buffer, nowNs: now)
-        }
+        let spacingNs = options.perSecond > 0 ? 1_000_000_000 / options.perSecond : 0
         let retryNs = options.retryMs * 1_000_000
         var nextProgress = start + 5_000_000_000
         while answered < clients.count, !stopped, monotonicNs() - start < options.connectTimeoutMs * 1_000_000 {
-            pump(timeoutMs: 20)
-            let now = monotonicNs()
-            for client in clients where client.connectedNs == nil && now - client.lastSentNs >= retryNs {
+            var now = monotonicNs()
+            while started < clients.count, now >= start + UInt64(started) * spacingNs {
+                let client = clients[started]
+                client.startedNs = now
+                client.sendKeepalive(buffer, nowNs: now)
+                client.sendEcho(buffer, nowNs: now)
+                started += 1
+                now = monotonicNs()
+            }
+            for client in clients[..<started] where client.connectedNs == nil && now - client.lastSentNs >= retryNs {
                 client.sendEcho(buffer, nowNs: now)
             }
             if now >= nextProgress {
                 emit("connect: \(answered) of \(clients.count) answered after \(Figures.seconds(now - start))")
                 nextProgress += 5_000_000_000
             }
+            pump(timeoutMs: spacingNs > 0 ? 5 : 20)
         }
-        let times = clients.compactMap { $0.connectedNs.map { Double($0) / 1e9 } }
+        let done = clients.compactMap(\.connectedNs).max() ?? start
+        let waits = clients.compactMap { c in c.connectedNs.map { Double($0 - c.startedNs!) / 1e9 } }
         Figures.line("connect-answered", answered)
-        Figures.line("connect-seconds", times.max() ?? 0)
-        Figures.line("connect-client-p50-seconds", Figures.percentile(times, 50))
-        Figures.line("connect-client-p90-seconds", Figures.percentile(times, 90))
+        Figures.line("connect-seconds", Double(done - start) / 1e9)
+        Figures.line("connect-client-p50-seconds", Figures.percentile(waits, 50))
+        Figures.line("connect-client-p90-seconds", Figures.percentile(waits, 90))
         Figures.line("connect-first-rtt-p50-ms", Figures.percentile(rtts, 50))
     }
 

@@ -7,10 +7,11 @@
 //       writes COUNT pre-shared key files client0001... into DIR (made
 //       0700 if missing), each mode 0600: the server's peers directory.
 //   squtun-swarm run --peers DIR --count N --server ADDR:PORT --bind ADDR
-//                    [--retry-ms MS] [--keepalive S] [--idle S]
+//                    [--per-second R] [--retry-ms MS] [--keepalive S] [--idle S]
 //                    [--connect-timeout S] [--cipher NAME]
-//       connects the N clients (a keepalive, then echo requests inside
-//       the tunnel until one is answered), pings each once more for the
+//       connects the N clients, all at once or R a second (each: a
+//       keepalive, then echo requests inside the tunnel until one is
+//       answered), pings each once more for the
 //       round-trip times, then idles, each client sending a keepalive
 //       every --keepalive seconds, until SIGTERM/SIGINT or --idle
 //       seconds. Figures on stdout as "name: value" lines.
