@@ -73,6 +73,14 @@ let package = Package(
             dependencies: ["squtun-crypto", "Shared"],
             path: "bench/micro"
         ),
+        // Benchmark (not a test): one process simulating many server-mode
+        // clients, each a real v2 sender and receiver with its own key id,
+        // key and UDP port, for bench/server. Not installed.
+        .executableTarget(
+            name: "squtun-swarm",
+            dependencies: ["squtun-crypto", "Shared", "SqutunConfig", "SqutunSystem", "SqutunDataPath", "CShim"],
+            path: "bench/swarm"
+        ),
         // Test-only: forges, replays, tampers and floods datagrams for the
         // hostile-network suite (scripts/hostile). Not installed.
         .executableTarget(
