@@ -67,6 +67,29 @@ start_b tap0 --tap
 check "ping A → B (IPv4, ARP over the tunnel)" wait_for 8 ping_from "$NS_A" "$TAP_B"
 check "ping B → A" ping_from "$NS_B" "$TAP_A" 2
 check "ping A → B over IPv6 (neighbour discovery over the tunnel)" wait_for 3 ping_from "$NS_A" fd00:78::2
+# Multicast: a routing protocol's hello (OSPF's AllSPFRouters, 224.0.0.5,
+# TTL 1) sent out of A's TAP device reaches a listener on B's.
+ip netns exec "$NS_B" python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("224.0.0.5", 8989))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton("224.0.0.5"), socket.inet_aton(sys.argv[1])))
+s.settimeout(5)
+data, sender = s.recvfrom(100)
+print(data.decode(), sender[0])' "$TAP_B" > "$WORK/hello.out" 2>&1 &
+hello=$!
+sleep 0.5
+ip netns exec "$NS_A" python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[1]))
+for _ in range(3):
+    s.sendto(b"hello 224.0.0.5", ("224.0.0.5", 8989)); time.sleep(0.2)' "$TAP_A"
+wait $hello
+check "multicast: a hello to 224.0.0.5 (TTL 1) out of A's TAP reaches B's listener ($(cat "$WORK/hello.out"))" \
+    grep -qx "hello 224.0.0.5 $TAP_A" "$WORK/hello.out"
 check "A learnt B's MAC address by ARP" \
     sh -c "ip -n $NS_A neigh show $TAP_B dev tap0 | grep -q \"\$(ip -n $NS_B -br link show tap0 | awk '{print \$3}')\""
 check "A is the user's single process (no worker child, uid $uid)" \
