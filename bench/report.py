@@ -110,7 +110,7 @@ def suite_summary(results):
         if not is_squtun(r):
             continue
         t, c = r.get("ratios", {}).get("tcp1", {}), r.get("ratios", {}).get("cpu", {})
-        out.append({"system": r["name"], "suite": r.get("suite"), "error": r["error"],
+        out.append({"system": r["name"], "suite": r.get("suite"), "tap": r.get("tap", False), "error": r["error"],
                     "tcp1_gbit_s": metric(r, "tcp1"), "cpu_s_per_gb": metric(r, "cpu"),
                     "tcp1_vs_openvpn": t.get("vs_openvpn"), "tcp1_vs_best_other": t.get("vs_best_other"),
                     "best_other": t.get("best_other"),
@@ -130,15 +130,16 @@ def suite_table(suites):
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     x = lambda v: f"×{v:.2f}" if v is not None else "—"  # noqa: E731
     for s in suites:
+        name = s["suite"] + (" --tap" if s.get("tap") else "")   # TAP mode: same suite, Ethernet frames
         if s["error"]:
-            rows.append(f"| {s['suite']} | **failed**: {s['error'].splitlines()[0][:160].replace('|', '/')} "
+            rows.append(f"| {name} | **failed**: {s['error'].splitlines()[0][:160].replace('|', '/')} "
                         + "| " * (len(head) - 2) + "|")
             continue
         rng = s.get("ratio_ranges") or {}
         span = lambda k: (f" (runs {rng[k][0]:.2f}–{rng[k][1]:.2f})" if rng.get(k) else "")  # noqa: E731
         best = f"{x(s['tcp1_vs_best_other'])} ({s['best_other']})" if s["best_other"] else "—"
         rows.append("| " + " | ".join([
-            s["suite"], fmt(s["tcp1_gbit_s"]), x(s["tcp1_vs_openvpn"]) + span("tcp1_vs_openvpn"),
+            name, fmt(s["tcp1_gbit_s"]), x(s["tcp1_vs_openvpn"]) + span("tcp1_vs_openvpn"),
             best + span("tcp1_vs_best_other"), x(s["tcp1_vs_cbc"]) + span("tcp1_vs_cbc"),
             fmt(s["cpu_s_per_gb"]), x(s["cpu_vs_cbc"]) + span("cpu_vs_cbc")]) + " |")
     return "\n".join(rows)

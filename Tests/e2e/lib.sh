@@ -3,6 +3,9 @@
 # Each test builds its own world: two network namespaces joined by a veth
 # pair on 198.51.100.0/24 (the underlay), a pre-created tun device in each
 # with 10.77.0.1/30 and 10.77.0.2/30 (the tunnel), and squtun on both ends.
+# With E2E_MODE=tap the world is layer 2 instead: a TAP device ($DEV = tap0)
+# in each namespace, the same addresses (one subnet, ARP over the tunnel),
+# and every squtun started by start_squtun gets --tap.
 # Traffic never leaves those namespaces. Everything a test starts is
 # cleaned up by name or PID in `cleanup` (run from an EXIT trap).
 
@@ -19,13 +22,21 @@ UNDER_B=198.51.100.2
 TUN_A=10.77.0.1
 TUN_B=10.77.0.2
 TEST_USER=${TEST_USER:-squtun-test}
+E2E_MODE=${E2E_MODE:-tun}
+case $E2E_MODE in
+    tun) DEV=tun0 MODE_ARGS=() ;;
+    tap) DEV=tap0 MODE_ARGS=(--tap) ;;
+    *) echo "lib.sh: E2E_MODE must be tun or tap, not $E2E_MODE" >&2; exit 1 ;;
+esac
 WORK=$(mktemp -d "/tmp/squtun-e2e.$E2E_ID.XXXXXX")
 chmod 755 "$WORK"
 EMPTY="$WORK/empty"
 SQUTUN=${SQUTUN:?set SQUTUN to the squtun binary}
 PIDS=()
 
+# A run in TAP mode is named NAME/tap (and NAME/tap/SUITE per suite).
 T_NAME=$(basename "$0" .sh)
+[ "$E2E_MODE" = tap ] && T_NAME="$T_NAME/tap"
 T_PASS=0
 T_FAIL=0
 
@@ -81,15 +92,15 @@ make_world() {
     make_underlay
     local mtu
     # The suite's MTU when the test runs once per suite (ciphers.sh sets CIPHER).
-    mtu=$("$SQUTUN" -m 1500 ${CIPHER:+--cipher "$CIPHER"})
+    mtu=$("$SQUTUN" -m 1500 ${CIPHER:+--cipher "$CIPHER"} "${MODE_ARGS[@]}")
     make_tun "$NS_A" "$TUN_A" "$TUN_B" "$mtu"
     make_tun "$NS_B" "$TUN_B" "$TUN_A" "$mtu"
 }
 
-make_tun() { # ns local-addr peer-addr mtu
-    ip -n "$1" tuntap add dev tun0 mode tun user "$TEST_USER"
-    ip -n "$1" addr add "$2/30" dev tun0
-    ip -n "$1" link set tun0 mtu "$4" up
+make_tun() { # ns local-addr peer-addr mtu: $DEV, a tun or TAP device (E2E_MODE)
+    ip -n "$1" tuntap add dev "$DEV" mode "$E2E_MODE" user "$TEST_USER"
+    ip -n "$1" addr add "$2/30" dev "$DEV"
+    ip -n "$1" link set "$DEV" mtu "$4" up
 }
 
 # start_squtun NS NAME ARGS...: runs squtun in the foreground (-f) inside NS
@@ -98,7 +109,7 @@ make_tun() { # ns local-addr peer-addr mtu
 start_squtun() {
     local ns=$1 name=$2; shift 2
     ip netns exec "$ns" ${LAUNCH:-} "$SQUTUN" -f -u "$TEST_USER" --chroot "$EMPTY" \
-        --pidfile "$WORK/$name.pid" --control "$WORK/$name.sock" "$@" >>"$WORK/$name.log" 2>&1 &
+        --pidfile "$WORK/$name.pid" --control "$WORK/$name.sock" "${MODE_ARGS[@]}" "$@" >>"$WORK/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     eval "PID_$name=$pid"
@@ -113,11 +124,11 @@ need_attack() {
     [ -x "$ATTACK" ] || { fail "squtun-attack not found at $ATTACK (set ATTACK)"; finish; exit 1; }
 }
 
-# tso_state NS: "on" or "off", the TSO setting of NS's tun0 (ethtool).
-tso_state() { ip netns exec "$1" ethtool -k tun0 | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
+# tso_state NS: "on" or "off", the TSO setting of NS's $DEV (ethtool).
+tso_state() { ip netns exec "$1" ethtool -k "$DEV" | awk -F': ' '$1 == "tcp-segmentation-offload" {print $2}'; }
 
 # status NS NAME: `squtun status` of instance NAME.
-status_of() { ip netns exec "$1" "$SQUTUN" status tun0 --control "$WORK/$2.sock"; }
+status_of() { ip netns exec "$1" "$SQUTUN" status "$DEV" --control "$WORK/$2.sock"; }
 
 # counter NS NAME FIELD: one number from `squtun status`.
 counter() { status_of "$1" "$2" | awk -F': ' -v f="$3" '$1==f {print $2}'; }
@@ -192,7 +203,7 @@ diagnose() {
         pid=$(eval "echo \${PID_$name:-}")
         log "diagnose $name: pid ${pid:-?} $(alive "${pid:-0}" && echo alive || echo dead), worker $(worker_of "${pid:-0}")"
         log "diagnose $name: $(status_of "$ns" "$name" 2>&1 | grep -vE ': (0|0\.0)$|^(interface|own-session|peer-session):' | tr '\n' ' ')"
-        log "diagnose $name: tun0 $(ip -n "$ns" -s -o link show tun0 2>&1 | tr -s ' ' | cut -c1-400)"
+        log "diagnose $name: $DEV $(ip -n "$ns" -s -o link show "$DEV" 2>&1 | tr -s ' ' | cut -c1-400)"
         log "diagnose $name: kernel $(ip netns exec "$ns" nstat -az TcpInSegs TcpOutSegs TcpRetransSegs TcpInCsumErrors UdpInDatagrams UdpInErrors UdpInCsumErrors IpInDiscards IpInHdrErrors 2>&1 | awk 'NR > 1 {printf "%s=%s ", $1, $2}')"
         tail -n 4 "$WORK/$name.log" 2>/dev/null | sed "s/^/    diagnose $name log: /"
     done

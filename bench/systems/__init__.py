@@ -16,8 +16,10 @@ Each module defines:
                first ping got through)
     details(w, t) optional: a dict of extra facts for the JSON (counters)
     SUITE      squtun's systems only: the --cipher name of the suite measured
+    TAP        squtun's systems only: True when it runs in TAP mode (--tap)
 
-squtun has one system per cipher suite, all from squtun.py (`SUITES`);
+squtun has one system per cipher suite, and squtun-tap (the default suite
+in TAP mode), all from squtun.py (`SUITES`);
 `load` hands out each as a module-like object.
 """
 
@@ -25,7 +27,7 @@ import importlib
 
 from . import squtun as _squtun
 
-ORDER = ["bare", "squtun", "squtun-gcm", "squtun-chacha", "openvpn", "wireguard", "quicktun", "tinc", "fastd"]
+ORDER = ["bare", "squtun", "squtun-gcm", "squtun-chacha", "squtun-tap", "openvpn", "wireguard", "quicktun", "tinc", "fastd"]
 
 
 def load(name):
