@@ -97,6 +97,21 @@ make_world() {
     make_tun "$NS_B" "$TUN_B" "$TUN_A" "$mtu"
 }
 
+# join_namespace NS_S NS I ADDR_S ADDR_C: a fresh namespace NS (lo up)
+# joined to NS_S (a server's) by a veth pair: sqsI<id> in NS_S with
+# ADDR_S/29, sqcI<id> in NS with ADDR_C/29, both up. (cleanup deletes
+# only NS_A and NS_B: the caller deletes these.)
+join_namespace() {
+    local s=$1 ns=$2 i=$3
+    ip netns del "$ns" 2>/dev/null
+    ip netns add "$ns" && ip -n "$ns" link set lo up
+    ip link add "sqs$i$E2E_ID" netns "$s" type veth peer name "sqc$i$E2E_ID" netns "$ns"
+    ip -n "$s" addr add "$4/29" dev "sqs$i$E2E_ID"
+    ip -n "$ns" addr add "$5/29" dev "sqc$i$E2E_ID"
+    ip -n "$s" link set "sqs$i$E2E_ID" up
+    ip -n "$ns" link set "sqc$i$E2E_ID" up
+}
+
 make_tun() { # ns local-addr peer-addr mtu: $DEV, a tun or TAP device (E2E_MODE)
     ip -n "$1" tuntap add dev "$DEV" mode "$E2E_MODE" user "$TEST_USER"
     ip -n "$1" addr add "$2/30" dev "$DEV"

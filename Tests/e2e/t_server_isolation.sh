@@ -59,13 +59,8 @@ ip netns exec "$NS_S" sysctl -qw net.ipv4.ip_forward=1
 MTU=$("$SQUTUN" -m 1500)
 for i in 1 2 3; do
     ns=$(ns_c $i)
-    ip netns del "$ns" 2>/dev/null; ip netns add "$ns"; ip -n "$ns" link set lo up
+    join_namespace "$NS_S" "$ns" $i "$(under_s $i)" "$(under_c $i)"
     no_ipv6 "$ns"
-    ip link add "sqs$i$E2E_ID" netns "$NS_S" type veth peer name "sqc$i$E2E_ID" netns "$ns"
-    ip -n "$NS_S" addr add "$(under_s $i)/29" dev "sqs$i$E2E_ID"
-    ip -n "$ns" addr add "$(under_c $i)/29" dev "sqc$i$E2E_ID"
-    ip -n "$NS_S" link set "sqs$i$E2E_ID" up
-    ip -n "$ns" link set "sqc$i$E2E_ID" up
     ip -n "$ns" tuntap add dev tun0 mode tun user "$TEST_USER"
     ip -n "$ns" addr add "$(inner_c $i)" peer "$(inner_s $i)" dev tun0
     ip -n "$ns" link set tun0 mtu "$MTU" up
