@@ -251,12 +251,14 @@ final class PacketSocket {
     let ifindex: Int32
     static let packetOutgoing: UInt8 = 4
 
-    init(interface: String, vnetHeader: Bool = false) throws(AttackError) {
+    /// `linkLayer`: SOCK_RAW, each packet with its link-layer header (a TAP
+    /// device's 14-byte Ethernet header); else SOCK_DGRAM, which strips it.
+    init(interface: String, vnetHeader: Bool = false, linkLayer: Bool = false) throws(AttackError) {
         let index = if_nametoindex(interface)
         guard index != 0 else { throw .system("no interface \(interface): \(errnoText())") }
         ifindex = Int32(index)
         let ethPAll = UInt16(0x0003)
-        let kind = vnetHeader ? Int32(SOCK_RAW.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let kind = vnetHeader || linkLayer ? Int32(SOCK_RAW.rawValue) : Int32(SOCK_DGRAM.rawValue)
         let s = socket(17 /* AF_PACKET */, kind | Int32(SOCK_CLOEXEC.rawValue),
                        Int32(ethPAll.bigEndian))
         guard s >= 0 else { throw .system("AF_PACKET socket: \(errnoText())") }
