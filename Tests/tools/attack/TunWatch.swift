@@ -6,7 +6,8 @@ import Glibc
 /// The suite's independent witness of what reaches a tun device: an
 /// AF_PACKET socket on the interface sees every packet squtun writes into
 /// it (the kernel's "incoming" direction; packets the kernel sends out to
-/// squtun are PACKET_OUTGOING and ignored). Each incoming packet is one of
+/// squtun are PACKET_OUTGOING: the socket asks not to get them at all, and
+/// ignores any it gets). Each incoming packet is one of
 ///
 ///  - live:       an ICMP echo request/reply whose data is the live traffic's
 ///                ping pattern (`ping -p HEX`), the first time its
@@ -39,7 +40,7 @@ func tunwatchCommand(_ a: Args) throws(AttackError) {
         throw .usage("--tunnel-net: an IPv4 address")
     }
     let tap = a.flag("tap")
-    let sock = try PacketSocket(interface: iface, linkLayer: tap)
+    let sock = try PacketSocket(interface: iface, linkLayer: tap, incomingOnly: true)
     let logFD: Int32 = logPath.isEmpty ? -1 : open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     defer { if logFD >= 0 { close(logFD) } }
 
