@@ -15,29 +15,42 @@
 # share this shell: the world, the judge (run_class) and the figures.
 #
 #   SQUTUN=path/to/squtun [ATTACK=path/to/squtun-attack] [CIPHER=NAME | CIPHERS="A B"] \
-#       bash Tests/e2e/hostile.sh [--quick]
+#       [MODE=tun|tap] bash Tests/e2e/hostile.sh [--quick]
 #
 # Once per cipher suite (ciphers.sh): without CIPHER it runs itself for
 # each of CIPHERS (default all three), both ends and squtun-attack with
 # --cipher of that suite, and adds their lines up.
+#
+# MODE=tap runs it in TAP mode (--tap): TAP devices (tap0) in the world,
+# --tap on both ends and on every squtun-attack command (what it seals,
+# forges, floods and captures carries the Ethernet flag; its predictions
+# are a TAP receiver's), the tun witness reading whole Ethernet frames.
+# Each run's line is then named NAME/SUITE/tap. Default MODE=tun.
 #
 # Not named t_*.sh: scripts/e2e does not pick it up; scripts/hostile runs
 # the full mode, CI the --quick one. HOSTILE_REPORT=FILE also writes the
 # table and figures (markdown) to FILE.
 . "$(dirname "$0")/ciphers.sh"
 . "$(dirname "$0")/lib.sh"
+MODE=${MODE:-tun}
+case $MODE in
+    tun) DEV=tun0 MODE_ARGS=() ;;
+    tap) DEV=tap0 MODE_ARGS=(--tap) ;;
+    *) echo "hostile.sh: MODE must be tun or tap, not '$MODE'" >&2; exit 64 ;;
+esac
 T_NAME="$T_NAME/$CIPHER"
+[ "$MODE" = tap ] && T_NAME="$T_NAME/tap"
 trap cleanup EXIT
 
-MODE=full
-[ "${1:-}" = "--quick" ] && MODE=quick
+RUN=full
+[ "${1:-}" = "--quick" ] && RUN=quick
 need_attack
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 # nftables is optional (without it the blackhole is the link set down).
 need_pkgs iproute2 iputils-ping iperf3 procps python3
 
 # Sizes. Full: >= 100,000 adversarial datagrams, 60 s resource flood.
-if [ "$MODE" = full ]; then
+if [ "$RUN" = full ]; then
     CAPN=40 TAMPER_K=40 FORGE_ROUNDS=10 FORGE_N=10000 SKEW_N=1000 OLD_N=3000
     IPERF_S=10 RES_S=60 BLACKHOLE_S=10 MIN_ADVERSARIAL=100000 FORGE_FLOOD_S=20
 else
@@ -54,7 +67,7 @@ OTHER=198.51.100.9                      # an address nobody has: "another source
 PORT_A=3456 PORT_B=3457
 T0=$SECONDS
 
-echo "hostile: adversarial datagrams, load and faults ($MODE, --cipher $CIPHER)"
+echo "hostile: adversarial datagrams, load and faults ($RUN, --cipher $CIPHER, $MODE mode)"
 PART=$(dirname "$0")/hostile
 . "$PART/world.sh"              # the tunnel, tun witnesses, live pings both ways
 . "$PART/judge.sh"              # run_class: attack, snapshots, predicted drops
@@ -62,6 +75,7 @@ PART=$(dirname "$0")/hostile
 echo "  -- adversarial classes (attack pacing $RATE/s; live pings both ways meanwhile)"
 . "$PART/replay.sh"
 . "$PART/forge.sh"              # tamper and forge
+. "$PART/wrong_mode.sh"         # genuine datagrams of the other mode (TUN at TAP, TAP at TUN)
 . "$PART/reflect.sh"
 . "$PART/skew.sh"
 . "$PART/restart.sh"            # replay after a restart, the old session

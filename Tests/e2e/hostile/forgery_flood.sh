@@ -13,7 +13,7 @@ FF_PINGS=$(( (FORGE_FLOOD_S - 1) * 50 ))
 FF_MIN_RATE=100000
 DERIV_PER_S=20000 DERIV_BURST=2000     # DerivationBudget.perSecond, .burst
 snap b "$WORK/st.before"
-ip netns exec "$NS_A" "$ATTACK" flood --cipher "$CIPHER" --to "$UNDER_B:$PORT_B" --rate 0 --batch 64 --seconds $FORGE_FLOOD_S \
+ip netns exec "$NS_A" "$ATTACK" flood --cipher "$CIPHER" "${MODE_ARGS[@]}" --to "$UNDER_B:$PORT_B" --rate 0 --batch 64 --seconds $FORGE_FLOOD_S \
     --header-fraction 1 > "$WORK/flood.ff" 2>&1 &
 ff=$!; PIDS+=($ff)
 sleep 0.5

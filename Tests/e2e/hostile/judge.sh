@@ -11,11 +11,11 @@ FIGS=$WORK/figures; : > "$FIGS"
 ADVERSARIAL=0
 figure() { echo "$*" >> "$FIGS"; log "$*"; }
 
-# atk NS ARGS...: squtun-attack in NS, for the run's suite (what it
+# atk NS ARGS...: squtun-attack in NS, for the run's suite and mode (what it
 # captures, seals and predicts); its lines go to the class's output.
 atk() {
     local ns=$1; shift
-    if ! ip netns exec "$ns" "$ATTACK" "$@" --cipher "$CIPHER" >> "$WORK/class.out" 2>> "$WORK/attack.err"; then
+    if ! ip netns exec "$ns" "$ATTACK" "$@" --cipher "$CIPHER" "${MODE_ARGS[@]}" >> "$WORK/class.out" 2>> "$WORK/attack.err"; then
         CLASS_OK=0
         log "squtun-attack $1 failed: $(tail -n 1 "$WORK/attack.err")"
     fi

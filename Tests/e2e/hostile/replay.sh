@@ -38,7 +38,7 @@ sleep 0.5
 ip netns exec "$NS_A" timeout 30 iperf3 -c "$TUN_B" -t 2 > /dev/null 2>&1 &
 bulk_cli=$!; PIDS+=($bulk_cli)
 sleep 0.5
-ip netns exec "$NS_A" "$ATTACK" capture --cipher "$CIPHER" --iface "$VETH_A" --dport $PORT_B --src "$UNDER_A" \
+ip netns exec "$NS_A" "$ATTACK" capture --cipher "$CIPHER" "${MODE_ARGS[@]}" --iface "$VETH_A" --dport $PORT_B --src "$UNDER_A" \
     --count 200 --timeout 10 --out "$WORK/cap.bulk" > "$WORK/cap.bulk.out" 2>&1
 wait $bulk_cli $bulk_srv 2> /dev/null
 bulk_runs=$(kv "$WORK/cap.bulk.out" gso-runs)

@@ -3,7 +3,7 @@
 # to FILE as markdown.
 
 report() {
-    echo "### Adversarial datagrams ($MODE run, --cipher $CIPHER, attack pacing $RATE/s)"
+    echo "### Adversarial datagrams ($RUN run, --cipher $CIPHER, $MODE mode, attack pacing $RATE/s)"
     echo
     echo "| class | sent | reached tun | counter check (drop-<reason> growth) | verdict | live pkts meanwhile |"
     echo "|---|---:|---:|---|---|---:|"
@@ -18,7 +18,11 @@ report() {
 }
 echo
 report | sed 's/^/    /'
-# The default suite's report is HOSTILE_REPORT itself, another suite's FILE.SUITE.
+# The default suite's report is HOSTILE_REPORT itself, another suite's
+# FILE.SUITE; a TAP-mode run's gets .tap at the end.
 if [ -n "${HOSTILE_REPORT:-}" ]; then
-    if [ "$CIPHER" = aes-256-cbc-hmac-sha256 ]; then report > "$HOSTILE_REPORT"; else report > "$HOSTILE_REPORT.$CIPHER"; fi
+    out=$HOSTILE_REPORT
+    [ "$CIPHER" = aes-256-cbc-hmac-sha256 ] || out+=".$CIPHER"
+    [ "$MODE" = tap ] && out+=".tap"
+    report > "$out"
 fi

@@ -15,9 +15,9 @@ for p in $HA $WA $HB $WB; do RSS0[$p]=$(rss $p); FD0[$p]=$(nfd $p); done
 kill -QUIT $LIVE_AB $LIVE_BA 2> /dev/null; sleep 0.2
 read -r lr0 lt0 <<<"$(quit_counts "$WORK/live.ab")"
 snap b "$WORK/st.before"
-ip netns exec "$NS_A" "$ATTACK" flood --cipher "$CIPHER" --to "$UNDER_B:$PORT_B" --rate $FLOOD_RATE --senders 2 --seconds $RES_S --header-fraction 0.5 > "$WORK/flood2.out" 2>&1 &
+ip netns exec "$NS_A" "$ATTACK" flood --cipher "$CIPHER" "${MODE_ARGS[@]}" --to "$UNDER_B:$PORT_B" --rate $FLOOD_RATE --senders 2 --seconds $RES_S --header-fraction 0.5 > "$WORK/flood2.out" 2>&1 &
 f1=$!; PIDS+=($f1)
-ip netns exec "$NS_B" "$ATTACK" flood --cipher "$CIPHER" --to "$UNDER_A:$PORT_A" --rate 20000 --seconds $RES_S --header-fraction 0.5 > "$WORK/flood3.out" 2>&1 &
+ip netns exec "$NS_B" "$ATTACK" flood --cipher "$CIPHER" "${MODE_ARGS[@]}" --to "$UNDER_A:$PORT_A" --rate 20000 --seconds $RES_S --header-fraction 0.5 > "$WORK/flood3.out" 2>&1 &
 f2=$!; PIDS+=($f2)
 wait $f1 $f2
 kill -QUIT $LIVE_AB $LIVE_BA 2> /dev/null; sleep 0.2

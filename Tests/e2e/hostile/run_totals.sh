@@ -3,10 +3,11 @@
 # Stop the live pings; then, with the tuns quiet, the witness totals for the
 # whole run (faults included): nothing foreign, no duplicate, and the
 # witness saw exactly as many packets as the kernel counted (rx_packets of
-# tun0: the packets squtun wrote into it).
+# the tun (TAP) device: the packets squtun wrote into it).
 kill -INT $LIVE_AB $LIVE_BA 2> /dev/null
 wait $LIVE_AB $LIVE_BA 2> /dev/null
 sleep 0.5
+OTHER_ARP=""; [ "$MODE" = tap ] && OTHER_ARP=" and ARP"
 for s in a b; do
     rx=$(( $(rx_of $s) - RX0_$s ))
     seen=$(kv "$WORK/tw.$s" seen)
@@ -14,7 +15,7 @@ for s in a b; do
         test "$(kv "$WORK/tw.$s" foreign)" = 0 -a "$(kv "$WORK/tw.$s" dup)" = 0
     check "tun $s: the witness saw all $rx packets the kernel counted (saw $seen, socket drops $(kv "$WORK/tw.$s" socket-drops))" \
         test "$seen" = "$rx"
-    figure "tun witness|$s: kernel rx_packets +$rx, witness saw $seen: $(kv "$WORK/tw.$s" live) live pings, $(kv "$WORK/tw.$s" live-other) iperf3, $(kv "$WORK/tw.$s" foreign) foreign, $(kv "$WORK/tw.$s" dup) duplicates"
+    figure "tun witness|$s: kernel rx_packets +$rx, witness saw $seen: $(kv "$WORK/tw.$s" live) live pings, $(kv "$WORK/tw.$s" live-other) iperf3$OTHER_ARP, $(kv "$WORK/tw.$s" foreign) foreign, $(kv "$WORK/tw.$s" dup) duplicates"
 done
 for f in live.ab live.ba; do
     st=$(grep -E "packets transmitted" "$WORK/$f")

@@ -1,13 +1,31 @@
 # hostile.sh part: the world. The tunnel between A and B (lib.sh's world,
-# both ends with -p, -a and -c), the tun witnesses, live pings both ways
-# for the whole run, and the snapshot helpers every later part uses.
+# both ends with -p, -a and -c; in TAP mode TAP devices tap0 and --tap),
+# the tun witnesses, live pings both ways for the whole run, and the
+# snapshot helpers every later part uses.
 
-make_world
+# make_tap NS LOCAL-ADDR MTU: a TAP device for the test user, the tunnel
+# address on it (/30, as lib.sh's tuns), IPv6 off before it is up.
+make_tap() {
+    ip -n "$1" tuntap add dev tap0 mode tap user "$TEST_USER"
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.tap0.disable_ipv6=1
+    ip -n "$1" addr add "$2/30" dev tap0
+    ip -n "$1" link set tap0 mtu "$3" up
+}
+if [ "$MODE" = tap ]; then
+    need_user "$TEST_USER"
+    mkdir -p "$EMPTY" && chmod 755 "$EMPTY"
+    make_underlay
+    tap_mtu=$("$SQUTUN" -m 1500 --tap --cipher "$CIPHER")
+    make_tap "$NS_A" "$TUN_A" "$tap_mtu"
+    make_tap "$NS_B" "$TUN_B" "$tap_mtu"
+else
+    make_world
+fi
 # No IPv6 on the tuns: router solicitations would be tunnel traffic that is not ours.
-for ns in "$NS_A" "$NS_B"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.tun0.disable_ipv6=1; done
+for ns in "$NS_A" "$NS_B"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.$DEV.disable_ipv6=1; done
 genkey "$WORK/key"
-A_ARGS=(-l $PORT_A -p "$UNDER_B" -r $PORT_B -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER")
-B_ARGS=(-l $PORT_B -p "$UNDER_A" -r $PORT_A -i tun0 -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER")
+A_ARGS=(-l $PORT_A -p "$UNDER_B" -r $PORT_B -i $DEV -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER" "${MODE_ARGS[@]}")
+B_ARGS=(-l $PORT_B -p "$UNDER_A" -r $PORT_A -i $DEV -k "$WORK/key" -a $KA -c $SKEW_S --cipher "$CIPHER" "${MODE_ARGS[@]}")
 start_a() { start_squtun "$NS_A" a "${A_ARGS[@]}"; }
 start_b() { start_squtun "$NS_B" b "${B_ARGS[@]}"; }
 ns_of() { if [ "$1" = a ]; then echo "$NS_A"; else echo "$NS_B"; fi; }
@@ -23,13 +41,14 @@ check "tunnel up: ping B → A" lping "$NS_B" "$TUN_A" 2
 
 # Witnesses and live traffic.
 
-RX0_a=$(ip netns exec "$NS_A" cat /sys/class/net/tun0/statistics/rx_packets)
-RX0_b=$(ip netns exec "$NS_B" cat /sys/class/net/tun0/statistics/rx_packets)
-# tunwatch: AF_PACKET on each tun0, classifies every packet squtun writes
+RX0_a=$(ip netns exec "$NS_A" cat /sys/class/net/$DEV/statistics/rx_packets)
+RX0_b=$(ip netns exec "$NS_B" cat /sys/class/net/$DEV/statistics/rx_packets)
+# tunwatch: AF_PACKET on each tun0 (tap0), classifies every packet squtun writes
 # into it as live (our ping pattern, first time), dup (a live packet seen
-# again: a replay that got through), live-other (iperf3) or foreign.
+# again: a replay that got through), live-other (iperf3; in TAP mode also
+# the ends' ARP) or foreign. In TAP mode (--tap) it reads whole frames.
 for s in a b; do
-    ip netns exec "$(ns_of $s)" "$ATTACK" tunwatch --iface tun0 --state "$WORK/tw.$s" \
+    ip netns exec "$(ns_of $s)" "$ATTACK" tunwatch --iface $DEV "${MODE_ARGS[@]}" --state "$WORK/tw.$s" \
         --log "$WORK/tw.$s.log" --pattern $PATTERN --seconds 3000 &
     PIDS+=($!)
 done
@@ -46,7 +65,7 @@ kv() { tr ' ' '\n' < "$1" | awk -F= -v k="$2" '$1==k {print $2; exit}'; }
 field() { awk -F': ' -v f="$2" '$1==f {print $2; found=1; exit} END { if (!found) print 0 }' "$1"; }
 # quit_counts FILE: "received transmitted" from the live pinger's last SIGQUIT line.
 quit_counts() { tr -d '\r' < "$1" | sed -nE 's|^([0-9]+)/([0-9]+) packets.*|\1 \2|p' | tail -n 1; }
-rx_of() { ip netns exec "$(ns_of "$1")" cat /sys/class/net/tun0/statistics/rx_packets 2>/dev/null || echo 0; }
+rx_of() { ip netns exec "$(ns_of "$1")" cat /sys/class/net/$DEV/statistics/rx_packets 2>/dev/null || echo 0; }
 # tunsnap: foreign dup live for a, then for b.
 tunsnap() {
     local s

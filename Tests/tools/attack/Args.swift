@@ -7,7 +7,7 @@ struct Args {
     private var used: Set<String> = []
 
     /// Options that take no value.
-    static let flagNames: Set<String> = ["from-peer", "immediate"]
+    static let flagNames: Set<String> = ["from-peer", "immediate", "tap", "other-mode"]
 
     init(_ argv: ArraySlice<String>) throws(AttackError) {
         var i = argv.startIndex

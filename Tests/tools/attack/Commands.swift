@@ -16,10 +16,10 @@ private func rate(_ a: Args) throws(AttackError) -> Double {
 }
 
 /// A datagram that passes check 1's syntax for a receiver of `suite` (v2,
-/// that suite, TUN mode, the key id `keyId`, its length rule): what squtun could have sent.
-private func looksGenuine(_ d: UnsafeRawBufferPointer, _ suite: SuiteID, keyId: UInt32) -> Bool {
+/// that suite, the mode `flags` says (bit 0: TAP), the key id `keyId`, its length rule): what squtun could have sent.
+private func looksGenuine(_ d: UnsafeRawBufferPointer, _ suite: SuiteID, keyId: UInt32, flags: UInt8) -> Bool {
     d.count >= Wire.headerLength && suite.layout.isWellFormedLength(d.count) && d[0] == 2 && d[1] == suite.rawValue
-        && (d[2] == 1 || d[2] == 2) && d[3] == 0 && d.baseAddress!.get32(Wire.offsetKeyId) == keyId
+        && (d[2] == 1 || d[2] == 2) && d[3] == flags && d.baseAddress!.get32(Wire.offsetKeyId) == keyId
 }
 
 // MARK: capture
@@ -43,6 +43,7 @@ func captureCommand(_ a: Args) throws(AttackError) {
     let immediate = a.flag("immediate")
     let suite = try suiteOption(a)
     let keyId = try keyIdOption(a)
+    let flags = modeFlags(a)
     let replayer = immediate ? try sender(a) : nil
     let model = immediate ? try TargetModel(a) : nil
 
@@ -79,7 +80,7 @@ func captureCommand(_ a: Args) throws(AttackError) {
             while at < payload.count && captured.count < want {
                 let d = UnsafeRawBufferPointer(rebasing: payload[at..<min(at + step, payload.count)])
                 at += step
-                guard looksGenuine(d, suite, keyId: keyId) else { continue }
+                guard looksGenuine(d, suite, keyId: keyId, flags: flags) else { continue }
                 // Session, counter and the MAC or tag identify a datagram (and our own copy of it).
                 let key = Array(d[8..<24]) + Array(d[(d.count - 16)...])
                 guard seen.insert(key).inserted else { continue }
@@ -198,6 +199,7 @@ func forgeCommand(_ a: Args) throws(AttackError) {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 70000, alignment: 16)
     defer { buffer.deallocate() }
     let base = buffer.baseAddress!
+    let flags = modeFlags(a)
 
     // Sessions a forger would try: the one on the wire (the peer's), newer
     // ones (each costs the receiver a key derivation), an older one.
@@ -231,7 +233,7 @@ func forgeCommand(_ a: Args) throws(AttackError) {
             base.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
             base.storeBytes(of: model.suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
             base.storeBytes(of: UInt8(1 + rng.below(2)), toByteOffset: Wire.offsetType, as: UInt8.self)
-            base.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+            base.storeBytes(of: flags, toByteOffset: Wire.offsetFlags, as: UInt8.self)
             base.put32(model.keyId, Wire.offsetKeyId)
             base.put64(session(i), Wire.offsetSession)
             base.put64(rng.next() >> 16, Wire.offsetCounter)
@@ -247,8 +249,8 @@ func forgeCommand(_ a: Args) throws(AttackError) {
         for i in 0..<count {
             let payload = 28 + rng.below(1300)
             let n = try crafter.seal(type: .data, session: session(i), counter: rng.next() >> 16,
-                                     timestampMs: WallClock.nowMs(), keyId: model.keyId) {
-                writeMarkerPacket($0, length: payload, destination: inner)
+                                     timestampMs: WallClock.nowMs(), keyId: model.keyId, flags: flags) {
+                writeMarker($0, length: payload, destination: inner, ethernet: flags != 0)
             }
             let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
             tally.count(predict(d, model, .macFails), sent: s.send(d))
@@ -282,6 +284,7 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
     let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
     let s = try sender(a)
     let model = try TargetModel(a)
+    let flags = modeFlags(a)
     if oldSession, let p = model.peerSession, session >= p {
         throw .usage("--session \(session) is not older than the peer's current \(p)")
     }
@@ -290,8 +293,8 @@ func sealCommand(_ a: Args, oldSession: Bool) throws(AttackError) {
     for i in 0..<count {
         let now = Int64(WallClock.nowMs())
         let n = try crafter.seal(type: .data, session: session, counter: counterBase + UInt64(i % span),
-                                 timestampMs: UInt64(now + offset), keyId: model.keyId) {
-            writeMarkerPacket($0, length: 64, destination: inner)
+                                 timestampMs: UInt64(now + offset), keyId: model.keyId, flags: flags) {
+            writeMarker($0, length: 64, destination: inner, ethernet: flags != 0)
         }
         let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
         tally.count(predict(d, model, .sealedUsedCounter(offsetMs: offset)), sent: s.send(d))
@@ -324,6 +327,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     let batch = min(64, max(1, try a.int("batch", default: 1)))
     let suite = try suiteOption(a)
     let keyId = try keyIdOption(a)
+    let flags = modeFlags(a)
 
     let start = monoSeconds()
     var pipeFDs: [Int32] = [-1, -1]
@@ -335,7 +339,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
         if pid == 0 {
             close(pipeFDs[0])
             var n = (try? floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                                    headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId)) ?? 0
+                                    headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId, flags: flags)) ?? 0
             _ = write(pipeFDs[1], &n, MemoryLayout<Int>.size)
             _exit(0)
         }
@@ -343,7 +347,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
     }
     close(pipeFDs[1])
     var sent = try floodLoop(to: to, from: from, rate: target / Double(senders), seconds: seconds,
-                             headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId)
+                             headerFraction: headerFraction, batch: batch, suite: suite, keyId: keyId, flags: flags)
     for pid in children {
         var n = 0
         if read(pipeFDs[0], &n, MemoryLayout<Int>.size) == MemoryLayout<Int>.size { sent += n }
@@ -356,7 +360,7 @@ func floodCommand(_ a: Args) throws(AttackError) {
 }
 
 private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Double,
-                       headerFraction: Double, batch: Int, suite: SuiteID, keyId: UInt32) throws(AttackError) -> Int {
+                       headerFraction: Double, batch: Int, suite: SuiteID, keyId: UInt32, flags: UInt8) throws(AttackError) -> Int {
     let raw: RawSender? = from == nil ? nil : try RawSender(from: from!, to: to)
     let plain: PlainSender? = from == nil ? try PlainSender(to: to) : nil
     let batch = raw == nil ? batch : 1
@@ -387,7 +391,7 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
                 p.storeBytes(of: Wire.version, toByteOffset: Wire.offsetVersion, as: UInt8.self)
                 p.storeBytes(of: suite.rawValue, toByteOffset: Wire.offsetSuite, as: UInt8.self)
                 p.storeBytes(of: UInt8(1 + (k & 1)), toByteOffset: Wire.offsetType, as: UInt8.self)
-                p.storeBytes(of: UInt8(0), toByteOffset: Wire.offsetFlags, as: UInt8.self)
+                p.storeBytes(of: flags, toByteOffset: Wire.offsetFlags, as: UInt8.self)
                 p.put32(keyId, Wire.offsetKeyId)
                 p.put64(rng.next(), Wire.offsetSession)          // session: random, older or newer
                 p.put64(rng.next() >> 16, Wire.offsetCounter)    // counter
@@ -424,7 +428,11 @@ private func floodLoop(to: Endpoint, from: Endpoint?, rate: Double, seconds: Dou
 /// key id --client or --key-id names: what a client that knows its own key
 /// can send while claiming to be another. The prediction is for a FILE
 /// that is not the named client's key: its MAC (tag) fails. With the
-/// client's own key they are genuine, and are delivered.
+/// client's own key they are genuine, and are delivered. With
+/// `--other-mode`, sealed with the flags of the other mode than the
+/// attacked end's (`--tap`): check 1c refuses them as wrong-mode, whatever
+/// the key (with the tunnel's own key and fresh counters, the mode check
+/// is all that stands in their way).
 func impersonateCommand(_ a: Args) throws(AttackError) {
     let crafter = try Crafter(keyPath: try a.string("key"), suite: try suiteOption(a))
     let session = try a.uint64("session")
@@ -433,12 +441,13 @@ func impersonateCommand(_ a: Args) throws(AttackError) {
     let inner = Endpoint.parseAddress(a.string("inner-dst", default: "10.77.0.2")) ?? 0
     let s = try sender(a)
     let model = try TargetModel(a)
+    let flags = modeFlags(a)
     var pacer = Pacer(rate: try rate(a))
     var tally = Tally()
     for i in 0..<count {
         let n = try crafter.seal(type: .data, session: session, counter: counterBase + UInt64(i),
-                                 timestampMs: WallClock.nowMs(), keyId: model.keyId) {
-            writeMarkerPacket($0, length: 64, destination: inner)
+                                 timestampMs: WallClock.nowMs(), keyId: model.keyId, flags: flags) {
+            writeMarker($0, length: 64, destination: inner, ethernet: flags != 0)
         }
         let d = UnsafeRawBufferPointer(rebasing: crafter.buffer[0..<n])
         tally.count(predict(d, model, .macFails), sent: s.send(d))

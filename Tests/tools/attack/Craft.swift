@@ -41,13 +41,13 @@ final class Crafter {
     /// Seals a datagram whose payload `fill` writes at the suite's payload
     /// offset (returning its length); the datagram is `buffer[0..<result]`.
     func seal(type: PacketType, session: UInt64, counter: UInt64, timestampMs: UInt64, keyId: UInt32 = 0,
-              fill: (UnsafeMutableRawPointer) -> Int) throws(AttackError) -> Int {
+              flags: UInt8 = 0, fill: (UnsafeMutableRawPointer) -> Int) throws(AttackError) -> Int {
         if keyedSession != session {
             do { try keys.setKeys(of: session, in: cipher) } catch { throw .system("deriving keys: \(error)") }
             keyedSession = session
         }
         let length = type == .data ? fill(buffer.baseAddress! + payloadStart) : 0
-        let header = Header(type: type, keyId: keyId, session: session, counter: counter, timestampMs: timestampMs)
+        let header = Header(type: type, flags: flags, keyId: keyId, session: session, counter: counter, timestampMs: timestampMs)
         do {
             return try cipher.seal(header: header, payloadLength: length, packet: buffer)
         } catch {
@@ -89,6 +89,25 @@ func suiteOption(_ a: Args) throws(AttackError) -> SuiteID {
     let name = a.string("cipher", default: SuiteID.defaultSuite.name)
     guard let suite = SuiteID(name: name) else { throw .usage("--cipher: unknown suite '\(name)'") }
     return suite
+}
+
+/// `--tap`: the attacked end runs in TAP mode (Ethernet frames). The flags
+/// byte what we seal, forge and flood carries: the attacked end's mode
+/// (bit 0 set in TAP mode), or with `--other-mode` the other one — a
+/// datagram of the other mode, which check 1c refuses as wrong-mode.
+func modeFlags(_ a: Args) -> UInt8 {
+    a.flag("tap") != a.flag("other-mode") ? Wire.flagEthernet : 0
+}
+
+/// The payload of a sealed datagram: the marker packet, and in TAP mode
+/// (`ethernet`, flags bit 0) a broadcast Ethernet frame carrying it (14
+/// more bytes): what a receiver in that mode would deliver, if it did.
+func writeMarker(_ p: UnsafeMutableRawPointer, length: Int, destination: UInt32, ethernet: Bool) -> Int {
+    guard ethernet else { return writeMarkerPacket(p, length: length, destination: destination) }
+    for i in 0..<6 { p.storeBytes(of: UInt8(0xff), toByteOffset: i, as: UInt8.self) }
+    for i in 6..<12 { p.storeBytes(of: UInt8(i == 6 ? 0x02 : 0x66), toByteOffset: i, as: UInt8.self) }
+    p.put16(0x0800, 12)
+    return 14 + writeMarkerPacket(p + 14, length: length, destination: destination)
 }
 
 /// An IPv4/UDP packet 10.66.6.6:6666 → `destination`:9 carrying

@@ -251,18 +251,30 @@ final class PacketSocket {
     let ifindex: Int32
     static let packetOutgoing: UInt8 = 4
 
-    init(interface: String, vnetHeader: Bool = false) throws(AttackError) {
+    /// `linkLayer`: SOCK_RAW, each packet with its link-layer header (a TAP
+    /// device's 14-byte Ethernet header); else SOCK_DGRAM, which strips it.
+    /// `incomingOnly`: PACKET_IGNORE_OUTGOING, so what the kernel sends out
+    /// never takes room in the receive buffer (without offloads, a TAP
+    /// device's outgoing bulk traffic is one frame per packet and filled
+    /// it, so incoming ones were dropped); best effort (Linux 4.20+).
+    init(interface: String, vnetHeader: Bool = false, linkLayer: Bool = false,
+         incomingOnly: Bool = false) throws(AttackError) {
         let index = if_nametoindex(interface)
         guard index != 0 else { throw .system("no interface \(interface): \(errnoText())") }
         ifindex = Int32(index)
         let ethPAll = UInt16(0x0003)
-        let kind = vnetHeader ? Int32(SOCK_RAW.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let kind = vnetHeader || linkLayer ? Int32(SOCK_RAW.rawValue) : Int32(SOCK_DGRAM.rawValue)
         let s = socket(17 /* AF_PACKET */, kind | Int32(SOCK_CLOEXEC.rawValue),
                        Int32(ethPAll.bigEndian))
         guard s >= 0 else { throw .system("AF_PACKET socket: \(errnoText())") }
         fd = s
         var big: Int32 = 16 << 20
         _ = setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
+        if incomingOnly {
+            var one: Int32 = 1
+            _ = setsockopt(s, 263 /* SOL_PACKET */, 23 /* PACKET_IGNORE_OUTGOING */, &one,
+                           socklen_t(MemoryLayout<Int32>.size))
+        }
         if vnetHeader {
             var one: Int32 = 1
             guard setsockopt(s, 263 /* SOL_PACKET */, 15 /* PACKET_VNET_HDR */, &one,

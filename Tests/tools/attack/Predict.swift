@@ -27,10 +27,13 @@ struct TargetModel {
     var suite: SuiteID
     /// The key id it expects (`--client`/`--key-id`; 0 between point-to-point peers).
     var keyId: UInt32
+    /// The receiver's mode (`--tap`: TAP, Ethernet frames, flags bit 0 set).
+    var ethernet: Bool
 
     init(_ args: Args) throws(AttackError) {
         suite = try suiteOption(args)
         keyId = try keyIdOption(args)
+        ethernet = args.flag("tap")
         ownSession = try args.uint64("own")
         peerSession = try args.optionalSession("peer")
         fromPeer = args.flag("from-peer")
@@ -53,7 +56,7 @@ enum AfterHeader {
 /// Checks 1 to 3 of PROTOCOL.md §6 (v2), then the class's fate.
 func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader) -> Reason {
     let n = d.count
-    // 1a–1e, for a receiver of the model's suite in TUN mode between
+    // 1a–1e, for a receiver of the model's suite and mode between
     // two point-to-point peers (or a server's client whose key id is the
     // model's): length and version, suite, type and flags and mode, key
     // id, the suite's length rule.
@@ -62,7 +65,8 @@ func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader
     guard d[0] == 2 else { return .malformed }
     guard d[1] == t.suite.rawValue else { return .wrongSuite }
     guard d[2] == 1 || d[2] == 2, d[3] & 0xfe == 0 else { return .malformed }
-    guard d[3] == 0 else { return .wrongMode }
+    // 1c: bit 0 is the sender's mode; the other mode's datagrams are wrong-mode.
+    guard d[3] == (t.ethernet ? Wire.flagEthernet : 0) else { return .wrongMode }
     guard d.baseAddress!.get32(4) == t.keyId else { return .unknownKey }
     // (the length rules as the document gives them: CBC 80 + 16k, k >= 1; AEAD 48 + p)
     let wellFormed = t.suite == .aes256CBCHMACSHA256 ? n >= 96 && (n - 80) % 16 == 0 : n >= 48
@@ -78,6 +82,9 @@ func predict(_ d: UnsafeRawBufferPointer, _ t: TargetModel, _ after: AfterHeader
         return t.fromPeer ? .badMAC : .unknownSender
     case .genuineReplay:
         return .replay
+    // (Check 10's rule for TAP mode, a data payload of at least 14 bytes,
+    // comes after the MAC, time and window checks: every datagram we seal
+    // carries a marker frame of 42 bytes or more, and fails before it.)
     case .sealedUsedCounter(let offset):
         if t.skewLimitMs > 0 && offset.magnitude > t.skewLimitMs { return .timeSkew }
         return .replay

@@ -1,12 +1,13 @@
 import Glibc
 
 /// tunwatch --iface tun0 --state FILE [--log FILE] [--pattern HEX] [--seconds MAX]
-///          [--tunnel-net 10.77.0.0]
+///          [--tunnel-net 10.77.0.0] [--tap]
 ///
 /// The suite's independent witness of what reaches a tun device: an
 /// AF_PACKET socket on the interface sees every packet squtun writes into
 /// it (the kernel's "incoming" direction; packets the kernel sends out to
-/// squtun are PACKET_OUTGOING and ignored). Each incoming packet is one of
+/// squtun are PACKET_OUTGOING: the socket asks not to get them at all, and
+/// ignores any it gets). Each incoming packet is one of
 ///
 ///  - live:       an ICMP echo request/reply whose data is the live traffic's
 ///                ping pattern (`ping -p HEX`), the first time its
@@ -14,6 +15,14 @@ import Glibc
 ///  - dup:        such a packet seen a second time: a replay that got through;
 ///  - live-other: TCP/UDP to or from port 5201 inside the tunnel network (iperf3);
 ///  - foreign:    anything else: forged or tampered data that got through.
+///
+/// With --tap the interface is a TAP device: the socket is SOCK_RAW and
+/// sees each frame whole, its 14-byte Ethernet header first (SOCK_DGRAM
+/// would strip it and hide what the frame claimed to be). An IPv4 frame
+/// (EtherType 0x0800) is classified by its packet as above; an ARP frame
+/// (0x0806) between two tunnel addresses whose sender hardware address is
+/// the frame's source is live-other (the two ends resolving each other);
+/// any other frame, or one shorter than its header, is foreign.
 ///
 /// FILE is rewritten (atomically, rename) at most every 50 ms while counts
 /// change, as one line: seen=N live=N live-other=N foreign=N dup=N
@@ -30,7 +39,8 @@ func tunwatchCommand(_ a: Args) throws(AttackError) {
     guard let net = Endpoint.parseAddress(a.string("tunnel-net", default: "10.77.0.0")) else {
         throw .usage("--tunnel-net: an IPv4 address")
     }
-    let sock = try PacketSocket(interface: iface)
+    let tap = a.flag("tap")
+    let sock = try PacketSocket(interface: iface, linkLayer: tap, incomingOnly: true)
     let logFD: Int32 = logPath.isEmpty ? -1 : open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
     defer { if logFD >= 0 { close(logFD) } }
 
@@ -78,6 +88,17 @@ func tunwatchCommand(_ a: Args) throws(AttackError) {
             | UInt64(b.get16(ihl + 4)) << 16 | UInt64(b.get16(ihl + 6))
     }
 
+    /// An ARP request/reply (Ethernet, IPv4) between two tunnel addresses,
+    /// its sender hardware address the frame's source: `p` is the frame.
+    func isTunnelARP(_ p: UnsafeRawBufferPointer) -> Bool {
+        guard p.count >= 14 + 28, let b = p.baseAddress, b.get16(12) == 0x0806 else { return false }
+        let arp = b + 14
+        guard arp.get16(0) == 1, arp.get16(2) == 0x0800, p[14 + 4] == 6, p[14 + 5] == 4,
+              arp.get16(6) == 1 || arp.get16(6) == 2 else { return false }
+        for i in 0..<6 where p[14 + 8 + i] != p[6 + i] { return false }
+        return inTunnel(arp.get32(14)) && inTunnel(arp.get32(24))
+    }
+
     func isIperf(_ p: UnsafeRawBufferPointer) -> Bool {
         guard p.count >= 24, p[0] >> 4 == 4, p[9] == 6 || p[9] == 17, let b = p.baseAddress else { return false }
         let ihl = Int(p[0] & 15) * 4
@@ -98,9 +119,14 @@ func tunwatchCommand(_ a: Args) throws(AttackError) {
             return
         case .packet(let length, let type):
             if type == PacketSocket.packetOutgoing { break }
-            let p = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+            let frame = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
             seen += 1
-            if let key = echoKey(p) {
+            // In TAP mode the IP packet is behind the Ethernet header, if the EtherType says IPv4.
+            let isIPv4 = !tap || (length >= 14 && frame.baseAddress!.get16(12) == 0x0800)
+            let p = tap ? UnsafeRawBufferPointer(rebasing: frame[min(14, length)...]) : frame
+            if !isIPv4 {
+                if isTunnelARP(frame) { liveOther += 1 } else { foreign += 1; record("foreign", frame) }
+            } else if let key = echoKey(p) {
                 if keys.insert(key).inserted { live += 1 } else { dup += 1; record("dup", p) }
             } else if isIperf(p) {
                 liveOther += 1

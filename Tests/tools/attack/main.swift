@@ -20,15 +20,19 @@ let usage = """
       seal       --key FILE --session S --count N [--counter-base B] TARGET
                                                   fresh datagrams sealed with FILE's key (under --client's key id)
       flood      --to IP:PORT [--from IP:PORT] --rate PPS --seconds S [--header-fraction F]
-      tunwatch   --iface tun0 --state FILE [--log FILE] [--pattern HEX] [--seconds MAX]
+      tunwatch   --iface tun0 --state FILE [--log FILE] [--pattern HEX] [--seconds MAX] [--tap]
     TARGET: --to IP:PORT --from IP:PORT (any source; raw socket) --own S --peer S|none
             [--from-peer] [--limit-s L] [--rate PPS] [--mtu M] [--cipher NAME]
-            [--client NAME | --key-id N]
+            [--client NAME | --key-id N] [--tap] [--other-mode]
     --cipher NAME: the suite of the attacked end (default aes-256-cbc-hmac-sha256):
     what capture recognises, forge and skew/oldsession seal, predictions assume.
     --client NAME | --key-id N: the key id of a server's client (default 0, point
     to point): what capture recognises, forge/seal/flood write, replay writes
     over a recorded datagram's, predictions assume.
+    --tap: the attacked end runs in TAP mode: capture wants, forge/skew/oldsession/
+    seal/flood write the Ethernet flag (flags bit 0; a sealed payload is an
+    Ethernet frame), predictions are a TAP receiver's; tunwatch --tap reads a
+    TAP device's frames. --other-mode: write the other mode's flag (wrong-mode).
     Attack commands end with one line: sent=N and, per drop reason, how many
     of those datagrams the receiver must drop for it (docs/PROTOCOL.md §6).
     """
