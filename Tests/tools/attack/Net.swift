@@ -268,7 +268,12 @@ final class PacketSocket {
                        Int32(ethPAll.bigEndian))
         guard s >= 0 else { throw .system("AF_PACKET socket: \(errnoText())") }
         fd = s
-        var big: Int32 = 16 << 20
+        // A tun with offloads carries super-packets of up to 64 KiB each,
+        // every one charged in full to this buffer: 16 MiB held ~250 of
+        // them, and a witness descheduled for a moment during a 3 Gbit/s
+        // iperf3 (release builds) dropped some. 256 MiB holds seconds of
+        // backlog; only what is queued uses memory.
+        var big: Int32 = 256 << 20
         _ = setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, socklen_t(MemoryLayout<Int32>.size))
         if incomingOnly {
             var one: Int32 = 1
