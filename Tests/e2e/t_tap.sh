@@ -125,19 +125,22 @@ tx0=$(count_a tx-packets); rx0=$(count_a rx-packets)
 a1=$(allocs)
 ip netns exec "$NS_A" ping -c 500 -i 0.002 -q "$TAP_B" >/dev/null
 ip netns exec "$NS_B" ping -c 500 -i 0.002 -s 1300 -q "$TAP_A" >/dev/null
-ip netns exec "$NS_B" iperf3 -s -1 -B "$TAP_B" >/dev/null 2>&1 & PIDS+=($!)
-ip netns exec "$NS_B" iperf3 -s -1 -p 5202 -B "$TAP_B" >/dev/null 2>&1 & PIDS+=($!)
-sleep 0.5
-for dir in "A → B:" "B → A:-R"; do
-    name=${dir%%:*}; flag=${dir#*:}; port=5201; [ -n "$flag" ] && port=5202
-    if ip netns exec "$NS_A" timeout 30 iperf3 -c "$TAP_B" -p $port $flag -t 5 -J > "$WORK/iperf.json" 2>&1; then
-        bps=$(/usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6,1))' "$WORK/iperf.json")
-        pass "5 s iperf3 TCP $name through the TAP tunnel completes"
-        log "iperf3 TCP $name ($CIPHER, TAP): $bps Mbit/s"
-    else
-        fail "5 s iperf3 TCP $name through the TAP tunnel completes"
-        log "iperf3: $(grep -m1 '"error"' "$WORK/iperf.json")"
-    fi
+# 5 s of iperf3 TCP each way, over IPv4 and over IPv6 (one server each).
+port=5200
+for to in "$TAP_B" fd00:78::2; do
+    for dir in "A → B:" "B → A:-R"; do
+        port=$((port + 1)); name=${dir%%:*}; flag=${dir#*:}
+        ip netns exec "$NS_B" iperf3 -s -1 -p $port -B "$to" >/dev/null 2>&1 & PIDS+=($!)
+        sleep 0.5
+        if ip netns exec "$NS_A" timeout 30 iperf3 -c "$to" -p $port $flag -t 5 -J > "$WORK/iperf.json" 2>&1; then
+            bps=$(/usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6,1))' "$WORK/iperf.json")
+            pass "5 s iperf3 TCP $name to $to through the TAP tunnel completes"
+            log "iperf3 TCP $name to $to ($CIPHER, TAP): $bps Mbit/s"
+        else
+            fail "5 s iperf3 TCP $name to $to through the TAP tunnel completes"
+            log "iperf3: $(grep -m1 '"error"' "$WORK/iperf.json")"
+        fi
+    done
 done
 a2=$(allocs)
 moved=$(( $(count_a tx-packets) - tx0 + $(count_a rx-packets) - rx0 ))
