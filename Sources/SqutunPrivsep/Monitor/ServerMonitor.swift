@@ -30,8 +30,9 @@ package final class ServerMonitor {
     /// The worker's extra time to stop per client tun it holds.
     package static let stopGracePerTunMs: UInt64 = 50
 
-    /// Client tuns the worker holds (as far as the helper knows).
-    package var tunCount: Int { tuns }
+    /// Client tuns the worker holds (as far as the helper knows): those of
+    /// its clients, and of forgotten ones it has not yet closed.
+    package var tunCount: Int { clients.values.reduce(closing.count) { $0 + ($1.tun == nil ? 0 : 1) } }
 
     let settings: ServerSettings
     let suite: SuiteID
@@ -42,7 +43,6 @@ package final class ServerMonitor {
     /// Clients forgotten whose tun the worker has not yet said it closed.
     private var closing: [UInt32: Known] = [:]
     private var bucket = TokenBucket(perSecond: ServerMonitor.tunsPerSecond, burst: ServerMonitor.tunBurst)
-    private var tuns = 0
     /// Requests refused for their rate, not logged one by one.
     package private(set) var refusedUnlogged: UInt64 = 0
 
@@ -189,7 +189,7 @@ package final class ServerMonitor {
             return .answered
         }
         if known.tun != nil { return try refuse(.hasTun) }
-        if tuns >= settings.maxClients { return try refuse(.tooMany) }
+        if tunCount >= settings.maxClients { return try refuse(.tooMany) }
         let made: (fd: FileDescriptor, name: String)
         do {
             made = try ClientTun.create(pattern: settings.tunPattern, uid: uid, gid: gid, mtu: mtu)
@@ -206,7 +206,6 @@ package final class ServerMonitor {
         known.tun = made.name
         known.address = address
         clients[keyId] = known
-        tuns += 1
         Log.notice("client \(known.name): \(made.name) up for \(address)")
         return .answered
     }
@@ -248,7 +247,6 @@ package final class ServerMonitor {
     }
 
     private func down(_ name: String, tun: String, address: SocketAddress?) {
-        tuns = max(0, tuns - 1)
         _ = hook(name, tun: tun, address: address, event: "down")
     }
 
