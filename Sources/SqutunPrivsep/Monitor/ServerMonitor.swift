@@ -81,7 +81,7 @@ package final class ServerMonitor {
 
     private func tunnelKey(_ file: ClientFile) throws -> SecretBytes {
         guard let keyPath = settings.serverKeyPath else { return file.key.withUnsafeBytes { SecretBytes(copying: $0) } }
-        let publicText = "squtun-public-" + file.key.withUnsafeBytes { $0.map { hex($0) }.joined() }
+        let publicText = KeyFile.publicKeyText(file.key.withUnsafeBytes { Array($0) })
         switch try KeyFile.readTunnelKeys(keyPath: keyPath, peerKey: publicText, pskPath: settings.pskPath) {
         case .psk(let psk):
             psk.wipe()
@@ -94,11 +94,6 @@ package final class ServerMonitor {
             return try TunnelKey.derive(privateKey: privateKey, peerPublic: peerPublic, psk: mixed,
                                         algorithms: CryptoAlgorithms())
         }
-    }
-
-    private func hex(_ b: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
     }
 
     private static func fingerprint(_ key: SecretBytes) -> [UInt8] {
