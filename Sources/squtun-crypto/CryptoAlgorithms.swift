@@ -101,6 +101,10 @@ enum ParamName {
     nonisolated(unsafe) static let salt = strdup("salt")!
     nonisolated(unsafe) static let info = strdup("info")!
     nonisolated(unsafe) static let sha256 = strdup("SHA256")!
+    /// OSSL_CIPHER_PARAM_AEAD_TAG
+    nonisolated(unsafe) static let tag = strdup("tag")!
+    /// OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED: ChaCha20-Poly1305's whole 96-bit nonce.
+    nonisolated(unsafe) static let fixedNonce = strdup("tlsivfixed")!
 }
 
 /// Constant-time comparison (`CRYPTO_memcmp`); false if the lengths differ.

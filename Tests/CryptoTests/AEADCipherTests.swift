@@ -88,6 +88,33 @@ final class AEADCipherTests: XCTestCase {
         }
     }
 
+    func testCountersInSequenceWithRefusalsBetween() throws {
+        try sequence(AES256GCMCipher.self)
+        try sequence(ChaCha20Poly1305Cipher.self)
+    }
+
+    /// One context per direction serves datagram after datagram, and a
+    /// refused one (a wrong tag, a header naming another counter, a
+    /// truncation) leaves nothing behind for the next: ChaCha20-Poly1305
+    /// sets each nonce on a context it does not re-initialise, so a
+    /// message left half done would spoil the next one's tag.
+    private func sequence<C: AEADSuiteCipher>(_ t: C.Type) throws {
+        let sender = try keyed(t), receiver = try keyed(t)
+        for i in 0..<60 {
+            let counter = UInt64(i * 7919)
+            let payload = CT.payload(i % 3 == 0 ? 0 : i * 23, seed: i)
+            let packet = try CT.seal(sender, header(counter), payload)
+            var badTag = packet
+            badTag[badTag.count - 1] ^= 0x80
+            XCTAssertNil(CT.open(receiver, badTag), "\(C.self) datagram \(i), tag")
+            var otherCounter = packet
+            otherCounter[Wire.offsetCounter + 7] ^= 1
+            XCTAssertNil(CT.open(receiver, otherCounter), "\(C.self) datagram \(i), counter")
+            XCTAssertNil(CT.open(receiver, Array(packet.dropLast())), "\(C.self) datagram \(i), truncated")
+            XCTAssertEqual(CT.open(receiver, packet), payload, "\(C.self) datagram \(i)")
+        }
+    }
+
     func testDatagramIsTheOneShotEVPAEADWithSaltXORCounter() throws {
         try oneShot(AES256GCMCipher.self, algorithm: "AES-256-GCM")
         try oneShot(ChaCha20Poly1305Cipher.self, algorithm: "ChaCha20-Poly1305")
