@@ -130,11 +130,17 @@ public final class Server<Cipher: SuiteCipher> {
         return (client, slot)
     }
 
-    /// The helper's answer: the client's tun. Its slot, nil if the client
-    /// is gone meanwhile (the tun is closed then).
-    public func attach(keyId: UInt32, tun: consuming Tun) -> Int? {
+    /// The helper's answer: the client's tun and own socket (connected
+    /// here to where the client is now: it may have moved since it asked).
+    /// Its slot, nil if the client is gone meanwhile (both are closed then).
+    public func attach(keyId: UInt32, tun: consuming Tun, socket: ClientSocket?) -> Int? {
         guard let slot = byKeyId[keyId], let client = clients[slot] else { return nil }
-        client.device.io.attach(tun)
+        if let socket, let address = client.peer.address, !socket.follow(address) {
+            log(LOG_WARNING, "client \(client.name): its socket cannot follow it to \(address): the shared socket serves it")
+            client.device.io.attach(tun, socket: nil)
+        } else {
+            client.device.io.attach(tun, socket: socket)
+        }
         client.askedAtMs = nil
         return slot
     }
@@ -147,15 +153,26 @@ public final class Server<Cipher: SuiteCipher> {
         client.quietUntilMs = clock.monotonicMs() &+ Self.retryAfterRefusalMs
     }
 
-    // MARK: Socket → client devices
+    // MARK: Sockets → client devices
 
-    /// Receives and opens up to `batchesPerWakeup` batches.
-    public func receive() {
+    /// The shared socket: receives and opens up to `batchesPerWakeup` batches.
+    public func receive() { receive(from: net, batches: ClientDevice.batchesPerWakeup, shared: true) }
+
+    /// A client's own socket: one batch a wakeup, so that every ready
+    /// client gets its turn before a busy one gets another.
+    public func receive(slot: Int) {
+        guard slot < clients.count, let socket = clients[slot]?.device.io.socket else { return }
+        receive(from: socket, batches: 1, shared: false)
+    }
+
+    /// Datagrams are routed by their key id, whichever socket they came
+    /// in on: the socket says only where they came from, not whose they are.
+    private func receive<IO: DatagramIO>(from io: IO, batches count: Int, shared: Bool) {
         let rx = batches.rx
-        for _ in 0..<ClientDevice.batchesPerWakeup {
+        for _ in 0..<count {
             let count: Int
             do {
-                count = try net.receiveBatch(rx)
+                count = try io.receiveBatch(rx)
             } catch {
                 return
             }
@@ -170,7 +187,7 @@ public final class Server<Cipher: SuiteCipher> {
                 repeat {
                     let end = min(offset + step, slot.count)
                     open(UnsafeMutableRawBufferPointer(rebasing: slot[offset..<end]), from: from, nowMs: now,
-                         monotonicNow: monotonicNow)
+                         monotonicNow: monotonicNow, shared: shared)
                     offset = end
                 } while offset < slot.count
             }
@@ -179,7 +196,8 @@ public final class Server<Cipher: SuiteCipher> {
     }
 
     @inline(__always)
-    private func open(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64, monotonicNow: UInt64) {
+    private func open(_ packet: UnsafeMutableRawBufferPointer, from: SocketAddress, nowMs: UInt64, monotonicNow: UInt64,
+                      shared: Bool) {
         let keyId = packet.count >= Wire.offsetKeyId + 4 ? UnsafeRawBufferPointer(packet).loadBigEndianUInt32(at: Wire.offsetKeyId) : 0
         guard keyId != 0, let slot = byKeyId[keyId], let client = clients[slot] else {
             refuse(packet, keyId: keyId, from: from)
@@ -188,10 +206,20 @@ public final class Server<Cipher: SuiteCipher> {
         let device = client.device
         device.peers[0].opener.clockRead(wallMs: nowMs, monotonicMs: monotonicNow)
         var known: Bool?
-        if device.openDatagram(packet, from: from, fromPeer: &known, nowMs: nowMs, monotonicNow: monotonicNow),
-           !device.io.hasTun, monotonicNow >= client.quietUntilMs,
-           client.askedAtMs.map({ monotonicNow &- $0 >= Self.unansweredAfterMs }) ?? true {
-            client.askedAtMs = requestTun(keyId, from) ? monotonicNow : nil
+        guard device.openDatagram(packet, from: from, fromPeer: &known, nowMs: nowMs, monotonicNow: monotonicNow) else {
+            return
+        }
+        if !device.io.hasTun {
+            if monotonicNow >= client.quietUntilMs,
+               client.askedAtMs.map({ monotonicNow &- $0 >= Self.unansweredAfterMs }) ?? true {
+                client.askedAtMs = requestTun(keyId, from) ? monotonicNow : nil
+            }
+        } else if shared, let own = device.io.socket, let address = client.peer.address, own.peer != address,
+                  !own.follow(address) {
+            // It roamed (its address is the device's to decide): its own
+            // socket follows, or the shared one goes on serving it.
+            device.io.dropSocket()
+            log(LOG_WARNING, "client \(client.name): its socket cannot follow it to \(address): the shared socket serves it")
         }
     }
 

@@ -6,12 +6,15 @@ import squtun_crypto
 
 // A server's data path, run by its worker. One thread, one loop; the steps:
 //
-//  1. Wait (epoll: the socket, the wake pipe, the helper channel, the
-//     status listener, and every client tun; the kernel says which are
-//     ready, nothing scans them all); timeout = the next tick.
-//  2. Socket → client tuns (Server.receive): the key id names the
+//  1. Wait (epoll: the shared socket, the wake pipe, the helper channel,
+//     the status listener, and every client's tun and own socket; the
+//     kernel says which are ready, nothing scans them all); timeout = the
+//     next tick.
+//  2. Sockets → client tuns (Server.receive): the key id names the
 //     client, its device opens the datagram and writes it to its tun; an
-//     authenticated client without a tun asks the helper for one.
+//     authenticated client without a tun asks the helper for one. A
+//     client's own socket gets one batch per wakeup, the shared one
+//     (new clients, roaming ones, strangers) a few.
 //  3. A client tun → socket (Server.send): that client's device reads,
 //     seals and sends to the client's address.
 //  4. Tick (Server.tick, every 500 ms at most): keepalives due, idle clients.
@@ -23,8 +26,8 @@ import squtun_crypto
 public enum ServerCommand {
     case add(keyId: UInt32, name: String, key: SecretBytes)
     case forget(keyId: UInt32)
-    /// The client's tun (the descriptor is the receiver's to close).
-    case tun(keyId: UInt32, fd: FileDescriptor, name: String)
+    /// The client's tun and own socket (the descriptors are the receiver's to close).
+    case tun(keyId: UInt32, fd: FileDescriptor, name: String, socket: FileDescriptor)
     case refused(keyId: UInt32, reason: String)
 }
 
@@ -52,7 +55,7 @@ public final class ServerPath<Cipher: SuiteCipher> {
     private let logLinesDropped: () -> UInt64
 
     private enum Token: UInt64 { case udp, wake, channel, control }
-    /// Client tuns' tokens: this plus the client's slot.
+    /// Clients' tokens: this plus twice the client's slot for its tun, plus one for its socket.
     private static var clientBase: UInt64 { 16 }
 
     public init(server: Server<Cipher>, link: ServerLink, wake: FileDescriptor, channel: FileDescriptor,
@@ -99,8 +102,10 @@ public final class ServerPath<Cipher: SuiteCipher> {
                     if let control {
                         _ = ControlSocket.acceptAndReply(listener: control, text: statusText(), allowedUID: statusUID)
                     }
+                case let t where (t &- Self.clientBase) & 1 == 1:  // 2., a client's own socket
+                    server.receive(slot: Int((t &- Self.clientBase) >> 1))
                 default:  // 3.
-                    let slot = Int(token - Self.clientBase)
+                    let slot = Int((token - Self.clientBase) >> 1)
                     // Not `isDisjoint(with: [.error, .hangUp])`: that array literal is
                     // an allocation per tun wakeup in a debug build.
                     let gone = events.contains(.error) || events.contains(.hangUp)
@@ -125,14 +130,24 @@ public final class ServerPath<Cipher: SuiteCipher> {
             }
         case let .forget(keyId):
             if server.forget(keyId: keyId) != nil { link.closed(keyId: keyId, reason: .forgotten) }
-        case let .tun(keyId, fd, name):
+        case let .tun(keyId, fd, name, socket):
             // A closed descriptor leaves the epoll set by itself: nothing to remove later.
-            let raw = fd
-            guard let slot = server.attach(keyId: keyId, tun: Tun(adoptingPlain: fd, name: name)) else {
+            let raw = fd, rawSocket = socket
+            var own: ClientSocket?
+            do throws(SystemError) { own = ClientSocket(try UDPSocket(adopting: socket)) } catch {
+                log(LOG_WARNING, "client tun \(name): its socket is unusable (\(error)): the shared socket serves it")
+            }
+            guard let slot = server.attach(keyId: keyId, tun: Tun(adoptingPlain: fd, name: name), socket: own) else {
                 link.closed(keyId: keyId, reason: .forgotten)
                 return
             }
-            do { try poller.add(raw, events: .readable, token: Self.clientBase + UInt64(slot)) } catch {
+            let base = Self.clientBase + 2 * UInt64(slot)
+            do throws(Errno) {
+                try poller.add(raw, events: .readable, token: base)
+                if server.clients[slot]?.device.io.socket != nil {
+                    try poller.add(rawSocket, events: .readable, token: base + 1)
+                }
+            } catch {
                 server.clients[slot]?.device.io.detach()
                 log(LOG_ERR, "tun \(name): cannot watch it: \(error)")
                 link.closed(keyId: keyId, reason: .gone)

@@ -4,9 +4,12 @@ import Shared
 /// A server's client's device: its tun once the root helper made it, or
 /// none yet (or no more). Payloads opened for a client without a tun are
 /// counted (`noTun`) and dropped: the first authenticated datagram is what
-/// makes the worker ask the helper for the tun.
+/// makes the worker ask the helper for the tun. The client's own UDP
+/// socket comes and goes with the tun.
 public final class ServerTunIO: DeviceIO {
     private var plain: PlainTunIO?
+    /// The client's own socket (its datagrams in), while it has a tun.
+    public private(set) var socket: ClientSocket?
     private var before = DeviceCounters()
     /// Opened payloads dropped because the client had no tun.
     public private(set) var noTun: UInt64 = 0
@@ -30,16 +33,21 @@ public final class ServerTunIO: DeviceIO {
         return sum
     }
 
-    /// The tun fd the helper passed (the previous one, if any, is closed).
-    public func attach(_ tun: consuming Tun) {
+    /// The tun and socket the helper passed (the previous ones, if any, are closed).
+    public func attach(_ tun: consuming Tun, socket: ClientSocket?) {
         detach()
         plain = PlainTunIO(tun: tun)
+        self.socket = socket
     }
 
-    /// Closes the tun: the device goes (it is not persistent).
+    /// Closes the socket alone (the shared one serves the client).
+    public func dropSocket() { socket = nil }
+
+    /// Closes the tun (the device goes: it is not persistent) and the socket.
     public func detach() {
         before = counters
         plain = nil
+        socket = nil
     }
 
     @inline(__always)
@@ -53,6 +61,42 @@ public final class ServerTunIO: DeviceIO {
     }
 
     public func flush() {}
+}
+
+/// A server client's own UDP socket: the root helper bound it to the
+/// server's address and port and connected it to the client, so the kernel
+/// queues that address's datagrams here, in their own buffer: a client
+/// flooding fills its own socket, not the one everyone else shares. Only
+/// receiving uses it (sending stays on the main socket); it follows the
+/// client when the client roams (a datagram from its new address arrives
+/// on the main socket, and authenticates).
+public final class ClientSocket: DatagramIO {
+    public let socket: UDPSocket
+    /// Where it is connected to (nil: not yet).
+    public private(set) var peer: SocketAddress?
+
+    public init(_ socket: consuming UDPSocket) { self.socket = socket }
+
+    /// Connects it to `address` (a no-op if it is there): false if the kernel refused.
+    public func follow(_ address: SocketAddress) -> Bool {
+        if peer == address { return true }
+        do throws(Errno) { try socket.connect(to: address) } catch { return false }
+        peer = address
+        return true
+    }
+
+    @inline(__always)
+    public func receiveBatch(_ batch: DatagramBatch) throws(Errno) -> Int { try socket.receiveBatch(batch) }
+
+    @inline(__always)
+    public func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: Bool) -> BatchSend {
+        socket.sendBatch(batch, count: count, to: peer, gso: gso)
+    }
+
+    @inline(__always)
+    public func send(_ bytes: UnsafeRawBufferPointer, to peer: SocketAddress) throws(Errno) -> Bool {
+        try socket.send(bytes, to: peer)
+    }
 }
 
 /// The server's one UDP socket, shared by its clients' devices (each

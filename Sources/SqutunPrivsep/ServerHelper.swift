@@ -23,7 +23,8 @@ package enum ServerHelper {
         let monitor = ServerMonitor(settings: settings, suite: config.cipher, uid: user.uid, gid: user.gid,
                                     ipv6Underlay: ipv6)
         let clients = try monitor.load()
-        let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress)
+        let udp = try UDPSocket.open(port: config.localPort, bindAddress: config.bindAddress, sharedPort: true)
+        monitor.clientSocketTemplate = udp.clientSocketTemplate
         let start = try RunStart.now()
         let daemon = config.foreground ? nil : try Daemonize.detach()
         // The run files are closed before `exit`, which runs no `defer` of its caller.
@@ -70,6 +71,7 @@ package enum ServerHelper {
         let mine = pair.helper, theirs = pair.worker
         let worker = try Spawn.worker(channel: theirs, extraEnvironment: WorkerFault.passThrough())
         theirs.close()
+        monitor.workerPid = worker
         var workerConfig = WorkerConfig(
             session: files.start.session, startTimeMs: files.start.wallMs, skewSeconds: UInt32(config.skewSeconds),
             keepaliveSeconds: UInt32(config.keepaliveSeconds), uid: user.uid, gid: user.gid, peer: nil,

@@ -81,9 +81,25 @@ package enum WorkerFault {
     ///    same client (which has a tun now);
     ///  - tun-flood: on each `clientKey`, at once a request for that
     ///    client, authenticated or not (every client of the directory, as
-    ///    fast as the channel carries them).
+    ///    fast as the channel carries them);
+    ///  - keep-socket: each client's own socket is kept aside, never
+    ///    closed (the client is served by the shared socket), while the
+    ///    worker says it closed the client's tun and socket as usual.
     private static var serverFaults: [Substring] {
-        (value ?? "").split(separator: ",").filter { ["tun-unknown-key", "tun-again", "tun-flood"].contains($0) }
+        (value ?? "").split(separator: ",").filter {
+            ["tun-unknown-key", "tun-again", "tun-flood", "keep-socket"].contains($0)
+        }
+    }
+
+    nonisolated(unsafe) private static var keptSockets: [FileDescriptor] = []
+
+    /// keep-socket: the socket that came with a client's tun, kept (the
+    /// data path gets -1 instead, which it cannot use); else `socket`.
+    package static func socketForDataPath(_ socket: FileDescriptor) -> FileDescriptor {
+        guard serverFaults.contains("keep-socket") else { return socket }
+        keptSockets.append(socket)
+        Log.notice("fault: keeping a client's socket (\(keptSockets.count) kept)")
+        return FileDescriptor(rawValue: -1)
     }
 
     /// Where a compromised worker claims its clients are.
@@ -107,7 +123,7 @@ package enum WorkerFault {
         guard !faults.isEmpty else { return }
         switch message {
         case let .clientKey(keyId, _, _) where faults.contains("tun-flood"),
-             let .clientTun(keyId, _, _) where faults.contains("tun-again"):
+             let .clientTun(keyId, _, _, _) where faults.contains("tun-again"):
             try? port.send(.clientTunRequest(keyId: keyId, address: claimedAddress))
         default:
             break

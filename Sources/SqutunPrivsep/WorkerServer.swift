@@ -29,7 +29,7 @@ enum WorkerServer {
             udp: udp, link: ChannelServerLink(channel.port), wake: wake, channel: channel.fd, control: controlFD,
             log: Log.write, logLinesDropped: { Log.droppedLines })
         try Privileges.dropPrivileges(chroot: config.chrootPath, uid: config.uid, gid: config.gid)
-        try Seccomp.install()
+        try Seccomp.install(mode: .serverWorker)
         try channel.send(.ready)
         #if DEBUG
         WorkerFault.actServer(port: channel.port)
@@ -60,7 +60,11 @@ final class ChannelServerLink: ServerLink {
         switch message {
         case let .clientKey(keyId, name, key): return .add(keyId: keyId, name: name, key: key)
         case let .clientForget(keyId): return .forget(keyId: keyId)
-        case let .clientTun(keyId, interface, fd): return .tun(keyId: keyId, fd: fd, name: interface)
+        case let .clientTun(keyId, interface, fd, socket):
+            #if DEBUG
+            let socket = WorkerFault.socketForDataPath(socket)
+            #endif
+            return .tun(keyId: keyId, fd: fd, name: interface, socket: socket)
         case let .clientRefused(keyId, reason): return .refused(keyId: keyId, reason: "\(reason)")
         default:
             message.fileDescriptors.forEach { $0.close() }

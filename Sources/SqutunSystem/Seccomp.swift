@@ -41,6 +41,9 @@ public enum Seccomp {
     public enum Mode: Sendable {
         /// The chrooted worker: logs go over the channel.
         case worker
+        /// A server's worker: the worker's list, and `connect`, with which
+        /// a client's own UDP socket follows the client when it roams.
+        case serverWorker
         /// The unprivileged single process: also empties its own pid file at
         /// exit, and logs to syslog itself (on a socket opened before).
         case singleProcess
@@ -70,6 +73,14 @@ public enum Seccomp {
             extra.append(Rule(syscall: "ioctl", why: "TUNSETOFFLOAD 0 on the tun at exit: the device left as found",
                               conditions: [.equal(0, UInt64(UInt32(bitPattern: tunFD))),
                                            .equal(1, UInt64(Tun.TUNSETOFFLOAD)), .equal(2, 0)]))
+        }
+        if mode == .serverWorker {
+            // Only on descriptors it holds: it cannot make a socket (no
+            // `socket`), and the Unix sockets it holds (the channel, the
+            // status listener and its connections) are connected or
+            // listening, where connect fails. Its UDP sockets could send
+            // anywhere already.
+            extra.append(Rule(syscall: "connect", why: "a client's own UDP socket follows its client (roaming)"))
         }
         return base(pid: pid) + extra
     }

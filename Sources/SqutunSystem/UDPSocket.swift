@@ -41,23 +41,72 @@ public struct UDPSocket: ~Copyable, Sendable {
         self.family = family
     }
 
-    /// Opens and binds. `port` 0 picks a free port (tests).
-    public static func open(port: UInt16, bindAddress: String? = nil) throws(SystemError) -> UDPSocket {
+    /// A server client's own socket asks for less: it holds one client's
+    /// datagrams, the main socket everyone's.
+    public static let clientBufferBytes: Int32 = 1 << 20
+
+    /// Opens and binds. `port` 0 picks a free port (tests). `sharedPort`
+    /// (a server's socket): SO_REUSEPORT, so that the root helper can bind
+    /// each client's own socket (`openClientSocket`) to the same address
+    /// and port; only sockets made by the same user may join the port.
+    public static func open(port: UInt16, bindAddress: String? = nil, sharedPort: Bool = false) throws(SystemError)
+        -> UDPSocket {
         guard let bindAddress else {
             do throws(SystemError) {
-                return try open(local: SocketAddress(ipv6: in6addr_any, port: port), dualStack: true)
+                return try open(local: SocketAddress(ipv6: in6addr_any, port: port), dualStack: true, sharedPort: sharedPort)
             } catch .socketFailed(_, "socket", let errno) where errno.rawValue == EAFNOSUPPORT {
                 // Kernel built without IPv6 or booted with ipv6.disable=1.
-                return try open(local: SocketAddress(ipv4: in_addr(s_addr: INADDR_ANY), port: port), dualStack: false)
+                return try open(local: SocketAddress(ipv4: in_addr(s_addr: INADDR_ANY), port: port), dualStack: false,
+                                sharedPort: sharedPort)
             }
         }
         guard let local = SocketAddress.parse(literal: bindAddress, port: port) else {
             throw .badBindAddress(bindAddress)
         }
-        return try open(local: local, dualStack: false)
+        return try open(local: local, dualStack: false, sharedPort: sharedPort)
     }
 
-    private static func open(local: SocketAddress, dualStack: Bool) throws(SystemError) -> UDPSocket {
+    /// What a server client's own socket copies from the main one: its
+    /// bound address (as bound: `::` stays `::`), and whether it is dual-stack.
+    public struct ClientSocketTemplate: Sendable {
+        let local: SocketAddress
+        let dualStack: Bool
+    }
+
+    /// The template of this (shared-port) socket, taken before its fd goes to the worker.
+    public var clientSocketTemplate: ClientSocketTemplate {
+        var address = SocketAddress()
+        _ = address.withMutableSockaddr { getsockname(fd.rawValue, $0, $1) }
+        return ClientSocketTemplate(local: address, dualStack: family == .ipv6 && peerFamily == nil)
+    }
+
+    /// A server client's own socket: bound to the main socket's address
+    /// and port (SO_REUSEPORT) and connected to the client's address, so
+    /// the kernel queues that address's datagrams here, in a buffer of
+    /// their own, and everyone else's on the main socket: one client's
+    /// flood fills its own buffer, not the others'.
+    public static func openClientSocket(like template: ClientSocketTemplate, connectedTo peer: SocketAddress)
+        throws(SystemError) -> UDPSocket {
+        let socket = try open(local: template.local, dualStack: template.dualStack, sharedPort: true,
+                              bufferBytes: clientBufferBytes)
+        do throws(Errno) {
+            try socket.connect(to: peer)
+        } catch {
+            throw .socketFailed(what: "a client's socket", operation: "connect to \(peer)", errno: error)
+        }
+        return socket
+    }
+
+    /// Connects the socket to `peer` (again): a server client's socket
+    /// follows its client when it roams.
+    public func connect(to peer: SocketAddress) throws(Errno) {
+        let target = try sendAddress(for: peer)
+        let result = target.withSockaddr { Glibc.connect(fd.rawValue, $0, $1) }
+        if result != 0 { throw Errno.current }
+    }
+
+    private static func open(local: SocketAddress, dualStack: Bool, sharedPort: Bool,
+                             bufferBytes: Int32 = UDPSocket.bufferBytes) throws(SystemError) -> UDPSocket {
         let family = local.family ?? .ipv4
         let af = family == .ipv6 ? AF_INET6 : AF_INET
         let raw = socket(af, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_UDP))
@@ -76,6 +125,7 @@ public struct UDPSocket: ~Copyable, Sendable {
             if (try? setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, bufferBytes, name: "")) == nil {
                 _ = try? setOption(fd, SOL_SOCKET, SO_SNDBUF, bufferBytes, name: "")
             }
+            if sharedPort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, name: "SO_REUSEPORT") }
             // Coalesced receive (UDP GRO): best effort, the data path splits
             // what arrives coalesced and copes with what does not.
             _ = squtun_set_udp_gro(raw, 1)

@@ -49,6 +49,11 @@ final class SeccompTests: XCTestCase {
         XCTAssertEqual(ioctlRule.count, 1)
         XCTAssertEqual(ioctlRule.first?.conditions.map(\.a), [7, UInt64(Tun.TUNSETOFFLOAD), 0])
         XCTAssertFalse(Seccomp.allowList(mode: .worker, tunFD: 7).contains { $0.syscall == "ioctl" })
+        // A server's worker: exactly the worker's list and connect (its
+        // clients' own sockets follow them), which nothing else gets.
+        let server = Seccomp.allowList(mode: .serverWorker).map(\.syscall)
+        XCTAssertEqual(Set(server).subtracting(worker), ["connect"])
+        XCTAssertEqual(server.count, worker.count + 1)
     }
 
     func testFilterBuilds() throws {

@@ -104,6 +104,51 @@ final class UDPSocketTests: XCTestCase {
         }
     }
 
+    /// A server client's own socket: bound beside the main one (a shared
+    /// port) and connected to the client, it gets that address's datagrams,
+    /// the main socket everyone else's; connected elsewhere, it follows.
+    func testClientSocketTakesItsClientsDatagrams() throws {
+        for bind in ["127.0.0.1", nil] {
+            let main = try UDPSocket.open(port: 0, bindAddress: bind, sharedPort: true)
+            XCTAssertEqual(option(main, SOL_SOCKET, SO_REUSEPORT), 1)
+            let port = main.localAddress.port
+            let server = try XCTUnwrap(SocketAddress.parse(literal: "127.0.0.1", port: port))
+            let alice = try open(bind: "127.0.0.1"), bob = try open(bind: "127.0.0.1")
+            let own = try UDPSocket.openClientSocket(like: main.clientSocketTemplate, connectedTo: alice.localAddress)
+            XCTAssertEqual(own.family, main.family, "\(bind ?? "dual-stack")")
+            XCTAssertEqual(own.localAddress.port, port)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            func arrives(_ from: borrowing UDPSocket, _ byte: UInt8, at s: borrowing UDPSocket,
+                         not other: borrowing UDPSocket) throws {
+                XCTAssertTrue(try withUnsafeBytes(of: byte) { b throws(Errno) in try from.send(b, to: server) })
+                XCTAssertTrue(waitReadable(s), "\(byte) did not arrive where it should")
+                let got = try buffer.withUnsafeMutableBytes { try s.receive(into: $0) }
+                XCTAssertEqual(got?.count, 1)
+                XCTAssertEqual(buffer[0], byte)
+                XCTAssertEqual(got?.from, from.localAddress)
+                XCTAssertNil(try buffer.withUnsafeMutableBytes { try other.receive(into: $0) }, "\(byte) also elsewhere")
+            }
+            for i in 0..<20 {
+                try arrives(alice, UInt8(i), at: own, not: main)
+                try arrives(bob, UInt8(100 + i), at: main, not: own)
+            }
+            // Alice roams to bob's address (as far as the sockets can tell).
+            try own.connect(to: bob.localAddress)
+            for i in 0..<20 {
+                try arrives(bob, UInt8(i), at: own, not: main)
+                try arrives(alice, UInt8(100 + i), at: main, not: own)
+            }
+        }
+    }
+
+    /// Without a shared port on the main socket, no client socket can join it.
+    func testClientSocketNeedsTheSharedPort() throws {
+        let main = try open(bind: "127.0.0.1")
+        let peer = try open(bind: "127.0.0.1")
+        XCTAssertThrowsError(try UDPSocket.openClientSocket(like: main.clientSocketTemplate,
+                                                             connectedTo: peer.localAddress).close())
+    }
+
     func testPortInUse() throws {
         let first = try open()
         let port = first.localAddress.port
@@ -273,5 +318,20 @@ final class UDPSocketTests: XCTestCase {
         // The pause never grows past a minute.
         for t in 0..<20 { schedule.update(BatchSend(sent: 1, gsoRefused: true), nowMs: UInt64(t)) }
         XCTAssertEqual(schedule.retryMs, GSOSchedule.maxRetryMs)
+    }
+}
+
+/// The helper's check of what a worker says it closed.
+final class ProcessFilesTests: XCTestCase {
+    func testHoldsSocketFollowsTheDescriptor() throws {
+        var inode: UInt64 = 0
+        do {
+            let s = try UDPSocket.open(port: 0, bindAddress: "127.0.0.1")
+            inode = try XCTUnwrap(ProcessFiles.socketInode(s.fd))
+            XCTAssertTrue(ProcessFiles.holdsSocket(pid: getpid(), inode: inode))
+            XCTAssertFalse(ProcessFiles.holdsSocket(pid: getpid(), inode: inode + 1))
+        }
+        XCTAssertFalse(ProcessFiles.holdsSocket(pid: getpid(), inode: inode), "closed with its owner")
+        XCTAssertFalse(ProcessFiles.holdsSocket(pid: -1, inode: inode), "no such process")
     }
 }

@@ -88,6 +88,10 @@ start_client() { # i [name]
 }
 cping() { ip netns exec "$(ns_c "$1")" ping -c "${3:-1}" -W 1 -i 0.2 -q "$2" > /dev/null 2>&1; }
 sstatus() { ip netns exec "$NS_S" "$SQUTUN" status "${SERVER_TUN_PATTERN%\%d}" --control "$WORK/s.sock" 2>&1; }
+own_sockets() { # the server's connected UDP sockets on its port: "pid peer-address" each
+    ip netns exec "$NS_S" ss -Hunp state established "( sport = :$PORT )" |
+        sed -nE 's/.*[[:space:]]\[?(::ffff:)?([0-9.]+)\]?:[0-9]+[[:space:]]+users:.*pid=([0-9]+).*/\3 \2/p' | sort
+}
 client_tun() { # name → the server's tun for it, from the status
     sstatus | awk -v n="$1" '$1 == "client:" { c = ($2 == n) } c && $1 == "interface:" { print $2; exit }'
 }
@@ -107,6 +111,11 @@ for i in 1 2 3; do
         grep -q "^up $name $tun $(under_c $i) $PORT\$" "$HOOKLOG"
 done
 check "three client tuns on the server" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 3
+# Each client's datagrams have a socket of their own on the server (so one
+# client's flood fills only its own buffer): the worker's, connected to it.
+WORKER=$(sed -nE 's/.*worker pid ([0-9]+) .*/\1/p' "$WORK/s.log" | tail -n 1)
+check "each client has its own socket in the worker, connected to it ($(own_sockets | tr '\n' ' '))" \
+    test "$(own_sockets)" = "$(for i in 1 2 3; do echo "$WORKER $(under_c $i)"; done | sort)"
 # The same for monitoring: one JSON object, the clients a list; a client's own status too.
 json_clients() {
     ip netns exec "$NS_S" "$SQUTUN" status "${SERVER_TUN_PATTERN%\%d}" --json --control "$WORK/s.sock" 2>&1 |
@@ -138,6 +147,8 @@ received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/roam.ping")
 check "alice moved to $(under_c2 1) mid-ping: ${received:-0} of 60 answered (>= 50)" test "${received:-0}" -ge 50
 check "the server follows alice to her new address" \
     wait_for 5 sh -c "ip netns exec $NS_S $SQUTUN status ${SERVER_TUN_PATTERN%\%d} --control $WORK/s.sock | grep -q 'peer: $(under_c2 1):$PORT'"
+check "alice's own socket follows her ($(own_sockets | tr '\n' ' '))" \
+    test "$(own_sockets)" = "$(for a in "$(under_c2 1)" "$(under_c 2)" "$(under_c 3)"; do echo "$WORKER $a"; done | sort)"
 
 # Forgetting: bob's file removed, SIGHUP: only bob is cut off.
 bobtun=$(client_tun bob)
@@ -153,6 +164,8 @@ wait $carolping
 received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/carol.ping")
 check "SIGHUP: carol pinged throughout: ${received:-0} of 80 answered (>= 79)" test "${received:-0}" -ge 79
 check "SIGHUP: two client tuns left" test "$(sstatus | awk '$1 == "client-tuns:" {print $2}')" = 2
+check "SIGHUP: bob's own socket closed with his tun ($(own_sockets | tr '\n' ' '))" \
+    test "$(own_sockets)" = "$(for a in "$(under_c2 1)" "$(under_c 3)"; do echo "$WORKER $a"; done | sort)"
 check "server and bob's squtun still running" alive "$PID_s" 
 check "bob's squtun still running" alive "$PID_c2"
 

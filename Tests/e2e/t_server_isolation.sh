@@ -318,7 +318,7 @@ kill -TERM "$PID_s"; wait_for 5 dead "$PID_s"
 # running, and again for each client the moment it got its tun.
 PORT2=3457
 PREFIX2="sqj$((E2E_ID % 1000))c"
-ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_FAULT=tun-unknown-key,tun-again \
+ip netns exec "$NS_S" env SQUTUN_DEBUG_WORKER_FAULT=tun-unknown-key,tun-again,keep-socket \
     "$SQUTUN" --server --peers "$PEERS" -l $PORT2 -i "${PREFIX2}%d" --max-clients 2 -a 2 \
     -f -u "$TEST_USER" --chroot "$EMPTY" --pidfile "$WORK/s2.pid" --control "$WORK/s2.sock" >> "$WORK/s2.log" 2>&1 &
 PID_s2=$!; PIDS+=($PID_s2)
@@ -350,6 +350,24 @@ done
 sleep 0.5
 check "4. two tuns, no more ($(ip -n "$NS_S" -o link show | grep -c ": $PREFIX2"))" \
     test "$(ip -n "$NS_S" -o link show | grep -c ": $PREFIX2")" = 2
+if [ $debug = 1 ]; then
+    # The worker keeps each client's own socket aside (never closed) and
+    # still says it closed them: alice forgotten, her tun goes, but her
+    # socket is still in the worker's descriptors, so she is still counted
+    # and carol still gets no room.
+    mv "$PEERS/alice" "$WORK/alice.saved"
+    kill -HUP "$PID_s2"
+    check "4. alice forgotten: her tun is gone" \
+        wait_for 5 sh -c "[ \$(ip -n $NS_S -o link show | grep -c ': $PREFIX2') = 1 ]"
+    check "4. the worker said it closed alice's socket, but holds it: the helper says so and still counts her" \
+        wait_for 5 grep -q "worker said it closed $PREFIX2[0-9]* of client alice and its socket, which it still holds: still counted" "$WORK/s2.log"
+    sleep 5  # carol's refusal keeps her quiet for 5 s
+    refusals() { grep -c "client carol: no tun: as many client tuns as --max-clients allows exist" "$WORK/s2.log"; }
+    before=$(refusals)
+    hello 3 3
+    check "4. carol still gets no tun: alice's kept socket counts" wait_for 5 sh -c "[ \$(grep -c 'client carol: no tun: as many' $WORK/s2.log) -gt $before ]"
+    mv "$WORK/alice.saved" "$PEERS/alice"
+fi
 check "4. the helper kept its worker (misbehaving about tuns is refused, not fatal)" alive "$PID_s2"
 kill -TERM "$PID_s2"; wait_for 5 dead "$PID_s2"
 

@@ -69,7 +69,7 @@ public enum ChannelCodec {
             secret.withUnsafeBytes { w.bytes($0) }
         case let .clientForget(keyId):
             w.u32(keyId)
-        case let .clientTun(keyId, interface, _):
+        case let .clientTun(keyId, interface, _, _):
             w.u32(keyId)
             try fixedString(interface, WorkerConfig.interfaceBytes, field: "interface name", type: .clientTun, into: &w)
         case let .clientRefused(keyId, reason):
@@ -229,7 +229,8 @@ public enum ChannelCodec {
             let keyId = r.u32()
             let interface = try fixedString(r.slice(WorkerConfig.interfaceBytes), field: "interface name", type: .clientTun)
             guard Tun.isValidName(interface) else { throw .badField(type: .clientTun, field: "invalid interface name") }
-            return .clientTun(keyId: keyId, interface: interface, fd: FileDescriptor(rawValue: fds[0]))
+            return .clientTun(keyId: keyId, interface: interface, fd: FileDescriptor(rawValue: fds[0]),
+                              socket: FileDescriptor(rawValue: fds[1]))
         case .clientRefused:
             let keyId = r.u32(), byte = r.u8()
             guard let reason = ClientRefusal(rawValue: byte) else {

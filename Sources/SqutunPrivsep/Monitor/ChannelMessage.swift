@@ -14,7 +14,8 @@ import Glibc
 // Server mode: the helper tells the worker its clients (`clientKey` for
 // each client of the peers directory, `clientForget` for one gone from
 // it); the worker asks for an authenticated client's tun
-// (`clientTunRequest` → `clientTun` with the descriptor, or
+// (`clientTunRequest` → `clientTun` with the tun's and the client's own
+// UDP socket's descriptors, or
 // `clientRefused`) and says when it closed one (`clientClosed`).
 
 /// Who may send a message type. A receiver rejects the other side's types.
@@ -79,7 +80,7 @@ public enum ChannelMessageType: UInt8, CaseIterable, Sendable {
     public var fdCount: ClosedRange<Int> {
         switch self {
         case .fds: return 1...ChannelCodec.maxFDs
-        case .clientTun: return 1...1
+        case .clientTun: return 2...2
         default: return 0...0
         }
     }
@@ -142,8 +143,9 @@ public enum ChannelMessage: Sendable {
     /// A client of the peers directory: its key id, identifier and tunnel key.
     case clientKey(keyId: UInt32, name: String, key: SecretBytes)
     case clientForget(keyId: UInt32)
-    /// The client's tun: its name, and the descriptor (the receiver's).
-    case clientTun(keyId: UInt32, interface: String, fd: FileDescriptor)
+    /// The client's tun (its name and descriptor) and its own UDP socket
+    /// (connected to the client; the descriptors are the receiver's).
+    case clientTun(keyId: UInt32, interface: String, fd: FileDescriptor, socket: FileDescriptor)
     case clientRefused(keyId: UInt32, reason: ClientRefusal)
     /// A client authenticated from `address` has no tun yet.
     case clientTunRequest(keyId: UInt32, address: SocketAddress)
@@ -171,7 +173,7 @@ public enum ChannelMessage: Sendable {
     /// The descriptors to send as SCM_RIGHTS, in order.
     public var fileDescriptors: [FileDescriptor] {
         if case let .fds(list) = self { return list.map(\.fd) }
-        if case let .clientTun(_, _, fd) = self { return [fd] }
+        if case let .clientTun(_, _, fd, socket) = self { return [fd, socket] }
         return []
     }
 }
@@ -189,7 +191,8 @@ extension ChannelMessage: Equatable {
         case let (.clientKey(k1, n1, s1), .clientKey(k2, n2, s2)):
             return k1 == k2 && n1 == n2 && s1.withUnsafeBytes { x in s2.withUnsafeBytes { y in x.elementsEqual(y) } }
         case let (.clientForget(x), .clientForget(y)): return x == y
-        case let (.clientTun(k1, i1, f1), .clientTun(k2, i2, f2)): return k1 == k2 && i1 == i2 && f1 == f2
+        case let (.clientTun(k1, i1, f1, s1), .clientTun(k2, i2, f2, s2)):
+            return k1 == k2 && i1 == i2 && f1 == f2 && s1 == s2
         case let (.clientRefused(k1, r1), .clientRefused(k2, r2)): return k1 == k2 && r1 == r2
         case let (.clientTunRequest(k1, a1), .clientTunRequest(k2, a2)): return k1 == k2 && a1 == a2
         case let (.clientClosed(k1, r1), .clientClosed(k2, r2)): return k1 == k2 && r1 == r2
@@ -208,7 +211,7 @@ public enum ClientRefusal: UInt8, CaseIterable, Sendable, CustomStringConvertibl
     case tooMany = 3
     /// Tuns are being made faster than the helper allows.
     case rateLimited = 4
-    /// The device could not be made.
+    /// The device (or the client's own socket) could not be made.
     case deviceFailed = 5
     /// The hook failed (the device was removed again).
     case hookFailed = 6
@@ -219,7 +222,7 @@ public enum ClientRefusal: UInt8, CaseIterable, Sendable, CustomStringConvertibl
         case .hasTun: "it has a tun already"
         case .tooMany: "as many client tuns as --max-clients allows exist"
         case .rateLimited: "tuns are being asked for too fast"
-        case .deviceFailed: "the tun could not be made"
+        case .deviceFailed: "its tun or socket could not be made"
         case .hookFailed: "the hook failed"
         }
     }

@@ -18,6 +18,8 @@ package final class ServerMonitor {
         /// Its tun, while the worker holds one, and the address it was asked for from.
         var tun: String?
         var address: SocketAddress?
+        /// The inode of the client's own socket that came with the tun.
+        var socketInode: UInt64?
     }
 
     package static let tunsPerSecond: UInt64 = 50
@@ -39,6 +41,11 @@ package final class ServerMonitor {
     let uid: UInt32
     let gid: UInt32
     let mtu: Int
+    /// The main socket's address and kind, for each client's own socket
+    /// (set once the main socket is open).
+    package var clientSocketTemplate: UDPSocket.ClientSocketTemplate?
+    /// The worker, whose descriptors say whether it closed a client's socket.
+    package var workerPid: pid_t = 0
     private(set) var clients: [UInt32: Known] = [:]
     /// Clients forgotten whose tun the worker has not yet said it closed.
     private var closing: [UInt32: Known] = [:]
@@ -185,21 +192,37 @@ package final class ServerMonitor {
         }
         if known.tun != nil { return try refuse(.hasTun) }
         if tunCount >= settings.maxClients { return try refuse(.tooMany) }
+        // The client's own socket first: it has no side effect to undo.
+        guard let template = clientSocketTemplate else { return try refuse(.deviceFailed) }
+        let socket: FileDescriptor
+        do {
+            socket = try UDPSocket.openClientSocket(like: template, connectedTo: address).release()
+        } catch {
+            Log.error("client \(known.name): \(error)")
+            return try refuse(.deviceFailed)
+        }
         let made: (fd: FileDescriptor, name: String)
         do {
             made = try ClientTun.create(pattern: settings.tunPattern, uid: uid, gid: gid, mtu: mtu)
         } catch {
+            socket.close()
             Log.error("client \(known.name): \(error)")
             return try refuse(.deviceFailed)
         }
         if !hook(known.name, tun: made.name, address: address, event: "up") {
             made.fd.close()  // not persistent: the device goes with it
+            socket.close()
             return try refuse(.hookFailed)
         }
-        try channel.send(.clientTun(keyId: keyId, interface: made.name, fd: made.fd), waitingAtMostMs: Self.pushTimeoutMs)
-        made.fd.close()  // the worker has its own copy
+        defer {
+            made.fd.close()  // the worker has its own copies
+            socket.close()
+        }
+        try channel.send(.clientTun(keyId: keyId, interface: made.name, fd: made.fd, socket: socket),
+                         waitingAtMostMs: Self.pushTimeoutMs)
         known.tun = made.name
         known.address = address
+        known.socketInode = ProcessFiles.socketInode(socket)
         clients[keyId] = known
         Log.notice("client \(known.name): \(made.name) up for \(address)")
         return .answered
@@ -207,8 +230,9 @@ package final class ServerMonitor {
 
     /// `clientClosed`: the worker closed a client's tun (idle, forgotten, gone).
     /// The device must be gone (the helper keeps no copy of a tun's fd, so
-    /// the worker's close removed it): a worker that says so while it
-    /// keeps the tun gets no room for another one.
+    /// the worker's close removed it), and the client's own socket out of
+    /// the worker's descriptors: a worker that says so while it keeps
+    /// either gets no room for another one.
     package func closed(keyId: UInt32, reason: ClientClosure) -> MonitorOutcome {
         let forgotten = closing[keyId]
         guard let known = forgotten ?? clients[keyId], let tun = known.tun else { return .answered }
@@ -216,7 +240,14 @@ package final class ServerMonitor {
             Log.warning("worker said it closed \(tun) of client \(known.name), which still exists: still counted")
             return .answered
         }
-        if forgotten != nil { closing[keyId] = nil } else { clients[keyId]?.tun = nil }
+        if let inode = known.socketInode, workerPid > 0, ProcessFiles.holdsSocket(pid: workerPid, inode: inode) {
+            Log.warning("worker said it closed \(tun) of client \(known.name) and its socket, which it still holds: still counted")
+            return .answered
+        }
+        if forgotten != nil { closing[keyId] = nil } else {
+            clients[keyId]?.tun = nil
+            clients[keyId]?.socketInode = nil
+        }
         Log.notice("client \(known.name): \(tun) closed (\(reason))")
         down(known.name, tun: tun, address: known.address)
         return .answered

@@ -96,7 +96,7 @@ public func fuzzChannel(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case let .clientKey(_, name, key):
         require(ClientID.isValid(name), "client identifier \(name.debugDescription)")
         require(key.count == ChannelCodec.keyBytes, "client key of \(key.count) bytes")
-    case let .clientTun(_, interface, _):
+    case let .clientTun(_, interface, _, _):
         require(Tun.isValidName(interface), "client tun \(interface.debugDescription)")
     case .hello, .keyRequest, .fdsRequest, .ready, .clientForget, .clientRefused, .clientClosed, .clientTunRequest:
         break
