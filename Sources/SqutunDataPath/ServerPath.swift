@@ -26,8 +26,8 @@ import squtun_crypto
 public enum ServerCommand {
     case add(keyId: UInt32, name: String, key: SecretBytes)
     case forget(keyId: UInt32)
-    /// The client's tun and own socket (the descriptors are the receiver's to close).
-    case tun(keyId: UInt32, fd: FileDescriptor, name: String, socket: FileDescriptor)
+    /// The client's tun and own socket, if any (the descriptors are the receiver's to close).
+    case tun(keyId: UInt32, fd: FileDescriptor, name: String, socket: FileDescriptor?)
     case refused(keyId: UInt32, reason: String)
 }
 
@@ -134,8 +134,10 @@ public final class ServerPath<Cipher: SuiteCipher> {
             // A closed descriptor leaves the epoll set by itself: nothing to remove later.
             let raw = fd, rawSocket = socket
             var own: ClientSocket?
-            do throws(SystemError) { own = ClientSocket(try UDPSocket(adopting: socket)) } catch {
-                log(LOG_WARNING, "client tun \(name): its socket is unusable (\(error)): the shared socket serves it")
+            if let socket {
+                do throws(SystemError) { own = ClientSocket(try UDPSocket(adopting: socket)) } catch {
+                    log(LOG_WARNING, "client tun \(name): its socket is unusable (\(error)): the shared socket serves it")
+                }
             }
             guard let slot = server.attach(keyId: keyId, tun: Tun(adoptingPlain: fd, name: name), socket: own) else {
                 link.closed(keyId: keyId, reason: .forgotten)
@@ -144,7 +146,7 @@ public final class ServerPath<Cipher: SuiteCipher> {
             let base = Self.clientBase + 2 * UInt64(slot)
             do throws(Errno) {
                 try poller.add(raw, events: .readable, token: base)
-                if server.clients[slot]?.device.io.socket != nil {
+                if let rawSocket, server.clients[slot]?.device.io.socket != nil {
                     try poller.add(rawSocket, events: .readable, token: base + 1)
                 }
             } catch {

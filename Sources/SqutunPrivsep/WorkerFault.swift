@@ -95,8 +95,8 @@ package enum WorkerFault {
 
     /// keep-socket: the socket that came with a client's tun, kept (the
     /// data path gets -1 instead, which it cannot use); else `socket`.
-    package static func socketForDataPath(_ socket: FileDescriptor) -> FileDescriptor {
-        guard serverFaults.contains("keep-socket") else { return socket }
+    package static func socketForDataPath(_ socket: FileDescriptor?) -> FileDescriptor? {
+        guard let socket, serverFaults.contains("keep-socket") else { return socket }
         keptSockets.append(socket)
         Log.notice("fault: keeping a client's socket (\(keptSockets.count) kept)")
         return FileDescriptor(rawValue: -1)

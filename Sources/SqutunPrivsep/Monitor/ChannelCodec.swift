@@ -230,7 +230,7 @@ public enum ChannelCodec {
             let interface = try fixedString(r.slice(WorkerConfig.interfaceBytes), field: "interface name", type: .clientTun)
             guard Tun.isValidName(interface) else { throw .badField(type: .clientTun, field: "invalid interface name") }
             return .clientTun(keyId: keyId, interface: interface, fd: FileDescriptor(rawValue: fds[0]),
-                              socket: FileDescriptor(rawValue: fds[1]))
+                              socket: fdCount == 2 ? FileDescriptor(rawValue: fds[1]) : nil)
         case .clientRefused:
             let keyId = r.u32(), byte = r.u8()
             guard let reason = ClientRefusal(rawValue: byte) else {

@@ -14,8 +14,8 @@ import Glibc
 // Server mode: the helper tells the worker its clients (`clientKey` for
 // each client of the peers directory, `clientForget` for one gone from
 // it); the worker asks for an authenticated client's tun
-// (`clientTunRequest` → `clientTun` with the tun's and the client's own
-// UDP socket's descriptors, or
+// (`clientTunRequest` → `clientTun` with the tun's descriptor and, as a
+// rule, the client's own UDP socket's, or
 // `clientRefused`) and says when it closed one (`clientClosed`).
 
 /// Who may send a message type. A receiver rejects the other side's types.
@@ -80,7 +80,7 @@ public enum ChannelMessageType: UInt8, CaseIterable, Sendable {
     public var fdCount: ClosedRange<Int> {
         switch self {
         case .fds: return 1...ChannelCodec.maxFDs
-        case .clientTun: return 2...2
+        case .clientTun: return 1...2
         default: return 0...0
         }
     }
@@ -144,8 +144,9 @@ public enum ChannelMessage: Sendable {
     case clientKey(keyId: UInt32, name: String, key: SecretBytes)
     case clientForget(keyId: UInt32)
     /// The client's tun (its name and descriptor) and its own UDP socket
-    /// (connected to the client; the descriptors are the receiver's).
-    case clientTun(keyId: UInt32, interface: String, fd: FileDescriptor, socket: FileDescriptor)
+    /// (connected to the client; nil if the helper could not make it);
+    /// the descriptors are the receiver's.
+    case clientTun(keyId: UInt32, interface: String, fd: FileDescriptor, socket: FileDescriptor?)
     case clientRefused(keyId: UInt32, reason: ClientRefusal)
     /// A client authenticated from `address` has no tun yet.
     case clientTunRequest(keyId: UInt32, address: SocketAddress)
@@ -173,7 +174,7 @@ public enum ChannelMessage: Sendable {
     /// The descriptors to send as SCM_RIGHTS, in order.
     public var fileDescriptors: [FileDescriptor] {
         if case let .fds(list) = self { return list.map(\.fd) }
-        if case let .clientTun(_, _, fd, socket) = self { return [fd, socket] }
+        if case let .clientTun(_, _, fd, socket) = self { return [fd] + (socket.map { [$0] } ?? []) }
         return []
     }
 }

@@ -192,40 +192,44 @@ package final class ServerMonitor {
         }
         if known.tun != nil { return try refuse(.hasTun) }
         if tunCount >= settings.maxClients { return try refuse(.tooMany) }
-        // The client's own socket first: it has no side effect to undo.
-        guard let template = clientSocketTemplate else { return try refuse(.deviceFailed) }
-        let socket: FileDescriptor
-        do {
-            socket = try UDPSocket.openClientSocket(like: template, connectedTo: address).release()
-        } catch {
-            Log.error("client \(known.name): \(error)")
-            return try refuse(.deviceFailed)
-        }
         let made: (fd: FileDescriptor, name: String)
         do {
             made = try ClientTun.create(pattern: settings.tunPattern, uid: uid, gid: gid, mtu: mtu)
         } catch {
-            socket.close()
             Log.error("client \(known.name): \(error)")
             return try refuse(.deviceFailed)
         }
         if !hook(known.name, tun: made.name, address: address, event: "up") {
             made.fd.close()  // not persistent: the device goes with it
-            socket.close()
             return try refuse(.hookFailed)
         }
+        // Its own socket is for fairness, not for service: without one
+        // (e.g. no route back to the address the worker names, when
+        // connecting) the shared socket serves the client.
+        let socket = ownSocket(known.name, address: address)
         defer {
             made.fd.close()  // the worker has its own copies
-            socket.close()
+            socket?.close()
         }
         try channel.send(.clientTun(keyId: keyId, interface: made.name, fd: made.fd, socket: socket),
                          waitingAtMostMs: Self.pushTimeoutMs)
         known.tun = made.name
         known.address = address
-        known.socketInode = ProcessFiles.socketInode(socket)
+        known.socketInode = socket.flatMap(ProcessFiles.socketInode)
         clients[keyId] = known
         Log.notice("client \(known.name): \(made.name) up for \(address)")
         return .answered
+    }
+
+    /// A socket of the client's own, connected to `address`; nil (said) if it cannot be made.
+    private func ownSocket(_ name: String, address: SocketAddress) -> FileDescriptor? {
+        guard let template = clientSocketTemplate else { return nil }
+        do {
+            return try UDPSocket.openClientSocket(like: template, connectedTo: address).release()
+        } catch {
+            Log.warning("client \(name): no socket of its own (\(error)): the shared socket serves it")
+            return nil
+        }
     }
 
     /// `clientClosed`: the worker closed a client's tun (idle, forgotten, gone).
