@@ -102,7 +102,7 @@ start_client() { # i
     ip netns exec "$(ns_c $i)" "$SQUTUN" -p "$(under_s $i)" -r $PORT -l $PORT -i tun0 -k "$WORK/key$i" \
         --id "${CLIENTS[$((i - 1))]}" -a 2 -f -u "$TEST_USER" --chroot "$EMPTY" \
         --pidfile "$WORK/c$i.pid" --control "$WORK/c$i.sock" >> "$WORK/c$i.log" 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!); CPID[$i]=$!
 }
 cping() { ip netns exec "$(ns_c "$1")" ping -c "${3:-1}" -W 1 -i 0.2 -q -p $LIVE "$2" > /dev/null 2>&1; }
 sstatus() { ip netns exec "$NS_S" "$SQUTUN" status "$PREFIX" --control "$WORK/s.sock" 2>&1; }
@@ -263,39 +263,65 @@ done
 check "6. what alice's tun got was the multicast echo (224.0.0.5, TTL 1)" \
     grep -qE '^foreign len=[0-9]+ 45[0-9a-f]{14}01[0-9a-f]{6}0a580101e0000005' "$WORK/m1.log"
 
-# 5. Fairness: bob floods (iperf3 UDP, no rate limit); alice's pings and
-# TCP must not suffer much. Not met yet (docs/SERVER.md, "Fairness"): the
-# one server socket overflows under the flood and the kernel drops alice's
-# datagrams with bob's before squtun sees them. So it runs only when asked
-# (SERVER_FAIRNESS=1), and fails there until it is met.
-if [ "${SERVER_FAIRNESS:-0}" = 1 ]; then
+# 5. Fairness: bob floods (iperf3 UDP, no rate limit, through his tunnel);
+# alice's pings and TCP must not suffer much. Twice:
+#  - "own CPUs": bob's side (his squtun, his iperf3, the flood's sink and
+#    the test's witnesses) on CPU 1, as his own machine would be; the
+#    server and alice on CPU 0. Alone is measured the same way. The
+#    figures the server must hold: ping loss <= 1 %, TCP >= 50 % of alone.
+#  - "shared CPUs": everything on both CPUs. Here bob's own processes take
+#    CPU time from alice's (no server can help that: on real hosts they
+#    are separate machines), so the bound is lower, but alice must not
+#    be starved: a server with one socket for everyone gave her 1-2 % of
+#    her TCP here, its queue full of bob's datagrams.
+if [ $debug = 1 ] && [ "${SERVER_FAIRNESS:-0}" != 1 ]; then
+    log "5. fairness: not run with a debug build (scripts/hostile runs this test with the release build; SERVER_FAIRNESS=1 forces it)"
+elif [ "${SERVER_FAIRNESS:-1}" = 1 ]; then
+    pin() { # CPUS PID...: each process, its threads and its descendants, on those CPUs
+        local cpus=$1 p c; shift
+        for p in "$@"; do
+            taskset -a -p -c "$cpus" "$p" > /dev/null 2>&1
+            for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do pin "$cpus" "$c"; done
+        done
+    }
     for i in 1 2; do
         ip netns exec "$NS_S" iperf3 -s -B "$(inner_s $i)" > "$WORK/iperf-s$i.log" 2>&1 &
-        PIDS+=($!)
+        PIDS+=($!); SINK[$i]=$!
     done
     wait_for 5 sh -c "[ \$(ip netns exec $NS_S ss -ltn | grep -c ':5201 ') -ge 2 ]"
     tcp_kbps() { # seconds: alice's TCP to the server, in kbit/s (the receiver's figure)
-        ip netns exec "$(ns_c 1)" timeout $(($1 + 15)) iperf3 -c "$(inner_s 1)" -t "$1" -f k 2>&1 |
+        ip netns exec "$(ns_c 1)" timeout $(($1 + 15)) taskset -c "$CPU_A" iperf3 -c "$(inner_s 1)" -t "$1" -f k 2>&1 |
             awk '/receiver/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }'
     }
-    alone=$(tcp_kbps 3)
-    ip netns exec "$(ns_c 2)" timeout 20 iperf3 -c "$(inner_s 2)" -u -b 0 -t 8 -f k > "$WORK/flood.iperf" 2>&1 &
-    FLOOD=$!; PIDS+=($FLOOD)
-    sleep 1
-    rcv0=$(udp_in_errors)
-    ip netns exec "$(ns_c 1)" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
-    shared=$(tcp_kbps 3)
-    rcv=$(( $(udp_in_errors) - rcv0 ))
-    wait $FLOOD
-    received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
-    flood=$(awk '/sender/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$WORK/flood.iperf")
-    bobgot=$(awk '/receiver/ { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$WORK/flood.iperf")
-    log "fairness: bob's flood sent ${flood:-?} kbit/s (${bobgot:-?} kbit/s arrived); alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone; the server's socket overflowed $rcv times meanwhile"
-    check "5. bob floods, alice's ping loss <= 1 % (${received:-0} of 200 answered)" test "${received:-0}" -ge 198
-    check "5. bob floods, alice's TCP ${shared:-0} kbit/s >= 50 % of alone (${alone:-0} kbit/s)" \
-        test "${alone:-0}" -gt 0 -a $((2 * ${shared:-0})) -ge "${alone:-0}"
+    kbps() { # sender|receiver FILE
+        awk -v w="$1" '$0 ~ w { for (k = 1; k < NF; k++) if ($(k + 1) == "Kbits/sec") v = $k } END { print int(v) }' "$2"
+    }
+    for placement in own shared; do
+        if [ $placement = own ]; then CPU_A=0 CPU_B=1; else CPU_A=0,1 CPU_B=0,1; fi
+        pin "$CPU_A" "$PID_s" "${CPID[1]}" "${SINK[1]}"
+        pin "$CPU_B" "${CPID[2]}" "${SINK[2]}" "${WATCH[@]}" "${MWATCH[@]}"
+        alone=$(tcp_kbps 4)
+        ip netns exec "$(ns_c 2)" timeout 20 taskset -c "$CPU_B" iperf3 -c "$(inner_s 2)" -u -b 0 -t 10 -f k > "$WORK/flood.iperf" 2>&1 &
+        FLOOD=$!; PIDS+=($FLOOD)
+        sleep 1
+        rcv0=$(udp_in_errors)
+        ip netns exec "$(ns_c 1)" taskset -c "$CPU_A" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
+        shared=$(tcp_kbps 4)
+        rcv=$(( $(udp_in_errors) - rcv0 ))
+        wait $FLOOD
+        received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
+        log "fairness ($placement CPUs): bob's flood sent $(kbps sender "$WORK/flood.iperf") kbit/s ($(kbps receiver "$WORK/flood.iperf") kbit/s arrived); alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone; socket overflows in the server's namespace meanwhile: $rcv"
+        check "5. bob floods ($placement CPUs): alice's ping loss <= 1 % (${received:-0} of 200 answered)" test "${received:-0}" -ge 198
+        if [ $placement = own ]; then
+            check "5. bob floods (own CPUs): alice's TCP ${shared:-0} kbit/s >= 50 % of alone (${alone:-0} kbit/s)" \
+                test "${alone:-0}" -gt 0 -a $((2 * ${shared:-0})) -ge "${alone:-0}"
+        else
+            check "5. bob floods (shared CPUs): alice is not starved, her TCP ${shared:-0} kbit/s >= 15 % of alone (${alone:-0} kbit/s)" \
+                test "${alone:-0}" -gt 0 -a $((100 * ${shared:-0})) -ge $((15 * ${alone:-0}))
+        fi
+    done
 else
-    log "5. fairness: not run (not met yet; SERVER_FAIRNESS=1 runs it)"
+    log "5. fairness: not run (SERVER_FAIRNESS=0)"
 fi
 
 # The witnesses on the server over the whole run: nothing foreign, nothing twice.
