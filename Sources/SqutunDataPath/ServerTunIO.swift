@@ -63,19 +63,39 @@ public final class ServerTunIO: DeviceIO {
     public func flush() {}
 }
 
+/// A UDP socket held by reference, as a `DatagramIO`: the server's
+/// sockets, the shared one and each client's own, which devices and the
+/// server's loop hold together. The forwarding methods are final, so a
+/// device generic over a subclass calls them directly.
+public class SocketHandle: DatagramIO {
+    public let socket: UDPSocket
+
+    public init(_ socket: consuming UDPSocket) { self.socket = socket }
+
+    @inline(__always)
+    public final func receiveBatch(_ batch: DatagramBatch) throws(Errno) -> Int { try socket.receiveBatch(batch) }
+
+    @inline(__always)
+    public final func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: Bool) -> BatchSend {
+        socket.sendBatch(batch, count: count, to: peer, gso: gso)
+    }
+
+    @inline(__always)
+    public final func send(_ bytes: UnsafeRawBufferPointer, to peer: SocketAddress) throws(Errno) -> Bool {
+        try socket.send(bytes, to: peer)
+    }
+}
+
 /// A server client's own UDP socket: the root helper bound it to the
 /// server's address and port and connected it to the client, so the kernel
 /// queues that address's datagrams here, in their own buffer: a client
 /// flooding fills its own socket, not the one everyone else shares. Only
-/// receiving uses it (sending stays on the main socket); it follows the
+/// receiving uses it (sending stays on the shared socket); it follows the
 /// client when the client roams (a datagram from its new address arrives
-/// on the main socket, and authenticates).
-public final class ClientSocket: DatagramIO {
-    public let socket: UDPSocket
+/// on the shared socket, and authenticates).
+public final class ClientSocket: SocketHandle {
     /// Where it is connected to (nil: not yet).
     public private(set) var peer: SocketAddress?
-
-    public init(_ socket: consuming UDPSocket) { self.socket = socket }
 
     /// Connects it to `address` (a no-op if it is there): false if the kernel refused.
     public func follow(_ address: SocketAddress) -> Bool {
@@ -84,38 +104,8 @@ public final class ClientSocket: DatagramIO {
         peer = address
         return true
     }
-
-    @inline(__always)
-    public func receiveBatch(_ batch: DatagramBatch) throws(Errno) -> Int { try socket.receiveBatch(batch) }
-
-    @inline(__always)
-    public func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: Bool) -> BatchSend {
-        socket.sendBatch(batch, count: count, to: peer, gso: gso)
-    }
-
-    @inline(__always)
-    public func send(_ bytes: UnsafeRawBufferPointer, to peer: SocketAddress) throws(Errno) -> Bool {
-        try socket.send(bytes, to: peer)
-    }
 }
 
-/// The server's one UDP socket, shared by its clients' devices (each
-/// device is generic over a `DatagramIO` it holds; they hold this handle).
-public final class SharedSocket: DatagramIO {
-    public let socket: UDPSocket
-
-    public init(_ socket: consuming UDPSocket) { self.socket = socket }
-
-    @inline(__always)
-    public func receiveBatch(_ batch: DatagramBatch) throws(Errno) -> Int { try socket.receiveBatch(batch) }
-
-    @inline(__always)
-    public func sendBatch(_ batch: DatagramBatch, count: Int, to peer: SocketAddress, gso: Bool) -> BatchSend {
-        socket.sendBatch(batch, count: count, to: peer, gso: gso)
-    }
-
-    @inline(__always)
-    public func send(_ bytes: UnsafeRawBufferPointer, to peer: SocketAddress) throws(Errno) -> Bool {
-        try socket.send(bytes, to: peer)
-    }
-}
+/// The server's one shared UDP socket: its clients' devices send on it,
+/// and it receives what no client's own socket takes.
+public final class SharedSocket: SocketHandle {}
