@@ -57,6 +57,9 @@ public final class Server<Cipher: SuiteCipher> {
     public private(set) var counters = DropCounters()
     private var unsaid = DropNotice.saidOnce
     private let algorithms: CryptoAlgorithms
+    /// One derivation allowance for every client's opener: forged new
+    /// sessions spread over many key ids cost what they cost for one.
+    private let derivations: DerivationAllowance
     private let start: RunStart
     private let formerSessions: [UInt64]
     private let skewSeconds: Int
@@ -74,8 +77,10 @@ public final class Server<Cipher: SuiteCipher> {
 
     public init(net: SharedSocket, start: RunStart, formerSessions: [UInt64], skewSeconds: Int, keepaliveMs: UInt64,
                 idleTimeoutMs: UInt64, clock: DataPathClock = .system,
+                derivations: DerivationAllowance = DerivationAllowance(),
                 log: @escaping (Int32, String) -> Void) throws {
         self.net = net
+        self.derivations = derivations
         algorithms = try CryptoAlgorithms()
         self.start = start
         self.formerSessions = formerSessions
@@ -112,7 +117,8 @@ public final class Server<Cipher: SuiteCipher> {
 
     private func makeClient(keyId: UInt32, name: String, keys: SessionKeyDeriver) throws -> Client {
         let crypto = try SuiteCrypto<Cipher>(keySource: keys, start: start, formerSessions: formerSessions,
-                                             skewSeconds: skewSeconds, keyId: keyId, algorithms: algorithms)
+                                             skewSeconds: skewSeconds, keyId: keyId, algorithms: algorithms,
+                                             derivations: derivations)
         let peer = Peer(address: nil, sealer: crypto.sealer, opener: crypto.opener, keepaliveMs: keepaliveMs)
         let log = self.log
         let device = ClientDevice(io: ServerTunIO(), net: net, interface: name, peers: [peer], clock: clock,

@@ -17,16 +17,18 @@ public struct SuiteCrypto<Cipher: SuiteCipher> {
 
     /// `keyId`: 0 between point-to-point peers; a server's client's key id
     /// (the client's own, at the client). `ethernet`: TAP mode, both ways.
+    /// `derivations`: a derivation allowance the opener shares with others
+    /// (a server's clients); nil: its own.
     public init(keySource: SessionKeyDeriver, start: RunStart, formerSessions: [UInt64] = [],
                 skewSeconds: Int, keyId: UInt32 = 0, ethernet: Bool = false,
-                algorithms: CryptoAlgorithms? = nil) throws {
+                algorithms: CryptoAlgorithms? = nil, derivations: DerivationAllowance? = nil) throws {
         let algorithms = try algorithms ?? CryptoAlgorithms()
         sealer = try SuiteSealer(algorithms: algorithms, keySource: keySource, session: start.session, keyId: keyId,
                                  ethernet: ethernet)
         opener = try SuiteOpener(algorithms: algorithms, keySource: keySource, ownSession: start.session,
                                  startMs: start.wallMs, startMonotonicMs: start.monotonicMs,
                                  formerSessions: formerSessions, skewSeconds: skewSeconds, keyId: keyId,
-                                 ethernet: ethernet)
+                                 ethernet: ethernet, sharedAllowance: derivations)
     }
 }
 

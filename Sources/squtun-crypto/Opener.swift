@@ -20,6 +20,22 @@ public enum DerivationBudget {
     public static let burst: UInt64 = 2_000
 }
 
+/// The tokens for key derivations of sessions an opener has not seen, from
+/// addresses other than its peer's. An opener makes its own, or is given
+/// one that others share: a server gives all its clients' openers one, so
+/// that forgeries spread over many clients' key ids cost the server no
+/// more derivations than forgeries for one.
+public final class DerivationAllowance {
+    private var bucket: TokenBucket
+
+    public init(perSecond: UInt64 = DerivationBudget.perSecond, burst: UInt64 = DerivationBudget.burst) {
+        bucket = TokenBucket(perSecond: perSecond, burst: burst)
+    }
+
+    @inline(__always)
+    public func take(nowMs: UInt64) -> Bool { bucket.take(nowMs: nowMs) }
+}
+
 /// The receiving side of one peer (PROTOCOL.md §6 and §7), generic over the
 /// cipher suite and the source of session keys. With a `SessionKeyDeriver`
 /// the per-packet entry goes through the cipher's `open(_:with:...)` (see
@@ -63,7 +79,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
     /// derivation, not one per datagram.
     private var candidate: Cipher
     private var candidateSession: UInt64?
-    private var budget: TokenBucket
+    private let budget: DerivationAllowance
     private var window = ReplayWindow()
     /// The counter of the datagram that established `peerSession` here.
     private var firstCounter: UInt64 = 0
@@ -76,7 +92,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
                 skewSeconds: Int,
                 derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
                 derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0,
-                ethernet: Bool = false) throws {
+                ethernet: Bool = false, sharedAllowance: DerivationAllowance? = nil) throws {
         self.ownSession = ownSession
         self.keyId = keyId
         self.ethernet = ethernet
@@ -87,7 +103,7 @@ public final class SuiteOpener<Cipher: SuiteCipher, Keys: SessionKeySource> {
         deriver = keySource
         current = try Cipher(algorithms: algorithms)
         candidate = try Cipher(algorithms: algorithms)
-        budget = TokenBucket(perSecond: derivationsPerSecond, burst: derivationBurst)
+        budget = sharedAllowance ?? DerivationAllowance(perSecond: derivationsPerSecond, burst: derivationBurst)
     }
 
     @inline(__always)
@@ -212,11 +228,12 @@ extension SuiteOpener where Keys == SessionKeyDeriver {
                             skewSeconds: Int,
                             derivationsPerSecond: UInt64 = DerivationBudget.perSecond,
                             derivationBurst: UInt64 = DerivationBudget.burst, keyId: UInt32 = 0,
-                            ethernet: Bool = false) throws {
+                            ethernet: Bool = false, sharedAllowance: DerivationAllowance? = nil) throws {
         try self.init(algorithms: algorithms, keySource: SessionKeyDeriver(psk: psk), ownSession: ownSession,
                       startMs: startMs, startMonotonicMs: startMonotonicMs, formerSessions: formerSessions,
                       skewSeconds: skewSeconds, derivationsPerSecond: derivationsPerSecond,
-                      derivationBurst: derivationBurst, keyId: keyId, ethernet: ethernet)
+                      derivationBurst: derivationBurst, keyId: keyId, ethernet: ethernet,
+                      sharedAllowance: sharedAllowance)
     }
 }
 

@@ -52,6 +52,33 @@ final class OpenerBudgetTests: XCTestCase {
         XCTAssertNil(o.peerSession)
     }
 
+    /// Openers given one allowance (a server's clients) draw on it
+    /// together: forgeries spread over them get no more derivations than
+    /// forgeries for one; and still none is needed from the peer's address.
+    func testASharedAllowanceBoundsOpenersTogether() throws {
+        let alg = try CryptoAlgorithms()
+        let shared = DerivationAllowance(perSecond: 100, burst: 5)
+        let a = try Opener(algorithms: alg, psk: CT.psk(), ownSession: own, startMs: startMs, skewSeconds: 30,
+                           sharedAllowance: shared)
+        let b = try Opener(algorithms: alg, psk: CT.psk(), ownSession: own, startMs: startMs, skewSeconds: 30,
+                           sharedAllowance: shared)
+        let forged = try (0..<8).map { try sealed(alg, session: peerSession + 100 + $0, realKey: false) }
+        for i in 0..<3 { XCTAssertEqual(open(a, forged[i], fromPeer: false, at: 1000), .drop(.unknownSender)) }
+        for i in 3..<5 { XCTAssertEqual(open(b, forged[i], fromPeer: false, at: 1000), .drop(.unknownSender)) }
+        XCTAssertEqual(open(a, forged[5], fromPeer: false, at: 1000), .drop(.rateLimited))
+        XCTAssertEqual(open(b, forged[6], fromPeer: false, at: 1000), .drop(.rateLimited))
+        XCTAssertEqual(a.derivations + b.derivations, 5)
+        // One token 10 ms later, for whichever asks first.
+        XCTAssertEqual(open(b, forged[6], fromPeer: false, at: 1010), .drop(.unknownSender))
+        XCTAssertEqual(open(a, forged[7], fromPeer: false, at: 1010), .drop(.rateLimited))
+        XCTAssertEqual(open(a, forged[7], fromPeer: true, at: 1010), .drop(.badMAC))
+        XCTAssertEqual(a.derivations + b.derivations, 7)
+        // Openers made without one each have their own.
+        let c = try opener(alg), d = try opener(alg)
+        for i in 0..<5 { XCTAssertEqual(open(c, forged[i], fromPeer: false, at: 1000), .drop(.unknownSender)) }
+        XCTAssertEqual(open(d, forged[5], fromPeer: false, at: 1000), .drop(.unknownSender))
+    }
+
     /// A genuine new session from a new address while the budget is spent
     /// is refused like a forgery (and changes nothing); once a token is
     /// back it is accepted, and from then on it is the current session,

@@ -226,6 +226,28 @@ check "3. no tun for it ($(pattern_tuns "$PREFIX") tuns, client-tuns $(sfield cl
     test "$(pattern_tuns "$PREFIX")" = "$tuns0" -a "$(sfield client-tuns)" = 3
 [ $debug = 1 ] && check "3. no allocation in the worker during it ($((a1 - a0)) for $unk datagrams)" test $((a1 - a0)) = 0
 
+# New-session forgeries under every client's key id at once, from an
+# address that is no client's (valid headers, random sessions, as fast as
+# three processes send): the server's derivations for them come from one
+# allowance for all its clients (20,000 a second and a burst of 2,000),
+# not one per client, and the live pings go on (checked below).
+rl() { sstatus | awk -F': ' '$1 == "drop-rate-limited" { s += $2 } END { print s + 0 }'; }
+der0=$(derivations); rl0=$(rl)
+FF_S=3
+for i in 1 2 3; do
+    ip netns exec "$(ns_c 3)" "$ATTACK" flood --to "$(under_s 3):$PORT" --client "${CLIENTS[$((i - 1))]}" \
+        --header-fraction 1 --rate 0 --batch 64 --seconds $FF_S > "$WORK/flood.new$i" 2>&1 &
+    FFPID[$i]=$!; PIDS+=($!)
+done
+for i in 1 2 3; do wait "${FFPID[$i]}"; done
+sleep 0.3
+der=$(( $(derivations) - der0 )); lim=$(( $(rl) - rl0 ))
+ffsent=0; for i in 1 2 3; do ffsent=$((ffsent + $(sed -nE 's/^sent=([0-9]+).*/\1/p' "$WORK/flood.new$i"))); done
+ffmax=$(( (FF_S + 2) * 20000 + 2000 ))
+log "new-session forgeries under the three clients' key ids: $ffsent sent in $FF_S s by three processes; key derivations +$der, rate-limited +$lim"
+check "3. new-session forgeries under every client's key id: $der derivations in all (<= $ffmax: one allowance for the server), $lim refused unverified" \
+    test "$der" -le $ffmax -a "$lim" -gt 0
+
 # The same counter over genuine traffic: the server's data path allocates
 # nothing per packet either (t_alloc.sh shows it for point to point).
 for i in 1 2 3; do kill -INT "${LIVEPING[$i]}" 2>/dev/null; wait "${LIVEPING[$i]}" 2>/dev/null; done
