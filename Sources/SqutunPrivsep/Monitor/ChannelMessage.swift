@@ -212,7 +212,8 @@ public enum ClientRefusal: UInt8, CaseIterable, Sendable, CustomStringConvertibl
     case tooMany = 3
     /// Tuns are being made faster than the helper allows.
     case rateLimited = 4
-    /// The device (or the client's own socket) could not be made.
+    /// The device could not be made (a client's own socket that cannot be
+    /// made refuses nothing: the shared socket serves the client).
     case deviceFailed = 5
     /// The hook failed (the device was removed again).
     case hookFailed = 6
@@ -223,7 +224,7 @@ public enum ClientRefusal: UInt8, CaseIterable, Sendable, CustomStringConvertibl
         case .hasTun: "it has a tun already"
         case .tooMany: "as many client tuns as --max-clients allows exist"
         case .rateLimited: "tuns are being asked for too fast"
-        case .deviceFailed: "its tun or socket could not be made"
+        case .deviceFailed: "the tun could not be made"
         case .hookFailed: "the hook failed"
         }
     }
