@@ -322,24 +322,33 @@ elif [ "${SERVER_FAIRNESS:-1}" = 1 ]; then
         if [ $placement = own ]; then CPU_A=0 CPU_B=1; else CPU_A=0,1 CPU_B=0,1; fi
         pin "$CPU_A" "$PID_s" "${CPID[1]}" "${SINK[1]}"
         pin "$CPU_B" "${CPID[2]}" "${SINK[2]}" "${WATCH[@]}" "${MWATCH[@]}"
-        alone=$(tcp_kbps 4)
-        ip netns exec "$(ns_c 2)" timeout 20 taskset -c "$CPU_B" iperf3 -c "$(inner_s 2)" -u -b 0 -t 10 -f k > "$WORK/flood.iperf" 2>&1 &
-        FLOOD=$!; PIDS+=($FLOOD)
-        sleep 1
-        rcv0=$(udp_in_errors)
-        ip netns exec "$(ns_c 1)" taskset -c "$CPU_A" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
-        shared=$(tcp_kbps 4)
-        rcv=$(( $(udp_in_errors) - rcv0 ))
-        wait $FLOOD
-        received=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
-        log "fairness ($placement CPUs): bob's flood sent $(kbps sender "$WORK/flood.iperf") kbit/s ($(kbps receiver "$WORK/flood.iperf") kbit/s arrived); alice's pings ${received:-0} of 200 answered; alice's TCP ${shared:-0} kbit/s during it, ${alone:-0} alone; socket overflows in the server's namespace meanwhile: $rcv"
-        check "5. bob floods ($placement CPUs): alice's ping loss <= 1 % (${received:-0} of 200 answered)" test "${received:-0}" -ge 198
+        # Own CPUs: two rounds, each alone then during the flood, summed:
+        # one round's ratio swings with the machine (55-81 % in five runs).
+        rounds=1; [ $placement = own ] && rounds=2
+        alone=0 shared=0 received=0
+        for round in $(seq $rounds); do
+            a=$(tcp_kbps 4)
+            ip netns exec "$(ns_c 2)" timeout 20 taskset -c "$CPU_B" iperf3 -c "$(inner_s 2)" -u -b 0 -t 10 -f k > "$WORK/flood.iperf" 2>&1 &
+            FLOOD=$!; PIDS+=($FLOOD)
+            sleep 1
+            rcv0=$(udp_in_errors)
+            ip netns exec "$(ns_c 1)" taskset -c "$CPU_A" ping -c 200 -i 0.01 -W 1 -q -p $LIVE "$(inner_s 1)" > "$WORK/fair.ping" 2>&1
+            d=$(tcp_kbps 4)
+            rcv=$(( $(udp_in_errors) - rcv0 ))
+            wait $FLOOD
+            r=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/fair.ping")
+            log "fairness ($placement CPUs, round $round): bob's flood sent $(kbps sender "$WORK/flood.iperf") kbit/s ($(kbps receiver "$WORK/flood.iperf") kbit/s arrived); alice's pings ${r:-0} of 200 answered; alice's TCP ${d:-0} kbit/s during it, ${a:-0} alone; socket overflows in the server's namespace meanwhile: $rcv"
+            alone=$((alone + ${a:-0})) shared=$((shared + ${d:-0})) received=$((received + ${r:-0}))
+        done
+        pings=$((200 * rounds))
+        check "5. bob floods ($placement CPUs): alice's ping loss <= 1 % ($received of $pings answered)" \
+            test $((100 * received)) -ge $((99 * pings))
         if [ $placement = own ]; then
-            check "5. bob floods (own CPUs): alice's TCP ${shared:-0} kbit/s >= 50 % of alone (${alone:-0} kbit/s)" \
-                test "${alone:-0}" -gt 0 -a $((2 * ${shared:-0})) -ge "${alone:-0}"
+            check "5. bob floods (own CPUs): alice's TCP, two rounds summed, $shared kbit/s >= 50 % of alone ($alone kbit/s)" \
+                test "$alone" -gt 0 -a $((2 * shared)) -ge "$alone"
         else
-            check "5. bob floods (shared CPUs): alice is not starved, her TCP ${shared:-0} kbit/s >= 15 % of alone (${alone:-0} kbit/s)" \
-                test "${alone:-0}" -gt 0 -a $((100 * ${shared:-0})) -ge $((15 * ${alone:-0}))
+            check "5. bob floods (shared CPUs): alice is not starved, her TCP $shared kbit/s >= 15 % of alone ($alone kbit/s)" \
+                test "$alone" -gt 0 -a $((100 * shared)) -ge $((15 * alone))
         fi
     done
 else
