@@ -141,14 +141,19 @@ public final class Server<Cipher: SuiteCipher> {
     /// Its slot, nil if the client is gone meanwhile (both are closed then).
     public func attach(keyId: UInt32, tun: consuming Tun, socket: ClientSocket?) -> Int? {
         guard let slot = byKeyId[keyId], let client = clients[slot] else { return nil }
-        if let socket, let address = client.peer.address, !socket.follow(address) {
-            log(LOG_WARNING, "client \(client.name): its socket cannot follow it to \(address): the shared socket serves it")
-            client.device.io.attach(tun, socket: nil)
-        } else {
-            client.device.io.attach(tun, socket: socket)
-        }
+        client.device.io.attach(tun, socket: socket)
+        keepSocketWithClient(client)
         client.askedAtMs = nil
         return slot
+    }
+
+    /// The client's own socket connected to where the client is now (the
+    /// device decides that: roaming), or closed if the kernel refuses: the
+    /// shared socket serves the client then.
+    private func keepSocketWithClient(_ client: Client) {
+        guard let own = client.device.io.socket, let address = client.peer.address, !own.follow(address) else { return }
+        client.device.io.dropSocket()
+        log(LOG_WARNING, "client \(client.name): its socket cannot follow it to \(address): the shared socket serves it")
     }
 
     /// The helper made no tun: the client's datagrams stay dropped, and
@@ -220,12 +225,9 @@ public final class Server<Cipher: SuiteCipher> {
                client.askedAtMs.map({ monotonicNow &- $0 >= Self.unansweredAfterMs }) ?? true {
                 client.askedAtMs = requestTun(keyId, from) ? monotonicNow : nil
             }
-        } else if shared, let own = device.io.socket, let address = client.peer.address, own.peer != address,
-                  !own.follow(address) {
-            // It roamed (its address is the device's to decide): its own
-            // socket follows, or the shared one goes on serving it.
-            device.io.dropSocket()
-            log(LOG_WARNING, "client \(client.name): its socket cannot follow it to \(address): the shared socket serves it")
+        } else if shared {
+            // A client's datagram on the shared socket: it may have roamed.
+            keepSocketWithClient(client)
         }
     }
 
